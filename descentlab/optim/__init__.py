@@ -1,0 +1,40 @@
+"""Every optimizer of the lecture as a drop-in ``torch.optim.Optimizer``."""
+
+from ._validate import HyperparameterError
+from .adabound import AdaBound
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .base import NonFiniteGradientError, Optimizer
+from .lookahead import Lookahead
+from .nadam import NAdam
+from .noise import GradientNoise
+from .param_groups import param_groups
+from .radam import RAdam
+from .registry import REGISTRY, WRAPPERS, Entry, create, names
+from .rmsprop import RMSprop
+from .sgd import SGD, SGDW
+from .swats import SWATS
+
+__all__ = [
+    "REGISTRY",
+    "SGD",
+    "SGDW",
+    "SWATS",
+    "WRAPPERS",
+    "AdaBound",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Entry",
+    "GradientNoise",
+    "HyperparameterError",
+    "Lookahead",
+    "NAdam",
+    "NonFiniteGradientError",
+    "Optimizer",
+    "RAdam",
+    "RMSprop",
+    "create",
+    "names",
+    "param_groups",
+]

@@ -1,0 +1,30 @@
+"""Named hyperparameter checks shared by the algorithms (the ``_checks`` tables)."""
+
+from __future__ import annotations
+
+import functools
+
+from ._validate import (
+    NONNEGATIVE,
+    POSITIVE,
+    UNIT,
+    UNIT_OPEN_RIGHT,
+    Interval,
+    check_betas,
+    check_bool,
+    check_number,
+)
+
+__all__ = ["betas", "flag", "fraction", "nonnegative", "number", "positive", "unit"]
+
+nonnegative = functools.partial(check_number, interval=NONNEGATIVE)
+positive = functools.partial(check_number, interval=POSITIVE)
+fraction = functools.partial(check_number, interval=UNIT_OPEN_RIGHT)  # [0, 1): momenta, decays
+unit = functools.partial(check_number, interval=UNIT)
+betas = check_betas
+flag = check_bool
+
+
+def number(interval: Interval):
+    """A check for a real number in ``interval``."""
+    return functools.partial(check_number, interval=interval)

@@ -1,0 +1,110 @@
+"""AdaBound and AMSBound: Adam whose per-element step is clipped into bounds that close in on SGD.
+
+Reference: Luo, Xiong, Liu & Sun 2019, "Adaptive Gradient Methods with Dynamic Bound of Learning
+Rate" (ICLR), Algorithm 2, as implemented in the authors' package ``adabound``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from . import _checks as c
+from .base import Optimizer, split_options
+
+__all__ = ["AdaBound"]
+
+
+class AdaBound(Optimizer):
+    r"""AdaBound (``amsbound=True``: AMSBound), the authors' package's convention.
+
+    .. math::
+        m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t,\quad
+        v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \ (\text{AMSBound: } \max(\hat v_{t-1}, v_t)) \tag{1}
+        \alpha^*_t = \alpha^* \cdot \eta_t / \eta_0                                            \tag{2}
+        l_t = \alpha^*_t \big(1 - \tfrac{1}{\gamma t + 1}\big),\quad
+        u_t = \alpha^*_t \big(1 + \tfrac{1}{\gamma t}\big)                                    \tag{3}
+        \theta_t = \theta_{t-1} - \operatorname{clip}\Big(
+            \frac{\eta_t \sqrt{1-\beta_2^t}/(1-\beta_1^t)}{\sqrt{v_t} + \epsilon}, l_t, u_t\Big) m_t \tag{4}
+
+    :math:`\alpha^*` is ``final_lr``, :math:`\eta_0` the group's learning rate when it was added
+    (kept in the group as ``base_lr``, so a learning-rate schedule scales the bounds too, and groups
+    added later with ``add_param_group`` get theirs; the authors' package skips such groups).
+    The paper's extra :math:`1/\sqrt t` factor is not in the authors' code, nor here.
+    ``weight_decay`` is L2 (added to :math:`g_t`).
+    """
+
+    _checks = {
+        "lr": c.positive,
+        "betas": c.betas,
+        "final_lr": c.positive,
+        "gamma": c.positive,
+        "eps": c.nonnegative,
+        "weight_decay": c.nonnegative,
+        "amsbound": c.flag,
+        "maximize": c.flag,
+    }
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float | torch.Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        final_lr: float = 0.1,
+        gamma: float = 1e-3,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsbound: bool = False,
+        *,
+        maximize: bool = False,
+        **options: Any,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            final_lr=final_lr,
+            gamma=gamma,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsbound=amsbound,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, **split_options(options))
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group; its current ``lr`` becomes its ``base_lr`` (eta_0 of eq. 2)."""
+        param_group.setdefault("base_lr", float(param_group.get("lr", self.defaults["lr"])))
+        super().add_param_group(param_group)
+
+    def _check_combination(self, group: dict[str, Any]) -> None:
+        c.positive("base_lr", group["base_lr"])
+
+    def _init_state(self, group, p, state):
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if group["amsbound"]:
+            state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    @staticmethod
+    def bounds(group: dict[str, Any], t: int) -> tuple[float, float, float]:
+        """The step size of (4) before clipping, and the bounds (3) at step ``t``."""
+        lr, (b1, b2) = group["lr"], group["betas"]
+        final_lr = group["final_lr"] * lr / group["base_lr"]  # (2)
+        lower = final_lr * (1 - 1 / (group["gamma"] * t + 1))  # (3)
+        upper = final_lr * (1 + 1 / (group["gamma"] * t))
+        return lr * math.sqrt(1 - b2**t) / (1 - b1**t), lower, upper
+
+    def _reference(self, group, p, g, state, t):
+        (b1, b2), wd = group["betas"], group["weight_decay"]
+        if wd != 0:
+            g = g.add(p, alpha=wd)
+        m = state["exp_avg"].mul_(b1).add_(g, alpha=1 - b1)  # (1)
+        v = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
+        if group["amsbound"]:
+            v = torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+        step_size, lower, upper = self.bounds(group, t)
+        eta = torch.full_like(v, step_size).div_(v.sqrt().add_(group["eps"]))
+        p.sub_(eta.clamp_(lower, upper).mul_(m))  # (4)

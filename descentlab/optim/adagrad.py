@@ -1,0 +1,87 @@
+"""Adagrad.
+
+Reference: Duchi, Hazan & Singer 2011, "Adaptive Subgradient Methods for Online Learning and
+Stochastic Optimization" (diagonal form), with torch.optim's learning-rate decay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from . import _checks as c
+from .base import Optimizer, split_options
+
+__all__ = ["Adagrad"]
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad, torch.optim's convention.
+
+    .. math::
+        \eta_t = \eta / (1 + (t-1)\,\delta)                                      \tag{1}
+        s_t = s_{t-1} + g_t^2, \quad s_0 = \text{initial\_accumulator\_value}    \tag{2}
+        \theta_t = \theta_{t-1} - \eta_t\, g_t / (\sqrt{s_t} + \epsilon)           \tag{3}
+
+    ``weight_decay`` is L2 (added to :math:`g_t`); epsilon is outside the square root.
+    """
+
+    _checks = {
+        "lr": c.nonnegative,
+        "lr_decay": c.nonnegative,
+        "weight_decay": c.nonnegative,
+        "initial_accumulator_value": c.nonnegative,
+        "eps": c.nonnegative,
+        "maximize": c.flag,
+    }
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float | torch.Tensor = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+        **options: Any,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, **split_options(options))
+
+    def _init_state(self, group, p, state):
+        state["sum"] = torch.full_like(
+            p, group["initial_accumulator_value"], memory_format=torch.preserve_format
+        )
+
+    def _reference(self, group, p, g, state, t):
+        if group["weight_decay"] != 0:
+            g = g.add(p, alpha=group["weight_decay"])
+        clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])  # (1)
+        s = state["sum"].addcmul_(g, g, value=1)  # (2)
+        p.addcdiv_(g, s.sqrt().add_(group["eps"]), value=-clr)  # (3)
+
+    def _fused(self, group, params, grads, states):
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adagrad_(
+            params,
+            grads,
+            [s["sum"] for s in states],
+            steps,
+            lr=group["lr"],
+            lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+        )

@@ -1,0 +1,250 @@
+"""Shared machinery of every descentlab optimizer, written once.
+
+An algorithm subclasses :class:`Optimizer` and supplies
+
+* ``_checks``: the per-group hyperparameter checks (a table, see :mod:`._validate`);
+* ``_init_state(group, p, state)``: its per-parameter state tensors, created eagerly so that
+  the readable path only ever updates them in place;
+* ``_reference(group, p, g, state, t)``: the paper's equations for one tensor (the readable path);
+* optionally ``_fused(group, params, grads, states)``: the fast multi-tensor path, which must give
+  the same parameters and state tensors as the readable path (tested).
+
+This class handles parameter groups, lazy state, closures, ``maximize`` (never changing ``p.grad``
+in place), complex parameters (updated through their real views), sparse-gradient errors, the
+non-finite policy, and the choice between the two paths.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Literal
+
+import torch
+
+from . import _validate as v
+
+__all__ = ["IMPLS", "NONFINITE", "NonFiniteGradientError", "Optimizer", "split_options"]
+
+IMPLS = ("auto", "forloop", "fused")
+NONFINITE = ("ignore", "raise", "skip")
+Impl = Literal["auto", "forloop", "fused"]
+NonFinite = Literal["ignore", "raise", "skip"]
+Check = Callable[[str, Any], Any]
+
+_FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+class NonFiniteGradientError(RuntimeError):
+    """A gradient held NaN or inf and ``nonfinite="raise"`` was set; nothing was updated."""
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class of the descentlab optimizers (a drop-in ``torch.optim.Optimizer``).
+
+    Args:
+        params: parameters or parameter groups, as for any torch optimizer.
+        defaults: the algorithm's hyperparameters (checked with ``_checks``).
+        impl: ``"auto"`` (fast path where it applies, else the readable one), ``"forloop"`` (the
+            readable per-tensor path) or ``"fused"`` (the fast path; an error where it cannot run).
+        nonfinite: what a NaN/inf gradient does: ``"ignore"`` (torch.optim's behaviour, no extra
+            pass over memory), ``"raise"`` (:class:`NonFiniteGradientError` naming the parameter and
+            the step; nothing updated) or ``"skip"`` (the whole step is skipped, state untouched,
+            counted in ``skipped_steps``). ``raise``/``skip`` cost one read of the gradients and
+            one host sync per step.
+    """
+
+    _checks: ClassVar[dict[str, Check]] = {}
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        defaults: dict[str, Any],
+        *,
+        impl: Impl = "auto",
+        nonfinite: NonFinite = "ignore",
+        unknown: dict[str, Any] | None = None,
+    ) -> None:
+        v.check_unknown(type(self).__name__, unknown or {}, [*defaults, "impl", "nonfinite"])
+        v.check_choice("impl", impl, IMPLS)
+        v.check_choice("nonfinite", nonfinite, NONFINITE)
+        self._check_group(defaults)
+        self.impl: Impl = impl
+        self.nonfinite: NonFinite = nonfinite
+        self.skipped_steps = 0
+        super().__init__(params, defaults)
+
+    # ----------------------------------------------------------------- hyperparameters
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Run the class's checks on every hyperparameter that ``group`` sets."""
+        for name, check in self._checks.items():
+            if name in group:
+                check(name, group[name])
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group after checking its hyperparameters; a bad group changes nothing."""
+        self._check_group(param_group)
+        super().add_param_group(param_group)
+        try:
+            self._check_combination(self.param_groups[-1])
+        except v.HyperparameterError:
+            self.param_groups.pop()
+            raise
+
+    def _check_combination(self, group: dict[str, Any]) -> None:
+        """Checks that involve several hyperparameters of a complete group (override)."""
+
+    # ----------------------------------------------------------------- the algorithm
+    def _init_state(self, group: dict[str, Any], p: torch.Tensor, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _reference(
+        self, group: dict[str, Any], p: torch.Tensor, g: torch.Tensor, state: dict, t: int
+    ) -> None:
+        raise NotImplementedError
+
+    _fused: ClassVar[Callable[..., None] | None] = None
+
+    def _fused_supported(self, p: torch.Tensor, g: torch.Tensor) -> bool:
+        """Whether the fast path can take this tensor (dense, real, contiguous, CPU)."""
+        return (
+            p.device.type == "cpu"
+            and p.dtype in _FUSED_DTYPES
+            and g.dtype == p.dtype
+            and g.layout == torch.strided
+            and p.is_contiguous()
+            and g.is_contiguous()
+        )
+
+    def _fused_available(self) -> bool:
+        """Whether the fast path's kernels exist here (override for compiled kernels)."""
+        return self._fused is not None
+
+    # ----------------------------------------------------------------- stepping
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = [self._gather(group) for group in self.param_groups]
+        if self.nonfinite != "ignore" and not self._all_finite(work):
+            return loss
+        for group, (params, grads) in zip(self.param_groups, work):
+            if params:
+                self._update_group(group, params, grads)
+        return loss
+
+    def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        params, grads = [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(
+                    f"{type(self).__name__} does not support sparse gradients; "
+                    "use torch.optim.SparseAdam or dense gradients"
+                )
+            state = self.state[p]
+            if not state:
+                state["step"] = torch.tensor(0.0)
+                self._init_state(group, p, state)
+            params.append(p)
+            grads.append(p.grad)
+        return params, grads
+
+    def _all_finite(self, work: list[tuple[list[torch.Tensor], list[torch.Tensor]]]) -> bool:
+        grads = [g for _, gs in work for g in gs]
+        if not grads:
+            return True
+        # The max-abs norm is NaN/inf exactly when some element is: one read, no temporaries.
+        norms = torch._foreach_norm(grads, ord=float("inf"))
+        if bool(torch.stack([n.to(norms[0].device) for n in norms]).isfinite().all()):
+            return True
+        if self.nonfinite == "skip":
+            self.skipped_steps += 1
+            return False
+        for gi, group in enumerate(self.param_groups):
+            for pi, p in enumerate(group["params"]):
+                if p.grad is not None and not bool(p.grad.isfinite().all()):
+                    step = int(self.state[p]["step"]) + 1
+                    raise NonFiniteGradientError(
+                        f"non-finite gradient in param_groups[{gi}]['params'][{pi}] "
+                        f"(shape {tuple(p.shape)}) at step {step}; nothing was updated"
+                    )
+        raise AssertionError("unreachable: a norm was non-finite but no gradient was")
+
+    def _update_group(
+        self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
+    ) -> None:
+        fast: list[int] = []
+        if self.impl != "forloop" and self._fused_available():
+            fast = [i for i, (p, g) in enumerate(zip(params, grads)) if self._fused_supported(p, g)]
+        elif self.impl == "fused":
+            raise RuntimeError(
+                f"{type(self).__name__}(impl='fused'): the fast path is not available here "
+                f"({_fused_unavailable_reason()}); use impl='auto' or 'forloop'"
+            )
+        buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+        for i in fast:  # the kernels take tensors of one device and dtype per call
+            buckets.setdefault((params[i].device, params[i].dtype), []).append(i)
+        for idx in buckets.values():
+            fp = [params[i] for i in idx]
+            self._fused(group, fp, [grads[i] for i in idx], [self.state[p] for p in fp])
+        chosen = set(fast)
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if i not in chosen:
+                self._reference_step(group, p, g, self.state[p])
+
+    def _reference_step(
+        self, group: dict[str, Any], p: torch.Tensor, g: torch.Tensor, state: dict[str, Any]
+    ) -> None:
+        if group.get("maximize", False):
+            g = -g  # a new tensor: p.grad is never changed in place
+        step = state["step"]
+        step += 1
+        if not torch.is_complex(p):
+            self._reference(group, p, g, state, int(step.item()))
+            return
+        # Complex parameters are updated through their real views, as torch.optim does.
+        real = {
+            k: torch.view_as_real(s) if torch.is_tensor(s) and s.is_complex() else s
+            for k, s in state.items()
+        }
+        self._reference(group, torch.view_as_real(p), torch.view_as_real(g), real, int(step.item()))
+        for k, s in real.items():  # write back what the update replaced or added
+            if k not in state or not torch.is_tensor(state[k]):
+                state[k] = torch.view_as_complex(s) if torch.is_tensor(s) and s.dim() else s
+
+    # ----------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        """torch's state dict plus ``skipped_steps``."""
+        sd = super().state_dict()
+        sd["skipped_steps"] = self.skipped_steps
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state dict saved by this optimizer (or by the torch.optim one it mirrors)."""
+        state_dict = dict(state_dict)
+        self.skipped_steps = int(state_dict.pop("skipped_steps", 0))
+        super().load_state_dict(state_dict)
+
+
+def split_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Separate the base options (``impl``, ``nonfinite``) from unknown keywords."""
+    known = {k: options.pop(k) for k in ("impl", "nonfinite") if k in options}
+    return {**known, "unknown": options}
+
+
+def _fused_unavailable_reason() -> str:
+    from . import _kernels
+
+    return _kernels.unavailable_reason() or "this algorithm has no fused kernel"
+
+
+def warn_once(message: str, _seen: set[str] = set()) -> None:  # noqa: B006 - deliberate memo
+    """Warn once per process per message."""
+    if message not in _seen:
+        _seen.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)

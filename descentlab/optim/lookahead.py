@@ -1,0 +1,75 @@
+"""Lookahead: k steps forward, 1 step back.
+
+Reference: Zhang, Lucas, Hinton & Ba 2019, "Lookahead Optimizer: k steps forward, 1 step back",
+Algorithm 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import _checks as c
+from ._validate import Interval, check_int
+from ._wrapper import Wrapper
+
+__all__ = ["Lookahead"]
+
+
+class Lookahead(Wrapper):
+    r"""Lookahead around any torch optimizer (the "fast" one).
+
+    .. math::
+        \phi_0 = \theta_0;\quad \theta \leftarrow \text{inner step}\ (k \text{ times}) \tag{1}
+        \phi_{j} = \phi_{j-1} + \alpha(\theta - \phi_{j-1}),\quad \theta \leftarrow \phi_j \tag{2}
+
+    The slow weights :math:`\phi` are created at construction (equal to the initial parameters,
+    so the first synchronisation after step :math:`k` already pulls back), kept in this optimizer's
+    index-keyed state (they resume into a freshly built model), and synchronised after inner steps
+    :math:`k, 2k, \dots`. The inner optimizer's state carries over across synchronisations, as in
+    the paper. The wrapper shares the inner optimizer's ``param_groups``, so LR schedulers work.
+
+    Args:
+        base_optimizer: the inner optimizer.
+        k: inner steps between synchronisations (>= 1).
+        alpha: slow-weight step size, in (0, 1].
+    """
+
+    key = "lookahead"
+
+    def __init__(
+        self, base_optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5
+    ) -> None:
+        check_int("k", k, Interval(1.0))
+        c.number(Interval(0.0, 1.0, lo_open=True))("alpha", alpha)
+        super().__init__(base_optimizer)
+        self.k, self.alpha, self.inner_steps = k, float(alpha), 0
+        for p in self._params():
+            self._init_param(p)
+
+    def _extra_repr(self) -> str:
+        return f"k={self.k}, alpha={self.alpha}"
+
+    def _init_param(self, p: torch.Tensor) -> None:
+        self.state[p]["slow"] = p.detach().clone()  # (1): phi_0 = theta_0
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One inner step; every k-th also moves the slow weights and resets the fast ones."""
+        loss = self.base_optimizer.step(closure)
+        self.inner_steps += 1
+        if self.inner_steps % self.k == 0:
+            fast = self._params()
+            slow = [self.state[p]["slow"] for p in fast]
+            torch._foreach_lerp_(slow, fast, self.alpha)  # (2)
+            torch._foreach_copy_(fast, slow)
+        return loss
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"k": self.k, "alpha": self.alpha, "inner_steps": self.inner_steps}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.k, self.alpha = extra["k"], extra["alpha"]
+        self.inner_steps = extra["inner_steps"]

@@ -1,0 +1,102 @@
+"""Annealed Gaussian gradient noise.
+
+Reference: Neelakantan et al. 2015, "Adding Gradient Noise Improves Learning for Very Deep
+Networks", eq. (1)-(2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import _checks as c
+from ._validate import HyperparameterError
+from ._wrapper import Wrapper
+
+__all__ = ["GradientNoise"]
+
+
+class GradientNoise(Wrapper):
+    r"""Add :math:`N(0, \sigma_t^2)`, :math:`\sigma_t^2 = \eta / (1+t)^\gamma`, to every gradient.
+
+    :math:`t` counts this wrapper's steps from 1. The inner optimizer sees the noisy gradients;
+    ``p.grad`` is left as it was after the step (the noise goes into a copy). The noise comes from
+    ``generator`` (a ``torch.Generator`` or an int seed), so a run is reproducible, and the
+    generator's state is saved in the state dict. Under data parallelism every rank must use the
+    same seed so that the replicas add the same noise and stay identical.
+
+    Args:
+        base_optimizer: the inner optimizer.
+        eta: noise scale (the paper tries 0.01, 0.3, 1.0).
+        gamma: annealing exponent (the paper's 0.55).
+        generator: a ``torch.Generator``, an int seed, or None (seed 0).
+    """
+
+    key = "gradient_noise"
+
+    def __init__(
+        self,
+        base_optimizer: torch.optim.Optimizer,
+        eta: float = 0.3,
+        gamma: float = 0.55,
+        generator: torch.Generator | int | None = None,
+    ) -> None:
+        c.nonnegative("eta", eta)
+        c.nonnegative("gamma", gamma)
+        if generator is None or isinstance(generator, int):
+            seed = 0 if generator is None else generator
+            generator = torch.Generator().manual_seed(seed)
+        elif not isinstance(generator, torch.Generator):
+            raise HyperparameterError(
+                f"Invalid generator: {generator!r}; expected a torch.Generator, an int or None"
+            )
+        super().__init__(base_optimizer)
+        self.eta, self.gamma, self.generator, self.noise_steps = eta, gamma, generator, 0
+
+    def _extra_repr(self) -> str:
+        return f"eta={self.eta}, gamma={self.gamma}"
+
+    def std(self, t: int) -> float:
+        """The noise standard deviation at step ``t`` (from 1)."""
+        return math.sqrt(self.eta / (1 + t) ** self.gamma)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Evaluate ``closure``, add the noise to every gradient, and take the inner step."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.noise_steps += 1
+        std = self.std(self.noise_steps)
+        originals = {}
+        for p in self._params():
+            if p.grad is None:
+                continue
+            noise = torch.randn(
+                p.shape, generator=self.generator, dtype=p.dtype, device=self.generator.device
+            )
+            originals[p] = p.grad
+            p.grad = noise.to(p.device).mul_(std).add_(p.grad)
+        try:
+            self.base_optimizer.step()
+        finally:
+            for p, g in originals.items():
+                p.grad = g
+        return loss
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {
+            "eta": self.eta,
+            "gamma": self.gamma,
+            "noise_steps": self.noise_steps,
+            "generator": self.generator.get_state(),
+        }
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.eta, self.gamma = extra["eta"], extra["gamma"]
+        self.noise_steps = extra["noise_steps"]
+        self.generator.set_state(extra["generator"])

@@ -1,0 +1,98 @@
+"""RAdam: Adam with a rectified variance of the adaptive learning rate.
+
+Reference: Liu et al. 2020, "On the Variance of the Adaptive Learning Rate and Beyond",
+Algorithm 2, with torch.optim's threshold rho_t > 5 and SGD-with-momentum steps before it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from . import _checks as c
+from .base import Optimizer, split_options
+
+__all__ = ["RAdam"]
+
+
+class RAdam(Optimizer):
+    r"""RAdam, torch.optim's convention (the authors' code with ``degenerated_to_sgd=True``).
+
+    .. math::
+        m_t, v_t \text{ as in Adam};\quad \rho_\infty = \tfrac{2}{1-\beta_2} - 1,\quad
+        \rho_t = \rho_\infty - \tfrac{2 t \beta_2^t}{1-\beta_2^t}                   \tag{1}
+        r_t = \sqrt{\tfrac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}} \tag{2}
+        \theta_t = \theta_{t-1} - \eta\, \hat m_t\, r_t \tfrac{\sqrt{1-\beta_2^t}}{\sqrt{v_t}+\epsilon}
+        \ \text{if } \rho_t > 5, \text{ else } \theta_{t-1} - \eta\, \hat m_t          \tag{3}
+
+    With :math:`\beta_2 = 0.999` the first rectified step is :math:`t = 6`. The paper's threshold is
+    :math:`\rho_t > 4`; the authors' current code skips the update below it by default.
+    Epsilon is added to :math:`\sqrt{v_t}` (not to the bias-corrected one).
+    ``weight_decay`` is L2 unless ``decoupled_weight_decay=True``.
+    """
+
+    _checks = {
+        "lr": c.nonnegative,
+        "betas": c.betas,
+        "eps": c.nonnegative,
+        "weight_decay": c.nonnegative,
+        "decoupled_weight_decay": c.flag,
+        "maximize": c.flag,
+    }
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float | torch.Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool = False,
+        *,
+        maximize: bool = False,
+        **options: Any,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, **split_options(options))
+
+    def _init_state(self, group, p, state):
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    @staticmethod
+    def rectification(beta2: float, t: int) -> float | None:
+        """:math:`r_t` of (2), or ``None`` below the threshold :math:`\\rho_t \\le 5`."""
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)  # (1)
+        if rho_t <= 5.0:
+            return None
+        return math.sqrt(
+            (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+        )
+
+    def _reference(self, group, p, g, state, t):
+        lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
+        if wd != 0:
+            if group["decoupled_weight_decay"]:
+                p.mul_(1 - lr * wd)
+            else:
+                g = g.add(p, alpha=wd)
+        m = state["exp_avg"].lerp_(g, 1 - b1)
+        v = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
+        m_hat = m / (1 - b1**t)
+        r = self.rectification(b2, t)
+        if r is None:
+            p.add_(m_hat * lr, alpha=-1.0)  # (3), SGD with momentum
+        else:
+            adaptive = math.sqrt(1 - b2**t) / v.sqrt().add_(group["eps"])
+            p.add_(m_hat * lr * adaptive * r, alpha=-1.0)  # (3)

@@ -1,0 +1,156 @@
+"""The optimizer registry: names as data, and ``create`` for plain and wrapped names."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ._validate import HyperparameterError
+from .adabound import AdaBound
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .lookahead import Lookahead
+from .nadam import NAdam
+from .noise import GradientNoise
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .sgd import SGD, SGDW
+from .swats import SWATS
+
+__all__ = ["REGISTRY", "WRAPPERS", "Entry", "create", "names"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registry name: a class, the hyperparameters the name fixes, and what it is."""
+
+    name: str
+    cls: type[torch.optim.Optimizer]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    lr: float = 1e-3  # a sensible default learning rate for an MLP on small data
+    paper: str = ""
+    reference: str = ""  # what the tests compare against, step by step
+
+    def create(self, params: Any, **hparams: Any) -> torch.optim.Optimizer:
+        """Build the optimizer; ``hparams`` override the fixed ones."""
+        return self.cls(params, **{**self.fixed, **hparams})
+
+
+_TORCH = "torch.optim"
+REGISTRY: dict[str, Entry] = {
+    e.name: e
+    for e in (
+        Entry("sgd", SGD, {}, 0.1, "Robbins & Monro 1951", f"{_TORCH}.SGD"),
+        Entry("sgdm", SGD, {"momentum": 0.9}, 0.01, "Polyak 1964", f"{_TORCH}.SGD(momentum=0.9)"),
+        Entry(
+            "nag",
+            SGD,
+            {"momentum": 0.9, "nesterov": True},
+            0.01,
+            "Nesterov 1983; Sutskever et al. 2013",
+            f"{_TORCH}.SGD(nesterov=True)",
+        ),
+        Entry("adagrad", Adagrad, {}, 1e-2, "Duchi et al. 2011", f"{_TORCH}.Adagrad"),
+        Entry("rmsprop", RMSprop, {}, 1e-3, "Tieleman & Hinton 2012", f"{_TORCH}.RMSprop"),
+        Entry("adam", Adam, {}, 1e-3, "Kingma & Ba 2015", f"{_TORCH}.Adam"),
+        Entry(
+            "amsgrad",
+            Adam,
+            {"amsgrad": True},
+            1e-3,
+            "Reddi et al. 2018",
+            f"{_TORCH}.Adam(amsgrad=True)",
+        ),
+        Entry("adamw", AdamW, {}, 1e-3, "Loshchilov & Hutter 2019", f"{_TORCH}.AdamW"),
+        Entry("nadam", NAdam, {}, 2e-3, "Dozat 2016", f"{_TORCH}.NAdam"),
+        Entry("radam", RAdam, {}, 1e-3, "Liu et al. 2020", f"{_TORCH}.RAdam"),
+        Entry("adabound", AdaBound, {}, 1e-3, "Luo et al. 2019", "adabound.AdaBound"),
+        Entry(
+            "amsbound",
+            AdaBound,
+            {"amsbound": True},
+            1e-3,
+            "Luo et al. 2019",
+            "adabound.AdaBound(amsbound=True)",
+        ),
+        Entry("sgdw", SGDW, {}, 0.1, "Loshchilov & Hutter 2019", "the equations (test)"),
+        Entry(
+            "sgdwm",
+            SGDW,
+            {"momentum": 0.9},
+            0.01,
+            "Loshchilov & Hutter 2019",
+            "the equations (test)",
+        ),
+        Entry("swats", SWATS, {}, 1e-3, "Keskar & Socher 2017", "Algorithm 1 (test)"),
+    )
+}
+
+WRAPPERS: dict[str, type[torch.optim.Optimizer]] = {
+    "lookahead": Lookahead,
+    "noisy": GradientNoise,
+}
+
+_WRAPPED = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$")
+
+
+def names(*, wrapped: bool = False) -> list[str]:
+    """The registry's names; with ``wrapped=True`` also ``wrapper(name)`` for every pair."""
+    base = list(REGISTRY)
+    if not wrapped:
+        return base
+    return base + [f"{w}({n})" for w in WRAPPERS for n in base]
+
+
+def resolve(name: str) -> tuple[list[str], Entry]:
+    """Split ``"lookahead(noisy(adam))"`` into wrappers (outermost first) and the base entry."""
+    wrappers: list[str] = []
+    inner = name.strip().lower()
+    while (m := _WRAPPED.match(inner)) and m.group(1) in WRAPPERS:
+        wrappers.append(m.group(1))
+        inner = m.group(2).strip()
+    if inner not in REGISTRY:
+        candidates = names() + [f"{w}(<name>)" for w in WRAPPERS]
+        close = difflib.get_close_matches(inner, candidates, n=3, cutoff=0.5)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise HyperparameterError(
+            f"Unknown optimizer {name!r}{hint}. Known: {', '.join(names())}, "
+            f"and wrapped names {', '.join(f'{w}(<name>)' for w in WRAPPERS)}"
+        )
+    return wrappers, REGISTRY[inner]
+
+
+def _keywords(cls: type) -> set[str]:
+    return {
+        n
+        for n, p in inspect.signature(cls.__init__).parameters.items()
+        if n not in ("self", "base_optimizer") and p.kind is not p.VAR_KEYWORD
+    }
+
+
+def create(
+    name: str, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], **hparams: Any
+) -> torch.optim.Optimizer:
+    """Build a registry optimizer by name, wrapped ones included.
+
+    Wrapper and base hyperparameters go in the same call and are routed by name::
+
+        create("lookahead(sgdm)", model.parameters(), lr=0.1, momentum=0.9, k=5, alpha=0.5)
+
+    An unknown name or hyperparameter raises ``ValueError`` naming the closest valid ones.
+    """
+    wrappers, entry = resolve(name)
+    per_wrapper = []
+    for w in wrappers:
+        keys = _keywords(WRAPPERS[w])
+        per_wrapper.append({k: hparams.pop(k) for k in list(hparams) if k in keys})
+    optimizer = entry.create(params, **hparams)
+    for w, kw in zip(reversed(wrappers), reversed(per_wrapper)):
+        optimizer = WRAPPERS[w](optimizer, **kw)
+    return optimizer

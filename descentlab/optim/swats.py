@@ -1,0 +1,113 @@
+"""SWATS: start with Adam, switch to SGD with momentum once its projected rate settles.
+
+Reference: Keskar & Socher 2017, "Improving Generalization Performance by Switching from Adam to
+SGD", Algorithm 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from . import _checks as c
+from .base import Optimizer, split_options
+
+__all__ = ["SWATS"]
+
+
+class SWATS(Optimizer):
+    r"""SWATS (Keskar & Socher 2017, Algorithm 1), switching per parameter tensor.
+
+    Adam phase, at step :math:`k`:
+
+    .. math::
+        m_k = \beta_1 m_{k-1} + (1-\beta_1) g_k,\quad a_k = \beta_2 a_{k-1} + (1-\beta_2) g_k^2 \tag{1}
+        p_k = -\eta \tfrac{\sqrt{1-\beta_2^k}}{1-\beta_1^k} \tfrac{m_k}{\sqrt{a_k} + \epsilon},\quad
+        \theta_k = \theta_{k-1} + p_k                                                          \tag{2}
+        \text{if } p_k^\top g_k \ne 0:\ \gamma_k = \tfrac{p_k^\top p_k}{-p_k^\top g_k},\quad
+        \lambda_k = \beta_2 \lambda_{k-1} + (1-\beta_2)\gamma_k                                 \tag{3}
+        \text{switch if } k > 1 \text{ and } |\lambda_k/(1-\beta_2^k) - \gamma_k| < \text{switch\_tol};
+        \ \Lambda = \lambda_k/(1-\beta_2^k)                                                    \tag{4}
+
+    SGD phase: :math:`v_k = \beta_1 v_{k-1} + g_k,\ \theta_k = \theta_{k-1} - (1-\beta_1)\Lambda
+    \tfrac{\eta_k}{\eta_s} v_k`, where :math:`\eta_s` is the learning rate at the switch, so a
+    schedule scales the SGD rate by the same factor it scales Adam's (with a constant rate this is
+    Algorithm 1 exactly; :math:`\Lambda` is never written into ``group["lr"]``).
+
+    Conventions (decided here; implementations differ): the switch test runs per parameter tensor,
+    as in the paper's per-layer experiments; ``switch_tol`` is absolute and defaults to the
+    paper's :math:`\epsilon = 10^{-9}` (raise it to switch sooner); the momentum buffer starts at
+    zero at the switch and is never rescaled. The state exposes ``phase`` (``"adam"``/``"sgd"``),
+    ``switch_step`` (0 until the switch), ``sgd_lr`` (:math:`\Lambda`) and ``switch_lr``
+    (:math:`\eta_s`). ``weight_decay`` is L2. The dot products need the whole tensor: under
+    sharding they must be reduced across shards.
+    """
+
+    _checks = {
+        "lr": c.nonnegative,
+        "betas": c.betas,
+        "eps": c.nonnegative,
+        "weight_decay": c.nonnegative,
+        "switch_tol": c.nonnegative,
+        "maximize": c.flag,
+    }
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
+        lr: float | torch.Tensor = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-9,
+        weight_decay: float = 0.0,
+        switch_tol: float = 1e-9,
+        *,
+        maximize: bool = False,
+        **options: Any,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            switch_tol=switch_tol,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults, **split_options(options))
+
+    def _init_state(self, group, p, state):
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state.update(phase="adam", switch_step=0, lam=0.0, sgd_lr=0.0, switch_lr=0.0)
+
+    def _reference(self, group, p, g, state, t):
+        lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
+        if wd != 0:
+            g = g.add(p, alpha=wd)
+        if state["phase"] == "sgd":
+            buf = state["momentum_buffer"].mul_(b1).add_(g)
+            p.add_(buf, alpha=-(1 - b1) * state["sgd_lr"] * lr / state["switch_lr"])
+            return
+        m = state["exp_avg"].lerp_(g, 1 - b1)  # (1)
+        a = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
+        step = a.sqrt().add_(group["eps"])
+        torch.div(m, step, out=step).mul_(-lr * math.sqrt(1 - b2**t) / (1 - b1**t))  # (2)
+        p.add_(step)
+        self._projection(group, state, t, step, g)
+
+    @staticmethod
+    def _projection(group: dict, state: dict, t: int, p_k: torch.Tensor, g: torch.Tensor) -> None:
+        """Equations (3)-(4): update the rate estimate and switch when it has settled."""
+        pg = torch.dot(p_k.reshape(-1), g.reshape(-1)).item()
+        if pg == 0:
+            return
+        b2 = group["betas"][1]
+        gamma = torch.dot(p_k.reshape(-1), p_k.reshape(-1)).item() / -pg  # (3)
+        state["lam"] = b2 * state["lam"] + (1 - b2) * gamma
+        estimate = state["lam"] / (1 - b2**t)
+        if t > 1 and abs(estimate - gamma) < group["switch_tol"]:  # (4)
+            state.update(phase="sgd", switch_step=t, sgd_lr=estimate, switch_lr=group["lr"])
+            state["momentum_buffer"].zero_()
