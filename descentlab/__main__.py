@@ -1,0 +1,5 @@
+"""``python -m descentlab``."""
+
+from .cli import main
+
+main()
