@@ -17,6 +17,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """descentlab: optimizers from the lecture, verified and fast, and a lab to compare them."""
+
+
 for _area in (optim, lab, schedules, viz):
     _area.register(app)
 
