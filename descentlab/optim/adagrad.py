@@ -26,6 +26,8 @@ class Adagrad(Optimizer):
         \theta_t = \theta_{t-1} - \eta_t\, g_t / (\sqrt{s_t} + \epsilon)           \tag{3}
 
     ``weight_decay`` is L2 (added to :math:`g_t`); epsilon is outside the square root.
+    ``initial_accumulator_value`` is read per parameter group (torch.optim.Adagrad fills every
+    accumulator from the constructor's value and ignores a group's own).
     """
 
     _checks = {
@@ -60,9 +62,10 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults, **split_options(options))
 
     def _init_state(self, group, p, state):
-        state["sum"] = torch.full_like(
-            p, group["initial_accumulator_value"], memory_format=torch.preserve_format
-        )
+        value = group["initial_accumulator_value"]
+        if p.is_complex():  # each real component accumulates its own squares (as torch)
+            value = complex(value, value)
+        state["sum"] = torch.full_like(p, value, memory_format=torch.preserve_format)
 
     def _reference(self, group, p, g, state, t):
         if group["weight_decay"] != 0:

@@ -1,0 +1,92 @@
+"""Independent references written from the papers' equations (not from descentlab's code).
+
+Each is a minimal torch.optim.Optimizer whose state uses the same key names as descentlab's, so the
+case table can compare every state tensor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class SGDWReference(torch.optim.Optimizer):
+    """Loshchilov & Hutter 2019, Algorithm 1, with torch's momentum buffer:
+    b_1 = g_1, b_t = mu b_{t-1} + g_t;  p <- p - lr*wd*p - lr*b_t."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=5e-4):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad.clone()
+                if group["momentum"]:
+                    st = self.state[p]
+                    if "momentum_buffer" not in st:
+                        st["momentum_buffer"] = d.clone()
+                    else:
+                        st["momentum_buffer"] = group["momentum"] * st["momentum_buffer"] + d
+                    d = st["momentum_buffer"]
+                p.copy_(p - group["lr"] * group["weight_decay"] * p - group["lr"] * d)
+
+
+class SWATSReference(torch.optim.Optimizer):
+    """Keskar & Socher 2017, Algorithm 1, per parameter tensor, constant learning rate."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-9, switch_tol=1e-9):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, switch_tol=switch_tol))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            a, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
+            for x in group["params"]:
+                if x.grad is None:
+                    continue
+                g = x.grad
+                st = self.state[x]
+                if not st:
+                    st.update(k=0, exp_avg=torch.zeros_like(x), exp_avg_sq=torch.zeros_like(x))
+                    st.update(lam=0.0, phase="adam", sgd_lr=0.0, switch_step=0)
+                st["k"] += 1
+                k = st["k"]
+                if st["phase"] == "sgd":
+                    st["momentum_buffer"] = b1 * st["momentum_buffer"] + g
+                    x.copy_(x - (1 - b1) * st["sgd_lr"] * st["momentum_buffer"])
+                    continue
+                st["exp_avg"] = b1 * st["exp_avg"] + (1 - b1) * g
+                st["exp_avg_sq"] = b2 * st["exp_avg_sq"] + (1 - b2) * g * g
+                pk = (
+                    -a * math.sqrt(1 - b2**k) / (1 - b1**k)
+                    * st["exp_avg"] / (st["exp_avg_sq"].sqrt() + eps)
+                )
+                x.copy_(x + pk)
+                pg = float((pk * g).sum())
+                if pg != 0:
+                    gamma = float((pk * pk).sum()) / -pg
+                    st["lam"] = b2 * st["lam"] + (1 - b2) * gamma
+                    if k > 1 and abs(st["lam"] / (1 - b2**k) - gamma) < group["switch_tol"]:
+                        st["phase"] = "sgd"
+                        st["momentum_buffer"] = torch.zeros_like(x)
+                        st["sgd_lr"] = st["lam"] / (1 - b2**k)
+                        st["switch_step"] = k
+
+
+def lookahead_reference(fast_opt, params, k, alpha, grad_fn, steps):
+    """Zhang et al. 2019, Algorithm 1: yields the parameters after every inner step."""
+    slow = [p.detach().clone() for p in params]
+    for t in range(1, steps + 1):
+        for p, g in zip(params, grad_fn(params, t)):
+            p.grad = g
+        fast_opt.step()
+        if t % k == 0:
+            with torch.no_grad():
+                for p, s in zip(params, slow):
+                    s.add_(alpha * (p - s))
+                    p.copy_(s)
+        yield [p.detach().clone() for p in params]
