@@ -1,0 +1,23 @@
+"""The lab: experiments (TOML) x tuning x seeds, run locally or on Ray, stored and reported.
+
+* :mod:`.spec` reads and validates an experiment file;
+* :mod:`.tuning` plans the trials: an equal learning-rate budget per optimizer (DeepOBS);
+* :mod:`.loop` runs one trial; :mod:`.sweep` runs them all (process pool or Ray) into the store.
+"""
+
+from .loop import run_trial
+from .spec import Experiment, OptimizerSpec, ProblemSpec, SpecError, Tuning, load, parse
+from .sweep import SweepSummary, run_experiment
+
+__all__ = [
+    "Experiment",
+    "OptimizerSpec",
+    "ProblemSpec",
+    "SpecError",
+    "SweepSummary",
+    "Tuning",
+    "load",
+    "parse",
+    "run_experiment",
+    "run_trial",
+]

@@ -1,0 +1,146 @@
+"""Where trials run: in this process, in a local process pool, or on a Ray cluster.
+
+Every backend runs the same function (:func:`~descentlab.lab.loop.run_trial`, one torch thread per
+trial) and hands results back to the sweep, which alone writes the store; so the three give the
+same rows. A backend has ``slots`` (trials it runs at once), ``submit(key, config)`` and
+``wait()`` (the next finished ``(key, result)``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from typing import Any, Protocol
+
+from .loop import run_trial
+
+__all__ = ["BACKENDS", "Backend", "open_backend"]
+
+BACKENDS = ("pool", "ray")
+
+
+class Backend(Protocol):
+    """Runs trials; results come back in completion order."""
+
+    slots: int
+
+    def submit(self, key: str, config: Mapping[str, Any]) -> None: ...
+
+    def wait(self) -> tuple[str, dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class Serial:
+    """Runs each trial in this process when its result is asked for."""
+
+    slots = 1
+
+    def __init__(self, data_dir: str | None) -> None:
+        self._queue: deque[tuple[str, Mapping[str, Any]]] = deque()
+        self._data_dir = data_dir
+
+    def submit(self, key: str, config: Mapping[str, Any]) -> None:
+        self._queue.append((key, config))
+
+    def wait(self) -> tuple[str, dict[str, Any]]:
+        key, config = self._queue.popleft()
+        return key, run_trial(config, data_dir=self._data_dir)
+
+    def close(self) -> None:
+        self._queue.clear()
+
+
+def _init_worker() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+
+class Pool:
+    """A local pool of ``workers`` spawned processes (spawn: safe with torch's threads)."""
+
+    def __init__(self, workers: int, data_dir: str | None) -> None:
+        self.slots = workers
+        self._data_dir = data_dir
+        self._pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+        )
+        self._futures: dict[Future, str] = {}
+
+    def submit(self, key: str, config: Mapping[str, Any]) -> None:
+        future = self._pool.submit(run_trial, dict(config), data_dir=self._data_dir)
+        self._futures[future] = key
+
+    def wait(self) -> tuple[str, dict[str, Any]]:
+        done, _ = wait_futures(self._futures, return_when=FIRST_COMPLETED)
+        future = next(iter(done))
+        return self._futures.pop(future), future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Ray:
+    """Trials as Ray tasks of one CPU each, on ``ray.init(address=...)`` or a local instance.
+
+    A local instance gets this process's ``sys.path`` so that users' problems (``module:function``)
+    import on the workers as they do here.
+    """
+
+    def __init__(self, workers: int | None, address: str | None, data_dir: str | None) -> None:
+        try:
+            import ray
+        except ImportError as e:
+            raise RuntimeError(
+                "--backend ray needs Ray: pip install 'descentlab[ray]' (or 'ray[default]')"
+            ) from e
+        self._ray = ray
+        self._owns = not ray.is_initialized()
+        if self._owns:
+            local = {"num_cpus": workers} if address is None and workers else {}
+            path = os.pathsep.join(p for p in sys.path if p)
+            ray.init(
+                address=address,
+                runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}},
+                include_dashboard=False,
+                log_to_driver=False,
+                **local,
+            )
+        self.slots = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._remote = ray.remote(num_cpus=1)(run_trial)
+        self._data_dir = data_dir
+        self._refs: dict[Any, str] = {}
+
+    def submit(self, key: str, config: Mapping[str, Any]) -> None:
+        ref = self._remote.remote(dict(config), data_dir=self._data_dir)
+        self._refs[ref] = key
+
+    def wait(self) -> tuple[str, dict[str, Any]]:
+        (ref,), _ = self._ray.wait(list(self._refs), num_returns=1)
+        return self._refs.pop(ref), self._ray.get(ref)
+
+    def close(self) -> None:
+        for ref in self._refs:
+            self._ray.cancel(ref, force=True)
+        self._refs.clear()
+        if self._owns:
+            self._ray.shutdown()
+
+
+def open_backend(
+    backend: str, *, workers: int | None, address: str | None, data_dir: str | None
+) -> Backend:
+    """``"pool"`` (one worker: this process, no pool) or ``"ray"``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers: {workers}; expected an integer >= 1")
+    if backend == "ray":
+        return Ray(workers, address, data_dir)
+    if (workers or 1) == 1:
+        return Serial(data_dir)
+    return Pool(workers, data_dir)

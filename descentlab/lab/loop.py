@@ -1,0 +1,157 @@
+"""One trial: build the problem's task and the optimizers, train, record the curves.
+
+A trial is a plain configuration (see :func:`descentlab.lab.tuning.plan_initial`)::
+
+    {"problem": "digits-mlp", "options": {}, "seed": 0, "epochs": 15, "batch_size": 32,
+     "optimizer": "adam", "hparams": {"lr": 0.001}, "schedule": None, "schedule_args": {}}
+
+:func:`run_trial` never raises for a training failure: a NaN or infinite training loss (or a
+:class:`~descentlab.optim.NonFiniteGradientError`) marks the trial ``diverged`` and ends it; any
+other exception marks it ``failed`` with the message, so one bad trial never crashes a sweep.
+Training runs on one torch thread, so a trial gives the same numbers in the main process, in a
+pool worker or on a Ray worker.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..optim import NonFiniteGradientError
+from ..problems import SPLITS, train
+from ._build import build_optimizer, build_schedule, load_problem
+
+__all__ = ["run_trial"]
+
+
+@contextmanager
+def _one_thread(seed: int) -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _total_steps(task: Any, epochs: int) -> int:
+    try:
+        return epochs * len(task.train_loader)
+    except TypeError as e:
+        raise ValueError(
+            "a schedule needs the number of steps, but train_loader has no len()"
+        ) from e
+
+
+def _train(config: Mapping[str, Any], data_dir: str | None) -> dict[str, Any]:
+    problem = load_problem(config["problem"])
+    seed, epochs = config["seed"], config["epochs"]
+    task = problem.build(
+        seed, data_dir=data_dir, batch_size=config["batch_size"], **config.get("options", {})
+    )
+    torch.manual_seed(seed)  # optimizer noise, dropout: part of the seed too
+    optimizers = {
+        group: build_optimizer(config["optimizer"], params, dict(config["hparams"]))
+        for group, params in task.param_groups().items()
+    }
+    schedulers = []
+    if config.get("schedule"):
+        total = _total_steps(task, epochs)
+        schedulers = [
+            build_schedule(config["schedule"], o, total_steps=total, args=config["schedule_args"])
+            for o in optimizers.values()
+        ]
+
+    def after_step(step: int, loss: float) -> None:
+        for s in schedulers:
+            s.step()
+
+    steps: list[float] = []
+    epoch_evals = [{s: task.evaluate(s) for s in SPLITS}]
+    seconds = [0.0]
+    diverged = False
+    for _ in range(epochs):
+        try:
+            h = train(task, optimizers, 1, after_step, eval_splits=(), final_splits=SPLITS)
+        except NonFiniteGradientError:
+            diverged = True
+            break
+        steps += h.train_loss
+        seconds.append(seconds[-1] + h.train_time)
+        epoch_evals.append(h.final)
+        evaluated = [v for split in h.final.values() for v in split.values()]
+        if h.diverged or not all(math.isfinite(v) for v in evaluated):
+            diverged = True
+            break
+    return _record(problem, steps, epoch_evals, seconds, diverged)
+
+
+def _record(
+    problem: Any,
+    steps: list[float],
+    evals: list[dict[str, dict[str, float]]],
+    seconds: list[float],
+    diverged: bool,
+) -> dict[str, Any]:
+    curves = [{"split": "train", "metric": "step_loss", "unit": "step", "values": steps}]
+    curves.append({"split": "time", "metric": "train_seconds", "unit": "epoch", "values": seconds})
+    for split in SPLITS:
+        for metric in evals[0][split]:
+            values = [e[split][metric] for e in evals]
+            curves.append({"split": split, "metric": metric, "unit": "epoch", "values": values})
+    target = problem.target
+    target_split = getattr(target, "split", "val")
+    hit = next(
+        (e for e in range(1, len(evals)) if target.reached(evals[e][target_split][target.metric])),
+        None,
+    )
+    summary = {
+        "main_metric": problem.main_metric,
+        "higher_is_better": problem.higher_is_better,
+        "target": {
+            "metric": target.metric,
+            "value": target.value,
+            "higher_is_better": target.higher_is_better,
+            "split": target_split,
+        },
+        "epochs_done": len(evals) - 1,
+        "steps": len(steps),
+        "final": evals[-1],
+        "train_seconds": seconds[-1],
+        "epochs_to_target": hit,
+        "seconds_to_target": None if hit is None else seconds[hit],
+    }
+    return {"diverged": diverged, "summary": summary, "curves": curves}
+
+
+def run_trial(config: Mapping[str, Any], *, data_dir: str | None = None) -> dict[str, Any]:
+    """Run one trial and return its outcome.
+
+    Returns:
+        ``{"status": "finished" | "failed", "diverged": bool, "wall_time": seconds,
+        "error": message or None, "summary": final metrics and time-to-target,
+        "curves": [{"split", "metric", "unit", "values"}, ...]}``. Curves: the training loss
+        of every step (``train/step_loss``), ``loss`` and each metric on train/val/test after
+        every epoch (epoch 0 is before training) and the cumulative training seconds.
+    """
+    start = time.perf_counter()
+    with _one_thread(config["seed"]):
+        try:
+            out = _train(config, data_dir)
+            out.update(status="finished", error=None)
+        except Exception as e:  # a broken trial must never crash the sweep
+            tb = traceback.format_exc(limit=3)
+            out = {"status": "failed", "diverged": False, "summary": {}, "curves": []}
+            out["error"] = f"{type(e).__name__}: {e}\n{tb}"
+    out["wall_time"] = time.perf_counter() - start
+    return out

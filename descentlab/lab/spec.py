@@ -1,0 +1,311 @@
+"""Experiment files: a TOML file of problems x optimizers x seeds, with learning-rate tuning.
+
+An experiment file looks like this (every key but ``problems`` and ``optimizers`` is optional)::
+
+    name = "adam-fixes"
+    description = "Adam and the methods that fix it"
+    problems = ["digits-mlp", { name = "digits-cnn", options = { n_train = 200 } }]
+    seeds = 5                  # 5 means seeds 0..4; or a list such as [0, 7, 42]
+    epochs = 10                # overrides every problem's budget
+    batch_size = 64
+
+    [tuning]
+    method = "random"          # "grid", "random" (log-uniform) or "defaults" (no tuning)
+    budget = 8                 # learning rates tried per optimizer (the same for every one)
+    lr_factor = 10.0           # search [lr0 / 10, lr0 * 10] around each optimizer's default lr0
+    # lr_range = [1e-4, 1.0]   # or one absolute range for every optimizer
+    seed = 0                   # the seed of the tuning runs (default: the first seed)
+    defaults = true            # also run every optimizer untuned, labelled "<label>@defaults"
+
+    [[optimizers]]
+    name = "adam"              # a registry name, "torch.optim.Adam" or "pytorch_optimizer:Lion"
+    label = "adam"             # how reports call it (default: the name)
+    hparams = { weight_decay = 0.0 }
+    schedule = "cosine"        # from descentlab.schedules, if installed
+    schedule_args = { warmup_steps = 50 }
+    tune = true                # false: run at hparams.lr (or the default lr) without tuning
+
+Tuning follows DeepOBS (Schneider, Balles & Hennig 2019): every optimizer gets the same number of
+learning rates, chosen on the validation metric on the tuning seed, and the best setting is rerun
+on all seeds. Every error raised here is a :class:`SpecError` naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._build import build_optimizer, default_lr, load_problem
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "METHODS",
+    "Experiment",
+    "OptimizerSpec",
+    "ProblemSpec",
+    "SpecError",
+    "Tuning",
+    "load",
+    "parse",
+]
+
+METHODS = ("grid", "random", "defaults")
+_TOP = ("name", "description", "problems", "seeds", "epochs", "batch_size", "tuning", "optimizers")
+_TUNING = ("method", "budget", "lr_factor", "lr_range", "seed", "defaults", "epochs")
+_OPTIMIZER = ("name", "label", "hparams", "schedule", "schedule_args", "tune")
+_PROBLEM = ("name", "options")
+
+
+class SpecError(ValueError):
+    """An experiment file is invalid; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    """One problem of an experiment, with the options its ``build`` takes (its ``axes``)."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """How reports call it: the name, with the options if any (``digits-cnn[n_train=200]``)."""
+        if not self.options:
+            return self.name
+        return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(self.options.items()))}]"
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimizer entry of an experiment."""
+
+    name: str
+    label: str
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    schedule: str | None = None
+    schedule_args: Mapping[str, Any] = field(default_factory=dict)
+    tune: bool = True
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How learning rates are searched: the same ``budget`` for every optimizer."""
+
+    method: str = "random"
+    budget: int = 6
+    lr_factor: float = 10.0
+    lr_range: tuple[float, float] | None = None
+    seed: int | None = None
+    defaults: bool = False
+    epochs: int | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A parsed, validated experiment."""
+
+    name: str
+    problems: tuple[ProblemSpec, ...]
+    optimizers: tuple[OptimizerSpec, ...]
+    seeds: tuple[int, ...] = (0,)
+    tuning: Tuning = Tuning()
+    epochs: int | None = None
+    batch_size: int | None = None
+    description: str = ""
+
+
+def _unknown(where: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise SpecError(f"{where}{key}: unknown key; allowed keys: {', '.join(allowed)}")
+
+
+def _int(key: str, value: Any, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{key}: {value!r}; expected an integer >= {minimum}")
+    return value
+
+
+def _positive(key: str, value: Any) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise SpecError(f"{key}: {value!r}; expected a positive finite number")
+    return float(value)
+
+
+def _str(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{key}: {value!r}; expected a non-empty string")
+    return value.strip()
+
+
+def _table(key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{key}: {value!r}; expected a table such as {{ lr = 0.1 }}")
+    return dict(value)
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{key}: {value!r}; expected true or false")
+    return value
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return tuple(range(_int("seeds", value)))
+    if not isinstance(value, list) or not value:
+        raise SpecError(f"seeds: {value!r}; expected a count (5) or a non-empty list ([0, 1, 2])")
+    seeds = tuple(_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(value))
+    if len(set(seeds)) != len(seeds):
+        raise SpecError(f"seeds: {value!r}; expected distinct seeds")
+    return seeds
+
+
+def _problem(i: int, value: Any) -> ProblemSpec:
+    key = f"problems[{i}]"
+    if isinstance(value, str):
+        value = {"name": value}
+    p = _table(key, value)
+    _unknown(f"{key}.", p, _PROBLEM)
+    name = _str(f"{key}.name", p.get("name"))
+    options = _table(f"{key}.options", p.get("options", {}))
+    try:
+        problem = load_problem(name)
+    except (ValueError, ImportError, AttributeError) as e:
+        raise SpecError(f"{key}: {e}") from e
+    allowed = sorted(set(problem.axes) - {"batch_size", "data_dir"})
+    for option in options:
+        if option not in allowed:
+            raise SpecError(
+                f"{key}.options.{option}: unknown option of {name!r}; allowed: "
+                f"{', '.join(allowed) or 'none'}"
+            )
+    return ProblemSpec(name, options)
+
+
+def _problems(value: Any) -> tuple[ProblemSpec, ...]:
+    if not isinstance(value, list) or not value:
+        raise SpecError(
+            f"problems: {value!r}; expected a non-empty list of problem names or tables"
+            " { name = ..., options = {...} }"
+        )
+    specs = tuple(_problem(i, p) for i, p in enumerate(value))
+    labels = [p.label for p in specs]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise SpecError(f"problems: {label!r} appears twice; problems must be distinct")
+    return specs
+
+
+def _tuning(value: Any) -> Tuning:
+    t = _table("tuning", value)
+    _unknown("tuning.", t, _TUNING)
+    method = t.get("method", Tuning.method)
+    if method not in METHODS:
+        raise SpecError(f"tuning.method: {method!r}; allowed: {', '.join(METHODS)}")
+    lr_range = t.get("lr_range")
+    if lr_range is not None:
+        if not isinstance(lr_range, list) or len(lr_range) != 2:
+            raise SpecError(f"tuning.lr_range: {lr_range!r}; expected [low, high]")
+        lo, hi = (_positive(f"tuning.lr_range[{i}]", x) for i, x in enumerate(lr_range))
+        if lo > hi:
+            raise SpecError(f"tuning.lr_range: {lr_range!r}; expected low <= high")
+        lr_range = (lo, hi)
+    factor = _positive("tuning.lr_factor", t.get("lr_factor", Tuning.lr_factor))
+    if factor < 1:
+        raise SpecError(f"tuning.lr_factor: {factor!r}; expected a number >= 1")
+    seed = t.get("seed")
+    epochs = t.get("epochs")
+    return Tuning(
+        method=method,
+        budget=_int("tuning.budget", t.get("budget", Tuning.budget)),
+        lr_factor=factor,
+        lr_range=lr_range,
+        seed=None if seed is None else _int("tuning.seed", seed, minimum=0),
+        defaults=_bool("tuning.defaults", t.get("defaults", False)),
+        epochs=None if epochs is None else _int("tuning.epochs", epochs),
+    )
+
+
+def _check_optimizer(key: str, name: str, hparams: dict[str, Any]) -> None:
+    """Build the optimizer once on a dummy parameter, so bad names and hparams fail here."""
+    try:
+        lr = hparams.get("lr", default_lr(name))
+        build_optimizer(name, [torch.zeros(1, requires_grad=True)], {**hparams, "lr": lr})
+    except (ValueError, TypeError, ImportError) as e:
+        raise SpecError(f"{key}: {e}") from e
+
+
+def _optimizer(i: int, value: Any) -> OptimizerSpec:
+    key = f"optimizers[{i}]"
+    if isinstance(value, str):
+        value = {"name": value}
+    o = _table(key, value)
+    _unknown(f"{key}.", o, _OPTIMIZER)
+    if "name" not in o:
+        raise SpecError(f"{key}.name: missing; expected a registry name or 'module:Class'")
+    name = _str(f"{key}.name", o["name"])
+    hparams = _table(f"{key}.hparams", o.get("hparams", {}))
+    _check_optimizer(f"{key}.name/hparams", name, hparams)
+    schedule = o.get("schedule")
+    return OptimizerSpec(
+        name=name,
+        label=_str(f"{key}.label", o.get("label", name)),
+        hparams=hparams,
+        schedule=None if schedule is None else _str(f"{key}.schedule", schedule),
+        schedule_args=_table(f"{key}.schedule_args", o.get("schedule_args", {})),
+        tune=_bool(f"{key}.tune", o.get("tune", True)),
+    )
+
+
+def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
+    """Validate a decoded TOML document and return the :class:`Experiment`."""
+    _unknown("", data, _TOP)
+    for key in ("problems", "optimizers"):
+        if key not in data:
+            raise SpecError(f"{key}: missing; an experiment needs problems and optimizers")
+    optimizers = data["optimizers"]
+    if not isinstance(optimizers, list) or not optimizers:
+        raise SpecError(
+            f"optimizers: {optimizers!r}; expected a non-empty array of tables ([[optimizers]])"
+        )
+    specs = tuple(_optimizer(i, o) for i, o in enumerate(optimizers))
+    labels = [o.label for o in specs]
+    for label in labels:
+        if labels.count(label) > 1 or label.endswith("@defaults"):
+            raise SpecError(
+                f"optimizers.label: {label!r} is repeated or reserved; labels must be distinct"
+                " and must not end in '@defaults'"
+            )
+    epochs, batch = data.get("epochs"), data.get("batch_size")
+    return Experiment(
+        name=_str("name", data.get("name", name)),
+        description=str(data.get("description", "")),
+        problems=_problems(data["problems"]),
+        optimizers=specs,
+        seeds=_seeds(data.get("seeds", 1)),
+        tuning=_tuning(data.get("tuning", {})),
+        epochs=None if epochs is None else _int("epochs", epochs),
+        batch_size=None if batch is None else _int("batch_size", batch),
+    )
+
+
+def load(path: str | Path) -> Experiment:
+    """Read and validate an experiment file; the experiment's name defaults to the file's stem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML: {e}") from e
+    return parse(data, name=path.stem)

@@ -1,0 +1,163 @@
+"""Run an experiment: plan its trials, skip the finished ones, run the rest, store every result.
+
+The sweep runs in two phases. First the learning-rate search runs and every untuned run; then,
+for each problem and optimizer whose search is complete, the best learning rate on every seed
+(:mod:`descentlab.lab.tuning`). Only this process writes the store, one transaction per trial,
+so killing it loses only the trials in flight; running the experiment again skips every finished
+trial (same configuration, same package version: same key) and reruns the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..store import Store, trial_key
+from ._backends import Backend, open_backend
+from .spec import Experiment
+from .tuning import Planned, plan_final, plan_initial
+
+__all__ = ["SweepSummary", "run_experiment"]
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: trials planned, skipped (already finished) and run, and their outcomes."""
+
+    db: Path
+    planned: int = 0
+    skipped: int = 0
+    finished: int = 0
+    diverged: int = 0
+    failed: int = 0
+    capped: int = 0  # trials left for later by max_trials
+
+    @property
+    def ran(self) -> int:
+        """Trials run by this sweep."""
+        return self.finished + self.failed
+
+
+def _tag(store: Store, experiment: str, plan: Iterable[Planned]) -> None:
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for p in plan:
+        groups.setdefault((p.role, p.problem, p.label), []).append(trial_key(p.config))
+    for (role, problem, label), keys in groups.items():
+        store.set_tags(experiment, role, problem, label, keys)
+
+
+def _run(
+    store: Store,
+    backend: Backend,
+    plan: list[Planned],
+    summary: SweepSummary,
+    progress: Progress,
+    budget: int | None,
+) -> None:
+    configs: dict[str, Mapping[str, Any]] = {}
+    for p in plan:
+        configs.setdefault(trial_key(p.config), p.config)
+    statuses = store.statuses(configs)
+    todo = [k for k in configs if statuses.get(k) != "finished"]
+    summary.planned += len(configs)
+    summary.skipped += len(configs) - len(todo)
+    if budget is not None:
+        summary.capped += max(0, len(todo) - budget)
+        todo = todo[:budget]
+    task = progress.add_task("trials", total=len(todo), running=0)
+    todo.reverse()
+    running = 0
+    while todo or running:
+        while todo and running < backend.slots:
+            key = todo.pop()
+            store.mark_running(key, configs[key])
+            backend.submit(key, configs[key])
+            running += 1
+        progress.update(task, running=running)
+        key, result = backend.wait()
+        running -= 1
+        store.save_result(key, configs[key], result)
+        summary.finished += result["status"] == "finished"
+        summary.failed += result["status"] == "failed"
+        summary.diverged += bool(result["diverged"])
+        progress.update(task, advance=1, running=running)
+
+
+def _score(store: Store, config: Mapping[str, Any]) -> tuple[bool, float | None]:
+    row = store.trial(trial_key(config))
+    if row is None or row["status"] == "running":
+        return False, None
+    if row["status"] == "failed" or row["diverged"]:
+        return True, None
+    s = row["summary"]
+    return True, s["final"]["val"].get(s["main_metric"])
+
+
+def run_experiment(
+    experiment: Experiment,
+    *,
+    db: str | Path = "runs.db",
+    workers: int | None = 1,
+    backend: str = "pool",
+    address: str | None = None,
+    max_trials: int | None = None,
+    data_dir: str | None = None,
+    progress: bool = True,
+) -> SweepSummary:
+    """Run every unfinished trial of ``experiment`` and store the results in ``db``.
+
+    Args:
+        experiment: a parsed experiment (:func:`descentlab.lab.spec.load`).
+        db: the SQLite store; created if missing, resumed if present.
+        workers: trials at once: 1 runs them in this process; more use a process pool of that
+            size (or, with Ray, that many CPUs; ``None``: all the cluster's).
+        backend: ``"pool"`` (local) or ``"ray"`` (``ray.init(address=address)``).
+        address: the Ray cluster's address; ``None`` starts a local instance.
+        max_trials: run at most this many trials now (a smoke run); the rest run next time.
+        data_dir: where problems that need files (torchvision datasets) find them.
+        progress: show a progress bar (trials done, running, time left) on stderr.
+
+    Returns:
+        A :class:`SweepSummary`.
+    """
+    if max_trials is not None and max_trials < 0:
+        raise ValueError(f"max_trials: {max_trials}; expected an integer >= 0")
+    summary = SweepSummary(Path(db))
+    runner = open_backend(backend, workers=workers, address=address, data_dir=data_dir)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("done, {task.fields[running]} running"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+    )
+    try:
+        with Store(db) as store, bar:
+            store.save_experiment(experiment.name, dataclasses.asdict(experiment))
+            initial = plan_initial(experiment)
+            _tag(store, experiment.name, initial)
+            _run(store, runner, initial, summary, bar, max_trials)
+            final = plan_final(experiment, initial, lambda c: _score(store, c))
+            _tag(store, experiment.name, final)
+            left = None if max_trials is None else max(0, max_trials - summary.ran)
+            _run(store, runner, final, summary, bar, left)
+    finally:
+        runner.close()
+    return summary

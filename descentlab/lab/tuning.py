@@ -1,0 +1,165 @@
+"""Learning-rate tuning with the same budget for every optimizer, as in DeepOBS.
+
+Schneider, Balles & Hennig 2019, "DeepOBS: A Deep Learning Optimizer Benchmark Suite": every
+optimizer gets the same number of learning rates (a log-spaced grid or a log-uniform random
+search), each trained once on the tuning seed; the setting with the best final validation metric is
+rerun on every seed, and only those reruns are reported. A diverged or failed tuning run scores
+worst; if every setting diverged, the smallest learning rate is rerun, so the report shows it. The ``"defaults"`` method skips tuning and runs each optimizer at its paper's default
+learning rate (the registry's ``lr``, or the class default for an importable optimizer).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._build import default_lr, load_problem
+from .spec import Experiment, OptimizerSpec, ProblemSpec, Tuning
+
+__all__ = ["DEFAULTS_SUFFIX", "Planned", "choose", "lr_candidates", "plan_final", "plan_initial"]
+
+DEFAULTS_SUFFIX = "@defaults"
+
+
+@dataclass(frozen=True, eq=False)
+class Planned:
+    """One trial as an experiment sees it: its full configuration, its label and its role.
+
+    ``role`` is ``"tune"`` (a learning-rate search run) or ``"final"`` (a reported run).
+    """
+
+    config: dict[str, Any]
+    problem: str  # the problem's label in reports
+    label: str
+    role: str
+
+
+def _round(lr: float) -> float:
+    return float(f"{lr:.4g}")  # 4 significant digits: readable labels, stable hashes
+
+
+def _center(opt: OptimizerSpec) -> float:
+    return float(opt.hparams.get("lr", default_lr(opt.name)))
+
+
+def lr_candidates(opt: OptimizerSpec, tuning: Tuning) -> list[float]:
+    """The ``tuning.budget`` learning rates tried for ``opt`` (the same count for everyone).
+
+    The range is ``tuning.lr_range`` or ``[lr0 / lr_factor, lr0 * lr_factor]`` around the
+    optimizer's own ``lr0``. Random search draws the same quantiles for every optimizer (seeded by
+    ``tuning.seed``), so no optimizer gets luckier draws than another.
+    """
+    if tuning.lr_range is not None:
+        lo, hi = tuning.lr_range
+    else:
+        lr0 = _center(opt)
+        lo, hi = lr0 / tuning.lr_factor, lr0 * tuning.lr_factor
+    if tuning.budget == 1:
+        return [_round(math.sqrt(lo * hi))]
+    if tuning.method == "grid":
+        u = np.linspace(0.0, 1.0, tuning.budget)
+    else:
+        u = np.sort(np.random.default_rng(tuning.seed or 0).random(tuning.budget))
+    return [_round(math.exp(math.log(lo) + x * (math.log(hi) - math.log(lo)))) for x in u]
+
+
+def _config(
+    opt: OptimizerSpec, problem: ProblemSpec, seed: int, lr: float, epochs: int, batch: int
+) -> dict[str, Any]:
+    return {
+        "problem": problem.name,
+        "options": dict(problem.options),
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch,
+        "optimizer": opt.name,
+        "hparams": {**opt.hparams, "lr": lr},
+        "schedule": opt.schedule,
+        "schedule_args": dict(opt.schedule_args),
+    }
+
+
+def _budget(exp: Experiment, problem: ProblemSpec) -> tuple[int, int]:
+    budget = load_problem(problem.name).budget
+    return exp.epochs or budget.epochs, exp.batch_size or budget.batch_size
+
+
+def _tuned(exp: Experiment, opt: OptimizerSpec) -> bool:
+    return opt.tune and exp.tuning.method != "defaults"
+
+
+def _tuning_seed(exp: Experiment) -> int:
+    return exp.seeds[0] if exp.tuning.seed is None else exp.tuning.seed
+
+
+def plan_initial(exp: Experiment) -> list[Planned]:
+    """Every trial that needs no tuning result: the search runs and the untuned final runs."""
+    plan: list[Planned] = []
+    for problem in exp.problems:
+        epochs, batch = _budget(exp, problem)
+        for opt in exp.optimizers:
+            if _tuned(exp, opt):
+                tune_epochs = exp.tuning.epochs or epochs
+                for lr in lr_candidates(opt, exp.tuning):
+                    config = _config(opt, problem, _tuning_seed(exp), lr, tune_epochs, batch)
+                    plan.append(Planned(config, problem.label, opt.label, "tune"))
+            label = opt.label if not _tuned(exp, opt) else opt.label + DEFAULTS_SUFFIX
+            if _tuned(exp, opt) and not exp.tuning.defaults:
+                continue
+            for seed in exp.seeds:
+                config = _config(opt, problem, seed, _round(_center(opt)), epochs, batch)
+                plan.append(Planned(config, problem.label, label, "final"))
+    return plan
+
+
+def choose(scores: Iterable[tuple[float, float | None]], *, higher_is_better: bool) -> float | None:
+    """The learning rate with the best score; ``None`` scores (diverged, failed) rank last.
+
+    Ties go to the first (the smallest learning rate, as candidates are sorted).
+    """
+    best: tuple[float, float] | None = None
+    for lr, score in scores:
+        if score is None or not math.isfinite(score):
+            continue
+        signed = score if higher_is_better else -score
+        if best is None or signed > best[1]:
+            best = (lr, signed)
+    return None if best is None else best[0]
+
+
+def plan_final(
+    exp: Experiment,
+    tuning_runs: Iterable[Planned],
+    score: Callable[[Mapping[str, Any]], tuple[bool, float | None]],
+) -> list[Planned]:
+    """The reruns of each optimizer's best learning rate on every seed.
+
+    ``score(config)`` returns ``(finished, validation score or None)`` for a tuning run. A problem
+    and optimizer whose search is not complete yet (a capped or interrupted sweep) get no reruns.
+    """
+    by_group: dict[tuple[str, str], list[Planned]] = {}
+    for p in tuning_runs:
+        if p.role == "tune":
+            by_group.setdefault((p.problem, p.label), []).append(p)
+    plan: list[Planned] = []
+    opts = {o.label: o for o in exp.optimizers}
+    problems = {p.label: p for p in exp.problems}
+    for (label_p, label), runs in by_group.items():
+        problem = problems[label_p]
+        results = [score(p.config) for p in runs]
+        if not all(done for done, _ in results):
+            continue
+        higher = load_problem(problem.name).higher_is_better
+        lrs = [p.config["hparams"]["lr"] for p in runs]
+        best = choose(zip(lrs, (s for _, s in results)), higher_is_better=higher)
+        if best is None:  # every setting diverged: rerun the smallest, the report shows it
+            best = min(lrs)
+        epochs, batch = _budget(exp, problem)
+        for seed in exp.seeds:
+            config = _config(opts[label], problem, seed, best, epochs, batch)
+            plan.append(Planned(config, label_p, label, "final"))
+    return plan

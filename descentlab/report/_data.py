@@ -1,0 +1,157 @@
+"""What a report shows, read from the store and reduced over seeds.
+
+Reports never show a single run: every number is a statistic over the seeds of one optimizer on one
+problem (median and interquartile range, mean and standard deviation), with diverged and failed runs
+counted. Time-to-target counts a miss as infinite. The performance profile is Dolan & Moré 2002,
+"Benchmarking optimization software with performance profiles", Math. Programming 91(2).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..store import Store
+
+__all__ = ["Group", "Stats", "band", "load_groups", "performance_profile", "stack", "stats"]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Mean, standard deviation, median and quartiles of the finite values, and their count."""
+
+    mean: float
+    std: float
+    median: float
+    q1: float
+    q3: float
+    n: int
+
+
+def stats(values: Sequence[float]) -> Stats:
+    """:class:`Stats` over the finite ``values`` (NaN everywhere when there are none)."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        nan = float("nan")
+        return Stats(nan, nan, nan, nan, nan, 0)
+    q1, med, q3 = np.percentile(x, [25, 50, 75])
+    return Stats(float(x.mean()), float(x.std()), float(med), float(q1), float(q3), int(x.size))
+
+
+def stack(curves: Sequence[Sequence[float]]) -> np.ndarray:
+    """Curves of unequal length (diverged runs stop early) as rows padded with NaN."""
+    n = max((len(c) for c in curves), default=0)
+    out = np.full((len(curves), n), np.nan)
+    for i, c in enumerate(curves):
+        out[i, : len(c)] = np.asarray(c, dtype=float)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def band(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, 25th and 75th percentiles over seeds (rows), ignoring NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+        mean = np.nanmean(rows, axis=0)
+        q1, q3 = np.nanpercentile(rows, [25, 75], axis=0)
+    return mean, q1, q3
+
+
+@dataclass
+class Group:
+    """The final runs of one optimizer label on one problem of one experiment."""
+
+    experiment: str
+    problem: str
+    label: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    curves: list[dict[tuple[str, str], dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> list[int]:
+        """Indices of the finished runs (diverged included: they count, as failures)."""
+        return [i for i, r in enumerate(self.runs) if r["status"] == "finished"]
+
+    @property
+    def main_metric(self) -> str:
+        """The problem's main metric (from the first finished run)."""
+        return next((self.runs[i]["summary"]["main_metric"] for i in self.finished), "loss")
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a larger main metric is better."""
+        return next((self.runs[i]["summary"]["higher_is_better"] for i in self.finished), False)
+
+    def final(self, split: str, metric: str) -> list[float]:
+        """The final value of ``metric`` on ``split`` of each finished run (NaN if diverged)."""
+        out = []
+        for i in self.finished:
+            r = self.runs[i]
+            v = r["summary"]["final"][split].get(metric, math.nan)
+            out.append(math.nan if r["diverged"] else v)
+        return out
+
+    def curve(self, split: str, metric: str) -> np.ndarray:
+        """One row per finished run of the curve ``(split, metric)``, padded with NaN."""
+        return stack(
+            [self.curves[i].get((split, metric), {}).get("values", []) for i in self.finished]
+        )
+
+    def epochs_to_target(self) -> list[float]:
+        """Epochs to reach the problem's target per finished run; a miss is ``inf``."""
+        out = []
+        for i in self.finished:
+            e = self.runs[i]["summary"].get("epochs_to_target")
+            out.append(math.inf if e is None or self.runs[i]["diverged"] else float(e))
+        return out
+
+    def median_epochs_to_target(self) -> float:
+        """The median over finished runs of :meth:`epochs_to_target` (``inf`` if most missed)."""
+        e = self.epochs_to_target()
+        return float(np.median(e)) if e else math.inf
+
+    @property
+    def lrs(self) -> list[float]:
+        """The distinct learning rates of the runs (one, after tuning)."""
+        return sorted({r["config"]["hparams"].get("lr") for r in self.runs} - {None})
+
+
+def load_groups(store: Store) -> dict[str, dict[str, dict[str, Group]]]:
+    """``{experiment: {problem: {label: Group}}}`` of the final runs, in the store's order."""
+    out: dict[str, dict[str, dict[str, Group]]] = {}
+    for t in store.trials(role="final"):
+        problems = out.setdefault(t["experiment"], {})
+        labels = problems.setdefault(t["tag_problem"], {})
+        g = labels.setdefault(t["label"], Group(t["experiment"], t["tag_problem"], t["label"]))
+        g.runs.append(t)
+        g.curves.append(store.curves(t["key"]))
+    return out
+
+
+def performance_profile(
+    costs: Mapping[str, Mapping[str, float]], taus: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Dolan & Moré's profile: for each solver, the fraction of problems within ``tau`` of the best.
+
+    Args:
+        costs: ``{problem: {solver: cost}}``, ``inf`` for a miss.
+        taus: the ratios at which to evaluate the profile (>= 1).
+
+    Returns:
+        ``{solver: rho(taus)}`` with ``rho_s(tau) = |{p : t_ps <= tau * min_s t_ps}| / |P|``. A
+        problem no solver solves counts against every solver.
+    """
+    solvers = sorted({s for per in costs.values() for s in per})
+    ratios = {s: [] for s in solvers}
+    for per in costs.values():
+        best = min((c for c in per.values()), default=math.inf)
+        for s in solvers:
+            c = per.get(s, math.inf)
+            ratios[s].append(c / best if math.isfinite(c) and best > 0 else math.inf)
+    n = max(1, len(costs))
+    return {s: np.array([sum(r <= t for r in ratios[s]) / n for t in taus]) for s in solvers}

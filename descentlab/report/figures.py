@@ -1,0 +1,155 @@
+"""The report's figures (matplotlib, Agg backend: no display needed), one PNG each.
+
+Every figure reduces over seeds: lines are means, bands and whiskers the interquartile range.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ._data import Group, band, performance_profile, stats
+
+__all__ = ["colors", "gap_figure", "learning_curves", "profile_figure", "target_figure"]
+
+
+def colors(labels: list[str]) -> dict[str, tuple]:
+    """One stable colour per optimizer label."""
+    cmap = plt.get_cmap("tab20" if len(labels) > 10 else "tab10")
+    return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _smooth(row: np.ndarray, window: int) -> np.ndarray:
+    if window <= 1 or row.size < window:
+        return row
+    kernel = np.ones(window) / window
+    return np.convolve(row, kernel, mode="valid")
+
+
+def learning_curves(groups: Mapping[str, Group], palette: dict, path: Path) -> Path:
+    """Train loss per step, test loss and test main metric per epoch: mean and IQR band."""
+    first = next(iter(groups.values()))
+    metric = first.main_metric
+    panels = [
+        ("train", "step_loss", "step", "train loss (per step, smoothed)"),
+        ("train", "loss", "epoch", "train loss (full split, per epoch)"),
+        ("test", "loss", "epoch", "test loss"),
+        ("test", metric, "epoch", f"test {metric}"),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    for ax, (split, name, unit, title) in zip(axes, panels):
+        for label, g in groups.items():
+            rows = g.curve(split, name)
+            if rows.size == 0:
+                continue
+            if unit == "step":
+                window = max(1, rows.shape[1] // 50)
+                rows = np.array([_smooth(r, window) for r in rows]) if window > 1 else rows
+            mean, q1, q3 = band(rows)
+            x = np.arange(mean.size) + (window if unit == "step" else 0)
+            ax.plot(x, mean, color=palette[label], label=label, lw=1.4)
+            ax.fill_between(x, q1, q3, color=palette[label], alpha=0.2, lw=0)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(unit)
+        if name.endswith("loss"):
+            ax.set_yscale("log")
+    axes[-1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{first.problem}: mean over seeds, band = interquartile range", fontsize=10)
+    return _save(fig, path)
+
+
+def gap_figure(groups: Mapping[str, Group], palette: dict, path: Path) -> Path:
+    """Final train vs test main metric per optimizer: medians with IQR whiskers."""
+    first = next(iter(groups.values()))
+    metric = first.main_metric
+    labels = list(groups)
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(labels) + 2), 3.8))
+    for offset, split, hatch in ((-0.2, "train", ""), (0.2, "test", "//")):
+        s = [stats(groups[label].final(split, metric)) for label in labels]
+        med = np.array([v.median for v in s])
+        err = np.array([[v.median - v.q1 for v in s], [v.q3 - v.median for v in s]])
+        ax.bar(
+            x + offset,
+            med,
+            0.4,
+            yerr=err,
+            color=[palette[label] for label in labels],
+            hatch=hatch,
+            edgecolor="black",
+            lw=0.5,
+            label=split,
+        )
+    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel(f"final {metric} (median, IQR)")
+    ax.set_title(
+        f"{first.problem}: generalization gap (plain = train, hatched = test)", fontsize=10
+    )
+    return _save(fig, path)
+
+
+def target_figure(problems: Mapping[str, Mapping[str, Group]], palette: dict, path: Path) -> Path:
+    """Median epochs to reach each problem's target; a miss (infinite) is drawn as 'miss'."""
+    fig, axes = plt.subplots(
+        1,
+        len(problems),
+        figsize=(4.5 * len(problems), 0.35 * max(map(len, problems.values())) + 1.6),
+    )
+    axes = np.atleast_1d(axes)
+    for ax, (problem, groups) in zip(axes, problems.items()):
+        labels = list(groups)
+        med = [groups[label].median_epochs_to_target() for label in labels]
+        misses = [sum(map(math.isinf, groups[label].epochs_to_target())) for label in labels]
+        finite = [m for m in med if math.isfinite(m)]
+        top = max(finite, default=1.0) * 1.15
+        y = np.arange(len(labels))
+        ax.barh(
+            y,
+            [m if math.isfinite(m) else top for m in med],
+            color=[
+                palette[label] if math.isfinite(m) else "white" for label, m in zip(labels, med)
+            ],
+            edgecolor="black",
+            lw=0.5,
+        )
+        for yi, m, k in zip(y, med, misses):
+            note = "miss" if not math.isfinite(m) else f"{m:g}"
+            ax.text(min(m, top), yi, f" {note} ({k} missed)", va="center", fontsize=7)
+        ax.set_xlim(0, top * 1.7)  # room for the notes
+        ax.set_yticks(y, labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("epochs to target (median over seeds)")
+        ax.set_title(problem, fontsize=10)
+    return _save(fig, path)
+
+
+def profile_figure(costs: Mapping[str, Mapping[str, float]], palette: dict, path: Path) -> Path:
+    """Dolan & Moré performance profile of epochs-to-target across problems."""
+    finite = [c for per in costs.values() for c in per.values() if math.isfinite(c)]
+    worst = max((c / min(finite) for c in finite), default=2.0) if finite else 2.0
+    taus = np.geomspace(1.0, max(2.0, worst * 1.5), 200)
+    rho = performance_profile(costs, taus)
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for solver, r in rho.items():
+        ax.step(taus, r, where="post", color=palette.get(solver), label=solver, lw=1.4)
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("tau: within this factor of the fastest optimizer")
+    ax.set_ylabel("fraction of problems")
+    ax.set_title(f"Performance profile over {len(costs)} problem(s): epochs to target", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)

@@ -1,0 +1,204 @@
+"""Write the report: ``index.html``, its PNG figures and every run as JSON, from the store alone.
+
+The page is static HTML with relative links and inline CSS: it opens from the file system in any
+browser, with no server and no network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..store import Store
+from ._data import Group, load_groups, stats
+from .figures import colors, gap_figure, learning_curves, profile_figure, target_figure
+
+__all__ = ["write_report"]
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+tr.best { font-weight: bold; background: #eef7ee; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
+
+
+def _fmt(x: float) -> str:
+    if math.isnan(x):
+        return "–"
+    if math.isinf(x):
+        return "∞"
+    return f"{x:.4g}"
+
+
+def _clean(obj: Any) -> Any:
+    """JSON without NaN/inf (not valid JSON): they become ``null``."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _export_runs(store: Store, out: Path) -> list[str]:
+    """Every stored trial (search runs included) as ``runs/<key>.json``; returns the keys."""
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    by_key: dict[str, dict[str, Any]] = {}
+    for t in store.trials(role=None):
+        entry = by_key.setdefault(t["key"], {**t, "tags": []})
+        entry["tags"].append({k: t[k] for k in ("experiment", "role", "label")})
+    for key, t in by_key.items():
+        curves = [{"split": s, "metric": m, **c} for (s, m), c in sorted(store.curves(key).items())]
+        record = {
+            k: t[k]
+            for k in ("key", "version", "config", "status", "diverged", "wall_time", "error")
+        }
+        record.update(tags=t["tags"], summary=t["summary"], curves=curves)
+        (runs / f"{key}.json").write_text(json.dumps(_clean(record), indent=1), encoding="utf-8")
+    return sorted(by_key)
+
+
+def _best(groups: Mapping[str, Group]) -> str | None:
+    scored = [(stats(g.final("test", g.main_metric)).median, label) for label, g in groups.items()]
+    scored = [(m, label) for m, label in scored if math.isfinite(m)]
+    if not scored:
+        return None
+    higher = next(iter(groups.values())).higher_is_better
+    return (max if higher else min)(scored)[1]
+
+
+def _table(groups: Mapping[str, Group]) -> str:
+    first = next(iter(groups.values()))
+    metric = first.main_metric
+    best = _best(groups)
+    head = (
+        "<tr><th>optimizer</th><th>lr</th><th>runs</th><th>diverged</th><th>failed</th>"
+        f"<th>test {metric}<br>mean ± std</th><th>test {metric}<br>median [IQR]</th>"
+        "<th>test loss<br>median [IQR]</th>"
+        f"<th>gap: train − test {metric}<br>median</th>"
+        "<th>epochs to target<br>median (misses)</th><th>wall time s<br>mean</th></tr>"
+    )
+    rows = []
+    for label, g in groups.items():
+        m = stats(g.final("test", metric))
+        loss = stats(g.final("test", "loss"))
+        gaps = [a - b for a, b in zip(g.final("train", metric), g.final("test", metric))]
+        ttt = g.epochs_to_target()
+        misses = sum(map(math.isinf, ttt))
+        diverged = sum(1 for i in g.finished if g.runs[i]["diverged"])
+        failed = len(g.runs) - len(g.finished)
+        wall = stats([r["wall_time"] or math.nan for r in g.runs])
+        mark = " ★" if label == best else ""
+        rows.append(
+            f"<tr{' class=best' if mark else ''}><td>{html.escape(label)}{mark}</td>"
+            f"<td>{', '.join(_fmt(x) for x in g.lrs)}</td><td>{len(g.runs)}</td>"
+            f"<td>{diverged}</td><td>{failed}</td>"
+            f"<td>{_fmt(m.mean)} ± {_fmt(m.std)}</td>"
+            f"<td>{_fmt(m.median)} [{_fmt(m.q1)}, {_fmt(m.q3)}]</td>"
+            f"<td>{_fmt(loss.median)} [{_fmt(loss.q1)}, {_fmt(loss.q3)}]</td>"
+            f"<td>{_fmt(stats(gaps).median)}</td>"
+            f"<td>{_fmt(g.median_epochs_to_target())} ({misses})</td>"
+            f"<td>{_fmt(wall.mean)}</td></tr>"
+        )
+    return f"<table class=final-metrics>{head}{''.join(rows)}</table>"
+
+
+def _img(path: Path, out: Path, alt: str) -> str:
+    return f'<img src="{path.relative_to(out).as_posix()}" alt="{html.escape(alt)}">'
+
+
+def _experiment(
+    name: str, problems: Mapping[str, Mapping[str, Group]], spec: Mapping[str, Any], out: Path
+) -> str:
+    figs = out / "figures"
+    slug = _slug(name)
+    labels = list(dict.fromkeys(label for groups in problems.values() for label in groups))
+    palette = colors(labels)
+    parts = [f"<h2 id='{slug}'>Experiment {html.escape(name)}</h2>"]
+    if spec.get("description"):
+        parts.append(f"<p>{html.escape(spec['description'])}</p>")
+    tuning = spec.get("tuning", {})
+    parts.append(
+        f"<p class=note>Seeds: {spec.get('seeds')}. Tuning: {html.escape(str(tuning))}. "
+        "Only the final runs are shown (for tuned optimizers: the best learning rate on the "
+        "validation metric, rerun on every seed).</p>"
+    )
+    for problem, groups in problems.items():
+        p = _slug(problem)
+        parts.append(f"<h3>{html.escape(problem)}</h3>")
+        parts.append(_table(groups))
+        parts.append(
+            "<p class=note>★ best median test metric. Statistics are over the finished runs; "
+            "diverged runs count as NaN (and as misses for time-to-target).</p>"
+        )
+        curves = learning_curves(groups, palette, figs / f"{slug}-{p}-curves.png")
+        gap = gap_figure(groups, palette, figs / f"{slug}-{p}-gap.png")
+        parts.append(_img(curves, out, f"learning curves on {problem}"))
+        parts.append(_img(gap, out, f"generalization gap on {problem}"))
+    parts.append("<h3>Time to target</h3>")
+    target = target_figure(problems, palette, figs / f"{slug}-time-to-target.png")
+    parts.append(_img(target, out, "time to target"))
+    costs = {
+        problem: {label: g.median_epochs_to_target() for label, g in groups.items()}
+        for problem, groups in problems.items()
+    }
+    parts.append("<h3>Performance profile (Dolan &amp; Moré 2002)</h3>")
+    profile = profile_figure(costs, palette, figs / f"{slug}-profile.png")
+    parts.append(_img(profile, out, "performance profile"))
+    parts.append(
+        "<p class=note>Cost: median epochs to reach each problem's target; a miss is infinite. "
+        "A curve at height y for tau means: within a factor tau of the fastest optimizer on a "
+        "fraction y of the problems.</p>"
+    )
+    return "\n".join(parts)
+
+
+def write_report(db: str | Path, out: str | Path) -> Path:
+    """Write ``out/index.html`` (figures under ``out/figures``, runs under ``out/runs``).
+
+    Args:
+        db: the results store (``runs.db``).
+        out: the report's directory, created if missing.
+
+    Returns:
+        The path of ``index.html``.
+    """
+    db, out = Path(db), Path(out)
+    if not db.exists():
+        raise FileNotFoundError(f"no results store at {db}")
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    with Store(db) as store:
+        groups = load_groups(store)
+        specs = store.experiments()
+        keys = _export_runs(store, out)
+    body = [f"<h1>descentlab report</h1><p class=note>Store: {html.escape(str(db))}.</p>"]
+    if not groups:
+        body.append("<p>No finished final runs in the store yet.</p>")
+    body += [_experiment(n, problems, specs.get(n, {}), out) for n, problems in groups.items()]
+    links = "".join(f'<li><a href="runs/{k}.json">{k}</a></li>' for k in keys)
+    body.append(
+        f"<h2>Every run as JSON</h2><details><summary>{len(keys)} runs</summary>"
+        f"<ul>{links}</ul></details>"
+    )
+    page = (
+        "<!doctype html><html><head><meta charset=utf-8><title>descentlab report</title>"
+        f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    )
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
