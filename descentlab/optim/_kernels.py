@@ -1,10 +1,116 @@
-"""Compiled CPU kernels for the fast path (placeholder until the kernels land)."""
+"""The compiled CPU kernels of the fast path, built once on first use and cached on disk.
+
+The kernels (``csrc/kernels.cpp``, one per algorithm that torch has no fused kernel for) are
+compiled with ``torch.utils.cpp_extension.load`` the first time an optimizer needs them: about a
+minute once per machine and torch version, then loaded from torch's extension cache
+(``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) in well under a second.
+``descentlab build-kernels`` pays the build ahead of time.
+
+When they cannot be built (no C++ compiler, no ninja, a failed build), :func:`unavailable_reason`
+says why, and the optimizers fall back to their readable per-tensor path (``impl="auto"``, with
+one warning) or raise (``impl="fused"``). Nothing here ever crashes an import.
+"""
 
 from __future__ import annotations
 
-__all__ = ["unavailable_reason"]
+import contextlib
+import logging
+import os
+import threading
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+__all__ = ["available", "build", "build_directory", "kernels", "unavailable_reason"]
+
+SOURCE = Path(__file__).with_name("csrc") / "kernels.cpp"
+
+# -O3 vectorizes the per-element loops; -fno-math-errno lets sqrt vectorize; OpenMP runs
+# at::parallel_for on torch's own thread pool (the process already holds torch's libgomp).
+_CFLAGS = ["-O3", "-fno-math-errno", "-fopenmp"]
+# Instruction sets by the CPU capability torch detected; the extension's name carries the
+# capability, so a shared cache never hands AVX2 code to an older CPU.
+_ARCH_FLAGS = {"AVX2": ["-mavx2", "-mfma", "-mf16c"], "AVX512": ["-mavx2", "-mfma", "-mf16c"]}
+
+_lock = threading.Lock()
+_module: ModuleType | None = None
+_error: str | None = None
+
+
+def _capability() -> str:
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def _name() -> str:
+    return f"descentlab_kernels_{_capability().lower()}"
+
+
+def build_directory() -> Path:
+    """Where torch caches the built kernels for this machine (created if missing)."""
+    from torch.utils.cpp_extension import _get_build_directory
+
+    return Path(_get_build_directory(_name(), verbose=False))
+
+
+def _load(verbose: bool = False) -> ModuleType:
+    from torch.utils.cpp_extension import load
+
+    if not (build_directory() / f"{_name()}.so").exists():
+        logging.getLogger(__name__).warning(
+            "descentlab: building the fused CPU kernels (once per machine, about a minute); "
+            "`descentlab build-kernels` does it ahead of time"
+        )
+    return load(
+        name=_name(),
+        sources=[str(SOURCE)],
+        extra_cflags=[*_CFLAGS, *_ARCH_FLAGS.get(_capability(), [])],
+        extra_ldflags=["-fopenmp"],
+        verbose=verbose,
+    )
+
+
+def build(*, verbose: bool = False) -> ModuleType:
+    """Build (or load from the cache) the kernels now; raises ``RuntimeError`` if impossible."""
+    global _module, _error
+    with _lock:
+        if _module is None:
+            try:
+                _module = _load(verbose)
+                _error = None
+            except Exception as exc:  # any build failure means "use the readable path"
+                _error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
+                raise RuntimeError(f"descentlab kernels could not be built: {_error}") from exc
+        return _module
 
 
 def unavailable_reason() -> str | None:
-    """Why the compiled kernels cannot be used here, or None when they can."""
-    return "no compiled kernels in this build"
+    """Why the compiled kernels cannot be used here, or ``None`` when they can.
+
+    The first call builds them (or loads them from torch's cache); the answer is remembered
+    for the life of the process.
+    """
+    if _module is None and _error is None:
+        if os.environ.get("DESCENTLAB_KERNELS", "1") == "0":
+            return "disabled by DESCENTLAB_KERNELS=0"
+        with contextlib.suppress(RuntimeError):  # the reason is kept in _error
+            build()
+    return _error
+
+
+def kernels() -> ModuleType:
+    """The loaded kernel module (building it if needed)."""
+    return _module if _module is not None else build()
+
+
+def available(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` can use the kernels; with ``impl="auto"`` warn once when not."""
+    reason = unavailable_reason()
+    if reason is not None and getattr(optimizer, "impl", None) == "auto":
+        from .base import warn_once
+
+        warn_once(
+            f"descentlab: the fused kernels are unavailable ({reason}); "
+            f"{type(optimizer).__name__} uses its readable per-tensor path"
+        )
+    return reason is None

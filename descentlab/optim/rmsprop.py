@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
+from . import _kernels
 from .base import Optimizer, split_options
 
 __all__ = ["RMSprop"]
@@ -87,3 +88,23 @@ class RMSprop(Optimizer):
             p.add_(buf, alpha=-lr)
         else:
             p.addcdiv_(g, denom, value=-lr)  # (5)
+
+    def _fused_available(self) -> bool:
+        return _kernels.available(self)
+
+    def _fused(self, group, params, grads, states):
+        k = _kernels.kernels()
+        k.advance_steps([s["step"] for s in states])
+        k.rmsprop(
+            params,
+            grads,
+            [s["square_avg"] for s in states],
+            [s["grad_avg"] for s in states] if group["centered"] else [],
+            [s["momentum_buffer"] for s in states] if group["momentum"] > 0 else [],
+            float(group["lr"]),
+            group["alpha"],
+            group["eps"],
+            group["weight_decay"],
+            group["momentum"],
+            group["maximize"],
+        )

@@ -1,0 +1,422 @@
+// descentlab's fused CPU optimizer kernels: one pass over memory per step, no temporaries.
+//
+// Every kernel takes lists of same-dtype contiguous CPU tensors (parameters, gradients, state)
+// and updates them in place. All tensors of a call are cut into one work list of chunks of
+// kChunk elements, and at::parallel_for spreads the chunks over the threads, so 200 small
+// tensors keep the cores as busy as one large one. Each element is read once, updated in
+// registers (float for float16/bfloat16/float32, double for float64) and written once.
+// Scalars that depend on a tensor's step count (bias corrections, bounds, rectification)
+// are computed in Python, once, by the optimizer's own methods, and passed per tensor.
+//
+// The arithmetic follows the order of the readable per-tensor path (descentlab/optim/*.py,
+// torch's pointwise ops) so that both give the same results up to rounding.
+
+#include <torch/extension.h>
+
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+using TensorList = std::vector<at::Tensor>;
+using Scalars = std::vector<double>;
+
+constexpr int64_t kChunk = 1 << 16;  // 64K elements: 256 KiB of float32 per stream
+
+struct Work {
+  int64_t tensor;
+  int64_t begin;
+  int64_t end;
+};
+
+void check_lists(const TensorList& params, std::initializer_list<const TensorList*> others) {
+  for (const TensorList* other : others) {
+    TORCH_CHECK(other->empty() || other->size() == params.size(),
+                "descentlab kernels: tensor lists of different lengths");
+  }
+  for (const auto& p : params) {
+    TORCH_CHECK(p.device().is_cpu() && p.is_contiguous() && p.scalar_type() == params[0].scalar_type(),
+                "descentlab kernels: tensors must be contiguous CPU tensors of one dtype");
+  }
+}
+
+void check_state(const TensorList& params, const TensorList& state) {
+  for (size_t i = 0; i < state.size(); ++i) {
+    TORCH_CHECK(state[i].is_contiguous() && state[i].numel() == params[i].numel() &&
+                    state[i].scalar_type() == params[i].scalar_type(),
+                "descentlab kernels: a state tensor does not match its parameter");
+  }
+}
+
+// Run body(tensor_index, begin, end) over every chunk of every tensor, in parallel.
+template <typename Body>
+void for_chunks(const TensorList& params, const Body& body) {
+  std::vector<Work> work;
+  for (size_t t = 0; t < params.size(); ++t) {
+    const int64_t n = params[t].numel();
+    for (int64_t b = 0; b < n; b += kChunk) {
+      work.push_back({static_cast<int64_t>(t), b, std::min(n, b + kChunk)});
+    }
+  }
+  at::parallel_for(0, static_cast<int64_t>(work.size()), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t w = lo; w < hi; ++w) {
+      body(w, work[w].tensor, work[w].begin, work[w].end);
+    }
+  });
+}
+
+template <typename T>
+T* ptr(const TensorList& list, int64_t t) {
+  return list.empty() ? nullptr : list[t].data_ptr<T>();
+}
+
+// Call f with std::true_type or std::false_type, so that flags become compile-time constants
+// and the inner loops stay branch-free (and vectorized).
+template <typename F>
+void with_flag(bool flag, const F& f) {
+  if (flag) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
+// torch's lerp: self + w (end - self) for |w| < 0.5, else end - (end - self)(1 - w).
+template <typename T>
+inline T lerp(T self, T end, T w) {
+  return std::abs(w) < T(0.5) ? self + w * (end - self) : end - (end - self) * (T(1) - w);
+}
+
+// g <- -g (maximize), then + wd p (L2 weight decay), as the readable path does.
+template <bool L2, typename T>
+inline T grad(T g, T p, T sign, T wd) {
+  g = sign * g;
+  if constexpr (L2) {
+    g = g + wd * p;
+  }
+  return g;
+}
+
+// ------------------------------------------------------------------------------- RMSprop
+void rmsprop(const TensorList& params, const TensorList& grads, const TensorList& square_avg,
+             const TensorList& grad_avg, const TensorList& momentum_buffer, double lr, double alpha,
+             double eps, double weight_decay, double momentum, bool maximize) {
+  check_lists(params, {&grads, &square_avg, &grad_avg, &momentum_buffer});
+  check_state(params, square_avg);
+  check_state(params, grad_avg);
+  check_state(params, momentum_buffer);
+  if (params.empty()) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "rmsprop", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const T a = alpha, one_a = 1.0 - alpha, e = eps, wd = weight_decay, mu = momentum;
+    const T neg_lr = -lr, sign = maximize ? -1.0 : 1.0;
+    with_flag(weight_decay != 0, [&](auto l2) {
+      with_flag(!grad_avg.empty(), [&](auto centered) {
+        with_flag(!momentum_buffer.empty(), [&](auto has_momentum) {
+          for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+            scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
+            const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
+            scalar_t* __restrict__ V = ptr<scalar_t>(square_avg, t);
+            scalar_t* __restrict__ GA = ptr<scalar_t>(grad_avg, t);
+            scalar_t* __restrict__ B = ptr<scalar_t>(momentum_buffer, t);
+            for (int64_t i = b; i < end; ++i) {
+              const T p = P[i];
+              const T g = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
+              const T v = T(V[i]) * a + one_a * g * g;  // (1)
+              V[i] = v;
+              T denom;
+              if constexpr (decltype(centered)::value) {
+                const T ga = lerp(T(GA[i]), g, one_a);  // (2)
+                GA[i] = ga;
+                denom = std::sqrt(v + T(-1) * ga * ga);
+              } else {
+                denom = std::sqrt(v);
+              }
+              denom = denom + e;  // (3)
+              if constexpr (decltype(has_momentum)::value) {
+                const T buf = T(B[i]) * mu + g / denom;  // (4)
+                B[i] = buf;
+                P[i] = p + neg_lr * buf;
+              } else {
+                P[i] = p + neg_lr * g / denom;  // (5)
+              }
+            }
+          });
+        });
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------- NAdam
+// c_grad, c_avg: the two step sizes of NAdam.coefficients; bc2 = 1 - beta2^t; decay: the
+// decoupled factor 1 - lr wd (1 when weight decay is L2 or off).
+void nadam(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
+           const TensorList& exp_avg_sq, const Scalars& c_grad, const Scalars& c_avg,
+           const Scalars& bc2, double beta1, double beta2, double eps, double l2_weight_decay,
+           double decay, bool maximize) {
+  check_lists(params, {&grads, &exp_avg, &exp_avg_sq});
+  check_state(params, exp_avg);
+  check_state(params, exp_avg_sq);
+  if (params.empty()) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "nadam", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const T w1 = 1.0 - beta1, b2 = beta2, one_b2 = 1.0 - beta2, e = eps, wd = l2_weight_decay;
+    const T dec = decay, sign = maximize ? -1.0 : 1.0;
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+        scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
+        const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
+        scalar_t* __restrict__ M = ptr<scalar_t>(exp_avg, t);
+        scalar_t* __restrict__ V = ptr<scalar_t>(exp_avg_sq, t);
+        const T cg = c_grad[t], ca = c_avg[t], bc = bc2[t];
+        for (int64_t i = b; i < end; ++i) {
+          const T p = T(P[i]) * dec;
+          const T g = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
+          const T m = lerp(T(M[i]), g, w1);  // (2)
+          const T v = T(V[i]) * b2 + one_b2 * g * g;
+          M[i] = m;
+          V[i] = v;
+          const T denom = std::sqrt(v / bc) + e;
+          const T q = p + cg * g / denom;  // (3), first term
+          P[i] = q + ca * m / denom;       // (3), second term
+        }
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------- RAdam
+// bc1 = 1 - beta1^t; rect = r_t of RAdam.rectification, or a negative value below the
+// threshold (then the step is SGD with momentum); adapt = sqrt(1 - beta2^t).
+void radam(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
+           const TensorList& exp_avg_sq, const Scalars& bc1, const Scalars& rect,
+           const Scalars& adapt, double lr, double beta1, double beta2, double eps,
+           double l2_weight_decay, double decay, bool maximize) {
+  check_lists(params, {&grads, &exp_avg, &exp_avg_sq});
+  check_state(params, exp_avg);
+  check_state(params, exp_avg_sq);
+  if (params.empty()) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "radam", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const T w1 = 1.0 - beta1, b2 = beta2, one_b2 = 1.0 - beta2, e = eps, wd = l2_weight_decay;
+    const T dec = decay, rate = lr, sign = maximize ? -1.0 : 1.0;
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+        scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
+        const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
+        scalar_t* __restrict__ M = ptr<scalar_t>(exp_avg, t);
+        scalar_t* __restrict__ V = ptr<scalar_t>(exp_avg_sq, t);
+        const T bc = bc1[t], r = rect[t], ad = adapt[t];
+        const auto body = [&](auto rectified) {
+          for (int64_t i = b; i < end; ++i) {
+            const T p = T(P[i]) * dec;
+            const T g = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
+            const T m = lerp(T(M[i]), g, w1);
+            const T v = T(V[i]) * b2 + one_b2 * g * g;
+            M[i] = m;
+            V[i] = v;
+            const T step = m / bc * rate;
+            if constexpr (decltype(rectified)::value) {
+              const T adaptive = T(1) / (std::sqrt(v) + e) * ad;
+              P[i] = p + T(-1) * (step * adaptive * r);  // (3), rectified
+            } else {
+              P[i] = p + T(-1) * step;  // (3), SGD with momentum
+            }
+          }
+        };
+        with_flag(rect[t] >= 0, body);
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------- AdaBound
+// step_size, lower, upper: AdaBound.bounds at each tensor's step.
+void adabound(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
+              const TensorList& exp_avg_sq, const TensorList& max_exp_avg_sq,
+              const Scalars& step_size, const Scalars& lower, const Scalars& upper, double beta1,
+              double beta2, double eps, double l2_weight_decay, bool maximize) {
+  check_lists(params, {&grads, &exp_avg, &exp_avg_sq, &max_exp_avg_sq});
+  check_state(params, exp_avg);
+  check_state(params, exp_avg_sq);
+  check_state(params, max_exp_avg_sq);
+  if (params.empty()) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "adabound", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const T b1 = beta1, one_b1 = 1.0 - beta1, b2 = beta2, one_b2 = 1.0 - beta2, e = eps;
+    const T wd = l2_weight_decay, sign = maximize ? -1.0 : 1.0;
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      with_flag(!max_exp_avg_sq.empty(), [&](auto amsbound) {
+        for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+          scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
+          const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
+          scalar_t* __restrict__ M = ptr<scalar_t>(exp_avg, t);
+          scalar_t* __restrict__ V = ptr<scalar_t>(exp_avg_sq, t);
+          scalar_t* __restrict__ VM = ptr<scalar_t>(max_exp_avg_sq, t);
+          const T s = step_size[t], lo = lower[t], hi = upper[t];
+          for (int64_t i = b; i < end; ++i) {
+            const T p = P[i];
+            const T g = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
+            const T m = T(M[i]) * b1 + one_b1 * g;  // (1)
+            T v = T(V[i]) * b2 + one_b2 * g * g;
+            M[i] = m;
+            V[i] = v;
+            if constexpr (decltype(amsbound)::value) {
+              const T vm = VM[i];
+              v = (v != v || v > vm) ? v : vm;  // torch.maximum: NaN wins
+              VM[i] = v;
+            }
+            T eta = s / (std::sqrt(v) + e);
+            eta = eta != eta ? eta : std::min(std::max(eta, lo), hi);  // clamp, NaN stays
+            P[i] = p - eta * m;  // (4)
+          }
+        });
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------- SGD(W)
+// SGD with (Nesterov) momentum and decoupled decay (SGDW; SWATS's SGD phase): per tensor a
+// learning rate and whether this is the buffer's first step (b_1 = g_1).
+void momentum_sgd(const TensorList& params, const TensorList& grads,
+                  const TensorList& momentum_buffer, const Scalars& lr,
+                  const std::vector<bool>& first, double momentum, double dampening,
+                  bool nesterov, double l2_weight_decay, double decay, bool maximize) {
+  check_lists(params, {&grads, &momentum_buffer});
+  check_state(params, momentum_buffer);
+  if (params.empty()) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "momentum_sgd", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const T mu = momentum, damp = 1.0 - dampening, wd = l2_weight_decay, dec = decay;
+    const T sign = maximize ? -1.0 : 1.0;
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      with_flag(!momentum_buffer.empty(), [&](auto has_momentum) {
+        with_flag(nesterov, [&](auto nag) {
+          for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+            scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
+            const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
+            scalar_t* __restrict__ B = ptr<scalar_t>(momentum_buffer, t);
+            const T neg_lr = -lr[t];
+            const auto body = [&](auto is_first) {
+              for (int64_t i = b; i < end; ++i) {
+                const T p = P[i];
+                T d = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
+                if constexpr (decltype(has_momentum)::value) {
+                  T buf;
+                  if constexpr (decltype(is_first)::value) {
+                    buf = d;  // (1): b_1 = g_1
+                  } else {
+                    buf = T(B[i]) * mu + damp * d;  // (1)
+                  }
+                  B[i] = buf;
+                  d = decltype(nag)::value ? d + mu * buf : buf;  // (2)
+                }
+                P[i] = p * dec + neg_lr * d;  // (3)
+              }
+            };
+            with_flag(first[t], body);
+          });
+        });
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------- SWATS
+// The Adam phase of SWATS; coef = -lr sqrt(1 - beta2^t) / (1 - beta1^t). Returns a float64
+// tensor [n, 2] of the dot products p_k.g_k and p_k.p_k of each tensor's step p_k,
+// accumulated in double per chunk and summed in a fixed order (deterministic).
+at::Tensor swats_adam(const TensorList& params, const TensorList& grads,
+                      const TensorList& exp_avg, const TensorList& exp_avg_sq,
+                      const Scalars& coef, double beta1, double beta2, double eps,
+                      double l2_weight_decay, bool maximize) {
+  check_lists(params, {&grads, &exp_avg, &exp_avg_sq});
+  check_state(params, exp_avg);
+  check_state(params, exp_avg_sq);
+  auto dots = at::zeros({static_cast<int64_t>(params.size()), 2}, at::kDouble);
+  if (params.empty()) return dots;
+  std::vector<int64_t> first_chunk;  // index of each tensor's first chunk in the work list
+  int64_t chunks = 0;
+  for (const auto& p : params) {
+    first_chunk.push_back(chunks);
+    chunks += (p.numel() + kChunk - 1) / kChunk;
+  }
+  std::vector<double> partial(2 * chunks, 0.0);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "swats_adam", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const T w1 = 1.0 - beta1, b2 = beta2, one_b2 = 1.0 - beta2, e = eps, wd = l2_weight_decay;
+    const T sign = maximize ? -1.0 : 1.0;
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      for_chunks(params, [&](int64_t w, int64_t t, int64_t b, int64_t end) {
+        scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
+        const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
+        scalar_t* __restrict__ M = ptr<scalar_t>(exp_avg, t);
+        scalar_t* __restrict__ A = ptr<scalar_t>(exp_avg_sq, t);
+        const T c = coef[t];
+        double pg = 0.0, pp = 0.0;
+        for (int64_t i = b; i < end; ++i) {
+          const T p = P[i];
+          const T g = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
+          const T m = lerp(T(M[i]), g, w1);  // (1)
+          const T a = T(A[i]) * b2 + one_b2 * g * g;
+          M[i] = m;
+          A[i] = a;
+          // (2): the step is rounded to the parameter dtype, as the readable path stores it
+          const double step = static_cast<scalar_t>(m / (std::sqrt(a) + e) * c);
+          const double gd = static_cast<scalar_t>(g);
+          P[i] = p + T(step);
+          pg += step * gd;
+          pp += step * step;
+        }
+        partial[2 * w] = pg;
+        partial[2 * w + 1] = pp;
+      });
+    });
+  });
+  double* out = dots.data_ptr<double>();
+  for (size_t t = 0; t < params.size(); ++t) {
+    const int64_t last = t + 1 < params.size() ? first_chunk[t + 1] : chunks;
+    for (int64_t w = first_chunk[t]; w < last; ++w) {
+      out[2 * t] += partial[2 * w];
+      out[2 * t + 1] += partial[2 * w + 1];
+    }
+  }
+  return dots;
+}
+
+// ------------------------------------------------------------------------------- steps
+// Add 1 to each 0-d float32 step counter and return the new values (one call, not one
+// Python op per tensor).
+std::vector<double> advance_steps(const TensorList& steps) {
+  std::vector<double> out;
+  out.reserve(steps.size());
+  for (const auto& s : steps) {
+    TORCH_CHECK(s.numel() == 1 && s.scalar_type() == at::kFloat && s.device().is_cpu(),
+                "descentlab kernels: step counters must be float32 CPU scalars");
+    float* v = s.data_ptr<float>();
+    *v += 1.0f;
+    out.push_back(*v);
+  }
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "descentlab's fused CPU optimizer kernels";
+  m.def("rmsprop", &rmsprop, "RMSprop (centered, momentum) over lists of tensors");
+  m.def("nadam", &nadam, "NAdam over lists of tensors");
+  m.def("radam", &radam, "RAdam over lists of tensors");
+  m.def("adabound", &adabound, "AdaBound / AMSBound over lists of tensors");
+  m.def("momentum_sgd", &momentum_sgd, "SGD with momentum and decoupled decay");
+  m.def("swats_adam", &swats_adam, "SWATS's Adam phase, returning the per-tensor dot products");
+  m.def("advance_steps", &advance_steps, "increment the step counters, return their values");
+}
