@@ -55,6 +55,7 @@ class Optimizer(torch.optim.Optimizer):
     """
 
     _checks: ClassVar[dict[str, Check]] = {}
+    _float32_state: ClassVar[tuple[str, ...]] = ()  # 0-d float32 state kept as such on load
 
     def __init__(
         self,
@@ -229,6 +230,12 @@ class Optimizer(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         self.skipped_steps = int(state_dict.pop("skipped_steps", 0))
         super().load_state_dict(state_dict)
+        # torch casts every state tensor but "step" to the parameter's dtype: undo it for the
+        # float32 scalars that the algorithm keeps (exact, since they were float32 when saved).
+        for state in self.state.values():
+            for key in self._float32_state:
+                if torch.is_tensor(state.get(key)):
+                    state[key] = state[key].to(torch.float32)
 
 
 def split_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
+from . import _kernels
 from .base import Optimizer, split_options
 
 __all__ = ["NAdam"]
@@ -35,6 +36,7 @@ class NAdam(Optimizer):
     ``weight_decay`` is L2 unless ``decoupled_weight_decay=True`` (then :math:`\theta(1-\eta\lambda)`).
     """
 
+    _float32_state = ("mu_product",)
     _checks = {
         "lr": c.nonnegative,
         "betas": c.betas,
@@ -99,3 +101,34 @@ class NAdam(Optimizer):
         denom = v.div(1 - b2**t).sqrt().add_(group["eps"])
         p.addcdiv_(g, denom, value=c_grad)  # (3), first term
         p.addcdiv_(m, denom, value=c_avg)  # (3), second term
+
+    def _fused_available(self) -> bool:
+        return _kernels.available(self)
+
+    def _fused(self, group, params, grads, states):
+        k = _kernels.kernels()
+        steps = k.advance_steps([s["step"] for s in states])
+        b1, b2 = group["betas"]
+        lr, wd, decoupled = (
+            float(group["lr"]),
+            group["weight_decay"],
+            group["decoupled_weight_decay"],
+        )
+        coefficients = [
+            self.coefficients(group, int(t), s["mu_product"]) for t, s in zip(steps, states)
+        ]
+        k.nadam(
+            params,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [c_grad for c_grad, _ in coefficients],
+            [c_avg for _, c_avg in coefficients],
+            [1 - b2**t for t in steps],
+            b1,
+            b2,
+            group["eps"],
+            0.0 if decoupled else wd,
+            1 - lr * wd if decoupled else 1.0,
+            group["maximize"],
+        )

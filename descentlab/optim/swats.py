@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
+from . import _kernels
 from .base import Optimizer, split_options
 
 __all__ = ["SWATS"]
@@ -40,9 +41,10 @@ class SWATS(Optimizer):
     Conventions (decided here; implementations differ): the switch test runs per parameter tensor,
     as in the paper's per-layer experiments; ``switch_tol`` is absolute and defaults to the
     paper's :math:`\epsilon = 10^{-9}` (raise it to switch sooner); the momentum buffer starts at
-    zero at the switch and is never rescaled. The state exposes ``phase`` (``"adam"``/``"sgd"``),
-    ``switch_step`` (0 until the switch), ``sgd_lr`` (:math:`\Lambda`) and ``switch_lr``
-    (:math:`\eta_s`). ``weight_decay`` is L2. The dot products need the whole tensor: under
+    zero at the switch and is never rescaled. The state exposes ``switch_step`` (0 during the
+    Adam phase, else the step :math:`k` of the switch), ``sgd_lr`` (:math:`\Lambda`) and
+    ``switch_lr`` (:math:`\eta_s`); all are plain numbers (torch's ``load_state_dict`` mangles
+    strings in state). ``weight_decay`` is L2. The dot products need the whole tensor: under
     sharding they must be reduced across shards.
     """
 
@@ -81,13 +83,13 @@ class SWATS(Optimizer):
         state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state.update(phase="adam", switch_step=0, lam=0.0, sgd_lr=0.0, switch_lr=0.0)
+        state.update(switch_step=0, lam=0.0, sgd_lr=0.0, switch_lr=0.0)
 
     def _reference(self, group, p, g, state, t):
         lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
         if wd != 0:
             g = g.add(p, alpha=wd)
-        if state["phase"] == "sgd":
+        if state["switch_step"]:  # SGD phase
             buf = state["momentum_buffer"].mul_(b1).add_(g)
             p.add_(buf, alpha=-(1 - b1) * state["sgd_lr"] * lr / state["switch_lr"])
             return
@@ -109,5 +111,54 @@ class SWATS(Optimizer):
         state["lam"] = b2 * state["lam"] + (1 - b2) * gamma
         estimate = state["lam"] / (1 - b2**t)
         if t > 1 and abs(estimate - gamma) < group["switch_tol"]:  # (4)
-            state.update(phase="sgd", switch_step=t, sgd_lr=estimate, switch_lr=group["lr"])
+            state.update(switch_step=t, sgd_lr=estimate, switch_lr=group["lr"])
             state["momentum_buffer"].zero_()
+
+    def _fused_available(self) -> bool:
+        return _kernels.available(self)
+
+    def _fused(self, group, params, grads, states):
+        k = _kernels.kernels()
+        steps = k.advance_steps([s["step"] for s in states])
+        lr, (b1, b2), wd = float(group["lr"]), group["betas"], group["weight_decay"]
+        adam = [i for i, s in enumerate(states) if not s["switch_step"]]
+        sgd = [i for i, s in enumerate(states) if s["switch_step"]]
+        if sgd:  # SGD phase: v = b1 v + g, p -= (1 - b1) Lambda (lr / lr_s) v
+            k.momentum_sgd(
+                [params[i] for i in sgd],
+                [grads[i] for i in sgd],
+                [states[i]["momentum_buffer"] for i in sgd],
+                [(1 - b1) * states[i]["sgd_lr"] * lr / states[i]["switch_lr"] for i in sgd],
+                [False] * len(sgd),
+                b1,
+                0.0,
+                False,
+                wd,
+                1.0,
+                group["maximize"],
+            )
+        if not adam:
+            return
+        dots = k.swats_adam(
+            [params[i] for i in adam],
+            [grads[i] for i in adam],
+            [states[i]["exp_avg"] for i in adam],
+            [states[i]["exp_avg_sq"] for i in adam],
+            [-lr * math.sqrt(1 - b2 ** steps[i]) / (1 - b1 ** steps[i]) for i in adam],
+            b1,
+            b2,
+            group["eps"],
+            wd,
+            group["maximize"],
+        ).tolist()
+        for i, (pg, pp) in zip(adam, dots):
+            # (3)-(4) as in _projection, on the dot products the kernel reduced in float64
+            if pg == 0:
+                continue
+            state, t = states[i], int(steps[i])
+            gamma = pp / -pg
+            state["lam"] = b2 * state["lam"] + (1 - b2) * gamma
+            estimate = state["lam"] / (1 - b2**t)
+            if t > 1 and abs(estimate - gamma) < group["switch_tol"]:
+                state.update(switch_step=t, sgd_lr=estimate, switch_lr=group["lr"])
+                state["momentum_buffer"].zero_()

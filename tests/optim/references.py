@@ -52,10 +52,10 @@ class SWATSReference(torch.optim.Optimizer):
                 st = self.state[x]
                 if not st:
                     st.update(k=0, exp_avg=torch.zeros_like(x), exp_avg_sq=torch.zeros_like(x))
-                    st.update(lam=0.0, phase="adam", sgd_lr=0.0, switch_step=0)
+                    st.update(lam=0.0, sgd_lr=0.0, switch_step=0)
                 st["k"] += 1
                 k = st["k"]
-                if st["phase"] == "sgd":
+                if st["switch_step"]:
                     st["momentum_buffer"] = b1 * st["momentum_buffer"] + g
                     x.copy_(x - (1 - b1) * st["sgd_lr"] * st["momentum_buffer"])
                     continue
@@ -71,7 +71,6 @@ class SWATSReference(torch.optim.Optimizer):
                     gamma = float((pk * pk).sum()) / -pg
                     st["lam"] = b2 * st["lam"] + (1 - b2) * gamma
                     if k > 1 and abs(st["lam"] / (1 - b2**k) - gamma) < group["switch_tol"]:
-                        st["phase"] = "sgd"
                         st["momentum_buffer"] = torch.zeros_like(x)
                         st["sgd_lr"] = st["lam"] / (1 - b2**k)
                         st["switch_step"] = k

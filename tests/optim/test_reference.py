@@ -39,10 +39,9 @@ def test_matches_reference_complex(case):
 def test_swats_case_switches():
     """The SWATS case must exercise both phases, or the comparison above proves little."""
     ours = _run_lockstep(next(c for c in CASES if c.name == "swats"), torch.float64, 150)
-    phases = [s["phase"] for s in ours.state.values()]
-    assert "sgd" in phases and "adam" in phases, phases
-    switched = [s for s in ours.state.values() if s["phase"] == "sgd"]
-    assert all(s["switch_step"] > 1 and s["sgd_lr"] > 0 for s in switched)
+    switch_steps = [s["switch_step"] for s in ours.state.values()]
+    assert 0 in switch_steps and any(k > 1 for k in switch_steps), switch_steps
+    assert all(s["sgd_lr"] > 0 for s in ours.state.values() if s["switch_step"])
 
 
 def test_adabound_bounds_close_in():
