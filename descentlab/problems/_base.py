@@ -1,0 +1,226 @@
+"""What a problem is: ``Problem`` (the description and a factory), ``Task`` (one built instance),
+``Budget`` and ``Target``; and ``SupervisedTask``, the task every classification problem shares.
+
+The split of a benchmark into a problem that declares its target and a separate runner follows
+AlgoPerf (Dahl et al. 2023, "Benchmarking Neural Network Training Algorithms").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+
+__all__ = [
+    "SPLITS",
+    "Budget",
+    "Kind",
+    "MetricFn",
+    "Problem",
+    "SupervisedTask",
+    "Target",
+    "Task",
+    "accuracy",
+    "seeded_generator",
+]
+
+Kind = Literal["supervised", "gan", "rl"]
+SPLITS = ("train", "val", "test")
+MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``(output, target) -> sum over the batch`` (a 0-d tensor); divided by the target count."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The default training budget: ``epochs`` passes over the training set in ``batch_size``."""
+
+    epochs: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class Target:
+    """Time-to-target: the first epoch at which ``metric`` on ``split`` reaches ``value``."""
+
+    metric: str
+    value: float
+    higher_is_better: bool
+    split: str = "val"
+
+    def reached(self, value: float) -> bool:
+        """Whether a measured ``value`` of the metric meets the target (NaN never does)."""
+        if math.isnan(value):
+            return False
+        return value >= self.value if self.higher_is_better else value <= self.value
+
+
+@runtime_checkable
+class Task(Protocol):
+    """One built problem: a model, its data and its step, deterministic given the build seed."""
+
+    model: nn.Module
+    train_loader: Iterable[Any]
+
+    def param_groups(self) -> dict[str, Iterable[torch.Tensor]]: ...
+
+    def train_step(self, optimizers: Mapping[str, torch.optim.Optimizer], batch: Any) -> float: ...
+
+    def evaluate(self, split: str) -> dict[str, float]: ...
+
+    def epoch_batches(self) -> Iterable[Any]: ...
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A named training problem: what it is, where it comes from, its budget and target.
+
+    ``axes`` are the keyword options of :meth:`build` an experiment may vary besides the seed
+    (``batch_size`` and ``data_dir`` for every problem, plus the problem's own, such as ``width``).
+    """
+
+    name: str
+    description: str
+    source: str
+    kind: Kind
+    budget: Budget
+    target: Target
+    main_metric: str
+    higher_is_better: bool
+    axes: frozenset[str]
+    factory: Callable[..., Task] = field(repr=False, compare=False)
+
+    def build(
+        self,
+        seed: int,
+        *,
+        data_dir: str | None = None,
+        batch_size: int | None = None,
+        **options: Any,
+    ) -> Task:
+        """A fresh task: model initialised and data shuffled from ``seed``.
+
+        ``options`` are the problem's own axes (for example smaller sizes for tests); an unknown
+        one raises ``ValueError`` naming the allowed ones.
+        """
+        unknown = set(options) - set(self.axes)
+        if unknown:
+            allowed = ", ".join(sorted(self.axes - {"batch_size", "data_dir"})) or "none"
+            raise ValueError(
+                f"Problem {self.name!r} has no option {', '.join(sorted(unknown))}; "
+                f"its options: {allowed}"
+            )
+        bs = self.budget.batch_size if batch_size is None else batch_size
+        if bs < 1:
+            raise ValueError(f"batch_size must be >= 1, got {bs}")
+        return self.factory(seed, data_dir=data_dir, batch_size=bs, **options)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (data order, noise), independent of the global one."""
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Number of correct arg-max predictions (classes on the last axis of ``output``)."""
+    return (output.argmax(-1) == target).sum()
+
+
+class SupervisedTask:
+    """A supervised task on in-memory tensors: minibatch SGD steps and exact evaluation.
+
+    Each split is a pair ``(x, y)``. The training loader draws batches of indices from a
+    generator seeded by ``seed`` (so the data order is part of the seed) and indexes the tensors
+    directly (no per-example collation). Evaluation runs the model in ``eval`` mode without
+    gradients over the whole split and reports ``loss`` (the criterion, averaged over all
+    targets), each of ``metrics`` (summed, divided by the number of targets) and whatever
+    ``derived`` computes from those (for example bits per character from the loss).
+
+    Args:
+        model: the network; its parameters are the single ``"model"`` param group.
+        splits: ``{"train": (x, y), "val": (x, y), "test": (x, y)}``.
+        criterion: ``loss_fn(output, target)``, a mean over targets.
+        seed: seeds the loader's generator.
+        batch_size: training batch size (evaluation uses the same size).
+        metrics: per-batch sums, keyed by name; defaults to ``{"accuracy": accuracy}``.
+        derived: extra metrics computed from the averaged ones.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+        criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        *,
+        seed: int,
+        batch_size: int,
+        metrics: Mapping[str, MetricFn] | None = None,
+        derived: Callable[[dict[str, float]], dict[str, float]] | None = None,
+    ) -> None:
+        missing = set(SPLITS) - set(splits)
+        if missing:
+            raise ValueError(f"splits lack {', '.join(sorted(missing))}")
+        self.model = model
+        self.splits = dict(splits)
+        self.criterion = criterion
+        self.batch_size = batch_size
+        self.metrics = dict(metrics) if metrics is not None else {"accuracy": accuracy}
+        self.derived = derived
+        train = TensorDataset(*self.splits["train"])
+        sampler = RandomSampler(train, generator=seeded_generator(seed))
+        # batch_size=None with a BatchSampler: the dataset is indexed by a list of indices at once.
+        self.train_loader = DataLoader(
+            train, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None
+        )
+
+    def param_groups(self) -> dict[str, Iterable[torch.Tensor]]:
+        """The parameters of the one optimizer this task needs."""
+        return {"model": self.model.parameters()}
+
+    def epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of ``(x, y)`` batches, reshuffled by the task's generator."""
+        return iter(self.train_loader)
+
+    def train_step(
+        self,
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        batch: tuple[torch.Tensor, torch.Tensor],
+    ) -> float:
+        """zero_grad, loss, backward, step; returns the batch's training loss."""
+        opt = optimizers["model"]
+        x, y = batch
+        self.model.train()
+        opt.zero_grad(set_to_none=True)
+        loss = self.criterion(self.model(x), y)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        """``loss`` and the metrics on a whole split (``"train"``, ``"val"`` or ``"test"``)."""
+        if split not in self.splits:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        x, y = self.splits[split]
+        was_training = self.model.training
+        self.model.eval()
+        loss, sums, count = 0.0, dict.fromkeys(self.metrics, 0.0), 0
+        for i in range(0, len(x), self.batch_size):
+            xb, yb = x[i : i + self.batch_size], y[i : i + self.batch_size]
+            out = self.model(xb)
+            n = yb.numel()
+            loss += float(self.criterion(out, yb)) * n
+            for name, fn in self.metrics.items():
+                sums[name] += float(fn(out, yb))
+            count += n
+        self.model.train(was_training)
+        result = {"loss": loss / count, **{k: v / count for k, v in sums.items()}}
+        if self.derived is not None:
+            result.update(self.derived(result))
+        return result

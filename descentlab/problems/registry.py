@@ -1,0 +1,52 @@
+"""The problem registry: built-in problems by name, and users' problems as ``"module:function"``."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from ._base import Problem
+from .digits import DIGITS_CNN, DIGITS_LOGREG, DIGITS_MLP
+
+__all__ = ["PROBLEMS", "get", "names"]
+
+PROBLEMS: dict[str, Problem] = {p.name: p for p in (DIGITS_LOGREG, DIGITS_MLP, DIGITS_CNN)}
+
+
+def names() -> list[str]:
+    """The built-in problems' names."""
+    return list(PROBLEMS)
+
+
+def _user_problem(spec: str) -> Problem:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"Cannot import module {module_name!r} of problem {spec!r}: {e}") from e
+    try:
+        factory = getattr(module, attr)
+    except AttributeError as e:
+        raise ValueError(f"Module {module_name!r} has no attribute {attr!r}") from e
+    problem = factory() if callable(factory) and not isinstance(factory, Problem) else factory
+    if not isinstance(problem, Problem):
+        raise ValueError(
+            f"{spec!r} must be (or return) a descentlab.problems.Problem, "
+            f"got {type(problem).__name__}"
+        )
+    return problem
+
+
+def get(name: str) -> Problem:
+    """The problem called ``name``, or ``"module:function"`` returning a :class:`Problem`.
+
+    An unknown name raises ``ValueError`` listing the closest names.
+    """
+    if ":" in name:
+        return _user_problem(name)
+    key = name.strip().lower()
+    if key in PROBLEMS:
+        return PROBLEMS[key]
+    close = difflib.get_close_matches(key, names(), n=3, cutoff=0.4)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise ValueError(f"Unknown problem {name!r}{hint}. Known: {', '.join(names())}")
