@@ -7,10 +7,11 @@ import math
 
 import pytest
 import torch
-from cases import TINY
 
 from descentlab import problems
 from descentlab.problems import SPLITS, Problem, Task
+
+from .problem_cases import TINY
 
 
 def _run(name: str, seed: int, steps: int = 3) -> tuple[list[float], dict[str, float]]:
