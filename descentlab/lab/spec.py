@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from ._build import build_optimizer, default_lr, load_problem
+from ._build import build_optimizer, build_schedule, default_lr, load_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -238,11 +238,16 @@ def _tuning(value: Any) -> Tuning:
     )
 
 
-def _check_optimizer(key: str, name: str, hparams: dict[str, Any]) -> None:
-    """Build the optimizer once on a dummy parameter, so bad names and hparams fail here."""
+def _check_optimizer(
+    key: str, name: str, hparams: dict[str, Any], schedule: str | None, args: dict[str, Any]
+) -> None:
+    """Build the optimizer (and schedule) once on a dummy parameter: bad names fail here."""
     try:
         lr = hparams.get("lr", default_lr(name))
-        build_optimizer(name, [torch.zeros(1, requires_grad=True)], {**hparams, "lr": lr})
+        dummy = [torch.zeros(1, requires_grad=True)]
+        optimizer = build_optimizer(name, dummy, {**hparams, "lr": lr})
+        if schedule is not None:
+            build_schedule(schedule, optimizer, total_steps=100, args=args)
     except (ValueError, TypeError, ImportError) as e:
         raise SpecError(f"{key}: {e}") from e
 
@@ -257,14 +262,16 @@ def _optimizer(i: int, value: Any) -> OptimizerSpec:
         raise SpecError(f"{key}.name: missing; expected a registry name or 'module:Class'")
     name = _str(f"{key}.name", o["name"])
     hparams = _table(f"{key}.hparams", o.get("hparams", {}))
-    _check_optimizer(f"{key}.name/hparams", name, hparams)
     schedule = o.get("schedule")
+    schedule = None if schedule is None else _str(f"{key}.schedule", schedule)
+    args = _table(f"{key}.schedule_args", o.get("schedule_args", {}))
+    _check_optimizer(f"{key} (name, hparams, schedule)", name, hparams, schedule, args)
     return OptimizerSpec(
         name=name,
         label=_str(f"{key}.label", o.get("label", name)),
         hparams=hparams,
-        schedule=None if schedule is None else _str(f"{key}.schedule", schedule),
-        schedule_args=_table(f"{key}.schedule_args", o.get("schedule_args", {})),
+        schedule=schedule,
+        schedule_args=args,
         tune=_bool(f"{key}.tune", o.get("tune", True)),
     )
 

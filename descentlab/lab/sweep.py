@@ -35,7 +35,7 @@ __all__ = ["SweepSummary", "run_experiment"]
 
 @dataclass
 class SweepSummary:
-    """What a sweep did: trials planned, skipped (already finished) and run, and their outcomes."""
+    """What a sweep did: distinct trials planned, skipped (finished before) and run, and outcomes."""
 
     db: Path
     planned: int = 0
@@ -63,13 +63,18 @@ def _run(
     store: Store,
     backend: Backend,
     plan: list[Planned],
+    phase: str,
     summary: SweepSummary,
     progress: Progress,
     budget: int | None,
+    seen: set[str],
 ) -> None:
     configs: dict[str, Mapping[str, Any]] = {}
     for p in plan:
-        configs.setdefault(trial_key(p.config), p.config)
+        key = trial_key(p.config)
+        if key not in seen:  # a search run is often also a reported run: once is enough
+            configs.setdefault(key, p.config)
+    seen.update(configs)
     statuses = store.statuses(configs)
     todo = [k for k in configs if statuses.get(k) != "finished"]
     summary.planned += len(configs)
@@ -77,7 +82,7 @@ def _run(
     if budget is not None:
         summary.capped += max(0, len(todo) - budget)
         todo = todo[:budget]
-    task = progress.add_task("trials", total=len(todo), running=0)
+    task = progress.add_task(phase, total=len(todo), running=0)
     todo.reverse()
     running = 0
     while todo or running:
@@ -153,11 +158,12 @@ def run_experiment(
             store.save_experiment(experiment.name, dataclasses.asdict(experiment))
             initial = plan_initial(experiment)
             _tag(store, experiment.name, initial)
-            _run(store, runner, initial, summary, bar, max_trials)
+            seen: set[str] = set()
+            _run(store, runner, initial, "search + untuned", summary, bar, max_trials, seen)
             final = plan_final(experiment, initial, lambda c: _score(store, c))
             _tag(store, experiment.name, final)
             left = None if max_trials is None else max(0, max_trials - summary.ran)
-            _run(store, runner, final, summary, bar, left)
+            _run(store, runner, final, "best lr x seeds", summary, bar, left, seen)
     finally:
         runner.close()
     return summary

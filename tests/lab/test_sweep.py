@@ -1,0 +1,151 @@
+"""Sweeps: pool, serial and Ray give the same rows; re-runs skip finished trials; SIGKILL loses
+only the trials in flight."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from descentlab.lab import load, run_experiment
+from descentlab.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EXPERIMENT = """
+problems = ["tests.lab.tiny:{problem}"]
+seeds = {seeds}
+[tuning]
+method = "{method}"
+budget = 2
+[[optimizers]]
+name = "sgdm"
+[[optimizers]]
+name = "adam"
+"""
+
+
+def _write(tmp_path, *, problem="problem", seeds=2, method="grid"):
+    path = tmp_path / "exp.toml"
+    path.write_text(EXPERIMENT.format(problem=problem, seeds=seeds, method=method))
+    return path
+
+
+def rows(db):
+    """Everything a trial computed (not its timings), by key."""
+    with Store(db) as store:
+        out = {}
+        for t in store.trials(role=None):
+            curves = {k: v for k, v in store.curves(t["key"]).items() if k[0] != "time"}
+            s = t["summary"]
+            out[t["key"], t["role"], t["label"]] = (
+                t["status"],
+                t["diverged"],
+                s.get("final"),
+                s.get("epochs_to_target"),
+                curves,
+            )
+        return out
+
+
+def test_sweep_runs_search_then_best_on_every_seed(tmp_path):
+    exp = load(_write(tmp_path))
+    summary = run_experiment(exp, db=tmp_path / "runs.db", progress=False)
+    # 2 optimizers x 2 lrs on seed 0, then the best lr on seeds 0 (already run) and 1
+    assert summary.finished == 2 * 2 + 2 and summary.failed == 0
+    with Store(tmp_path / "runs.db") as store:
+        final = store.trials(experiment="exp", role="final")
+        tune = store.trials(experiment="exp", role="tune")
+    assert len(tune) == 4 and len(final) == 4
+    for label in ("sgdm", "adam"):
+        lrs = {t["config"]["hparams"]["lr"] for t in final if t["label"] == label}
+        assert len(lrs) == 1
+        best = max(
+            (t for t in tune if t["label"] == label),
+            key=lambda t: t["summary"]["final"]["val"]["accuracy"],
+        )
+        assert lrs == {best["config"]["hparams"]["lr"]}
+
+
+def test_rerun_skips_finished_trials(tmp_path):
+    exp = load(_write(tmp_path))
+    run_experiment(exp, db=tmp_path / "runs.db", progress=False)
+    again = run_experiment(exp, db=tmp_path / "runs.db", progress=False)
+    assert again.ran == 0 and again.skipped == again.planned == 6
+
+
+def test_max_trials_caps_and_the_next_run_finishes(tmp_path):
+    exp = load(_write(tmp_path))
+    capped = run_experiment(exp, db=tmp_path / "a.db", max_trials=3, progress=False)
+    # sgdm's search is complete after 3 runs, so its rerun on seed 1 is planned and capped too
+    assert capped.ran == 3 and capped.capped == 2
+    rest = run_experiment(exp, db=tmp_path / "a.db", progress=False)
+    assert rest.skipped == 3 and rest.ran == 3
+    run_experiment(exp, db=tmp_path / "b.db", progress=False)
+    assert rows(tmp_path / "a.db") == rows(tmp_path / "b.db")
+
+
+def test_pool_gives_the_same_rows_as_serial(tmp_path):
+    exp = load(_write(tmp_path))
+    run_experiment(exp, db=tmp_path / "serial.db", workers=1, progress=False)
+    run_experiment(exp, db=tmp_path / "pool.db", workers=2, progress=False)
+    serial = rows(tmp_path / "serial.db")
+    assert len(serial) == 8  # 4 search runs, 4 reported runs (2 of them also search runs)
+    assert rows(tmp_path / "pool.db") == serial
+
+
+def test_ray_gives_the_same_rows_as_the_pool(tmp_path):
+    pytest.importorskip("ray")
+    exp = load(_write(tmp_path))
+    run_experiment(exp, db=tmp_path / "pool.db", workers=2, progress=False)
+    run_experiment(exp, db=tmp_path / "ray.db", workers=2, backend="ray", progress=False)
+    assert rows(tmp_path / "ray.db") == rows(tmp_path / "pool.db")
+
+
+def _count(db, status):
+    with sqlite3.connect(db, timeout=30) as con:
+        return con.execute("SELECT COUNT(*) FROM trials WHERE status=?", (status,)).fetchone()[0]
+
+
+def test_sigkill_loses_only_the_trials_in_flight(tmp_path):
+    exp_path = _write(tmp_path, problem="slow", seeds=6, method="defaults")  # 12 slow trials
+    db = tmp_path / "runs.db"
+    code = (
+        "from descentlab.lab import load, run_experiment;"
+        f"run_experiment(load({str(exp_path)!r}), db={str(db)!r}, workers=2, progress=False)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, start_new_session=True, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (db.exists() and _count(db, "finished") >= 3):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the sweep finished no trial in time"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the pool's orphaned workers
+    finished = _count(db, "finished")
+    assert 3 <= finished < 12
+    assert _count(db, "running") <= 2  # the two workers' trials, nothing else
+    with Store(db) as store:
+        before = {
+            t["key"]: t["finished"] for t in store.trials(role=None) if t["status"] == "finished"
+        }
+
+    summary = run_experiment(load(exp_path), db=db, workers=1, progress=False)
+    assert summary.skipped == len(before) and summary.ran == 12 - len(before)
+    with Store(db) as store:
+        after = store.trials(role=None)
+        assert len(after) == 12 and len({t["key"] for t in after}) == 12
+        assert all(t["status"] == "finished" for t in after)
+        assert all(t["finished"] == before[t["key"]] for t in after if t["key"] in before)
+        assert all(len(store.curves(t["key"])) == 8 for t in after)  # every curve, once

@@ -1,0 +1,67 @@
+"""A tiny problem for the lab's tests, built on the problem API: softmax regression on 3 blobs.
+
+Each build takes milliseconds, so sweeps of dozens of trials stay fast. ``slow()`` sleeps in every
+step so that a test can kill a sweep in the middle of a trial.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from descentlab.problems import Budget, Problem, SupervisedTask, Target
+
+__all__ = ["problem", "slow"]
+
+
+def _splits(n: int = 96) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1234)  # the data is fixed; the seed sets init and order
+    centers = torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])
+    out = {}
+    for split in ("train", "val", "test"):
+        y = torch.arange(n) % 3
+        x = centers[y] + torch.randn(n, 2, generator=g)
+        out[split] = (x, y)
+    return out
+
+
+class _SlowTask(SupervisedTask):
+    def train_step(self, optimizers, batch):
+        time.sleep(0.05)
+        return super().train_step(optimizers, batch)
+
+
+def _build(task_cls):
+    def build(seed: int, *, data_dir=None, batch_size: int, width: int = 8):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, 3))
+        return task_cls(model, _splits(), nn.CrossEntropyLoss(), seed=seed, batch_size=batch_size)
+
+    return build
+
+
+def _problem(name: str, task_cls) -> Problem:
+    return Problem(
+        name=name,
+        description="softmax regression on three Gaussian blobs (tests only)",
+        source="synthetic (tests/lab/tiny.py)",
+        kind="supervised",
+        budget=Budget(epochs=3, batch_size=32),
+        target=Target("accuracy", 0.9, higher_is_better=True),
+        main_metric="accuracy",
+        higher_is_better=True,
+        axes=frozenset({"batch_size", "data_dir", "width"}),
+        factory=_build(task_cls),
+    )
+
+
+def problem() -> Problem:
+    """The tiny problem (3 epochs of 3 steps)."""
+    return _problem("tiny", SupervisedTask)
+
+
+def slow() -> Problem:
+    """The tiny problem with 50 ms per step, for killing a sweep mid-trial."""
+    return _problem("tiny-slow", _SlowTask)
