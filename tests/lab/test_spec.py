@@ -99,12 +99,12 @@ def test_errors_name_the_key_and_what_is_allowed(over, words):
 
 
 def test_missing_problems_is_an_error():
-    with pytest.raises(SpecError, match="^problems: missing"):
+    with pytest.raises(SpecError, match=r"^problems: missing"):
         parse({"optimizers": ["adam"]})
 
 
 def test_invalid_toml_names_the_file(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("problems = [\n")
-    with pytest.raises(SpecError, match="bad.toml: not valid TOML"):
+    with pytest.raises(SpecError, match=r"bad\.toml: not valid TOML"):
         load(path)
