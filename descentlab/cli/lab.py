@@ -1,4 +1,4 @@
-"""Commands of the lab area: ``problems`` and ``compare``."""
+"""Commands of the lab area: ``problems``, ``compare``, ``run``, ``report`` and ``export``."""
 
 from __future__ import annotations
 
@@ -30,8 +30,15 @@ def _problems_table() -> Table:
     return table
 
 
+def _fail(message: str) -> typer.Exit:
+    """Print a one-line error on stderr; the caller raises the returned exit (status 2)."""
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
+    _register_engine(app)
 
     @app.command("problems")
     def problems() -> None:
@@ -125,3 +132,84 @@ def register(app: typer.Typer) -> None:
                 f"{h.wall_time:.2f}",
             )
         Console().print(table)
+
+
+def _register_engine(app: typer.Typer) -> None:
+    """``run``, ``report`` and ``export``: the experiment engine, the store and its reports."""
+
+    @app.command("run")
+    def run(
+        experiment: Annotated[str, typer.Argument(help="Experiment file (TOML).")],
+        workers: Annotated[
+            int, typer.Option(min=1, help="Trials at once (1: in this process).")
+        ] = 1,
+        backend: Annotated[str, typer.Option(help="'pool' (local) or 'ray'.")] = "pool",
+        address: Annotated[
+            str | None, typer.Option(help="Ray cluster address (default: a local instance).")
+        ] = None,
+        db: Annotated[str, typer.Option(help="Results store (SQLite).")] = "runs.db",
+        max_trials: Annotated[
+            int | None, typer.Option(min=0, help="Run at most this many trials now.")
+        ] = None,
+        data_dir: Annotated[
+            str | None, typer.Option(help="Directory of downloaded datasets, if needed.")
+        ] = None,
+    ) -> None:
+        """Run an experiment's unfinished trials into the store; prints the store's path."""
+        from ..lab import SpecError, load, run_experiment
+
+        try:
+            spec = load(experiment)
+        except FileNotFoundError as e:
+            raise _fail(f"no experiment file {experiment}") from e
+        except SpecError as e:
+            raise _fail(f"{experiment}: {e}") from e
+        try:
+            s = run_experiment(
+                spec,
+                db=db,
+                workers=workers,
+                backend=backend,
+                address=address,
+                max_trials=max_trials,
+                data_dir=data_dir,
+            )
+        except (ValueError, RuntimeError) as e:
+            raise _fail(str(e)) from e
+        Console(stderr=True).print(
+            f"{s.planned} trials: {s.skipped} already done, {s.finished} finished "
+            f"({s.diverged} diverged), {s.failed} failed, {s.capped} left by --max-trials",
+            highlight=False,
+        )
+        print(s.db)
+
+    @app.command("report")
+    def report(
+        db: Annotated[str, typer.Argument(help="Results store (SQLite).")] = "runs.db",
+        out: Annotated[str, typer.Option("--out", "-o", help="Report directory.")] = "report",
+    ) -> None:
+        """Write the HTML report (figures, tables, every run as JSON); prints index.html's path."""
+        from ..report import write_report
+
+        try:
+            print(write_report(db, out))
+        except FileNotFoundError as e:
+            raise _fail(str(e)) from e
+
+    @app.command("export")
+    def export(
+        db: Annotated[str, typer.Argument(help="Results store (SQLite).")] = "runs.db",
+        csv: Annotated[str, typer.Option("--csv", help="CSV file to write.")] = "runs.csv",
+        role: Annotated[
+            str, typer.Option(help="'final' (reported runs), 'tune' (search runs) or 'all'.")
+        ] = "final",
+    ) -> None:
+        """Export one row per trial (configuration, outcome, final metrics) to CSV."""
+        from ..store import to_csv
+
+        if role not in ("final", "tune", "all"):
+            raise typer.BadParameter(f"{role!r}; allowed: final, tune, all", param_hint="--role")
+        try:
+            print(to_csv(db, csv, role=None if role == "all" else role))
+        except FileNotFoundError as e:
+            raise _fail(str(e)) from e
