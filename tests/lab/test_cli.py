@@ -1,0 +1,59 @@
+"""The lab's commands end with status 0 on a tiny budget and print what they wrote."""
+
+from __future__ import annotations
+
+import csv
+
+from typer.testing import CliRunner
+
+from descentlab.cli import app
+
+EXPERIMENT = """
+problems = ["tests.lab.tiny:problem"]
+seeds = 2
+[tuning]
+method = "grid"
+budget = 2
+[[optimizers]]
+name = "sgdm"
+"""
+
+
+def test_run_report_export(tmp_path):
+    exp = tmp_path / "exp.toml"
+    exp.write_text(EXPERIMENT)
+    db, out, table = tmp_path / "runs.db", tmp_path / "report", tmp_path / "out.csv"
+    runner = CliRunner()
+
+    r = runner.invoke(app, ["run", str(exp), "--db", str(db), "--max-trials", "2"])
+    assert r.exit_code == 0, r.output
+    assert str(db) in r.stdout
+    r = runner.invoke(app, ["run", str(exp), "--db", str(db)])  # resumes: the rerun on seed 1
+    assert r.exit_code == 0, r.output
+
+    r = runner.invoke(app, ["report", str(db), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert str(out / "index.html") in r.stdout and (out / "index.html").exists()
+
+    r = runner.invoke(app, ["export", str(db), "--csv", str(table)])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(table.open()))
+    assert [(row["label"], row["seed"]) for row in rows] == [("sgdm", "0"), ("sgdm", "1")]
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path):
+    runner = CliRunner()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('problems = ["tests.lab.tiny:problem"]\noptimizers = ["adma"]\n')
+    good = tmp_path / "good.toml"
+    good.write_text(EXPERIMENT)
+    for args, words in (
+        (["run", str(tmp_path / "none.toml")], "no experiment file"),
+        (["run", str(bad)], "optimizers[0]"),
+        (["run", str(good), "--backend", "mpi", "--db", str(tmp_path / "x.db")], "pool, ray"),
+        (["report", str(tmp_path / "none.db")], "no results store"),
+        (["export", str(tmp_path / "none.db")], "no results store"),
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert words in r.output
