@@ -1,0 +1,98 @@
+"""The report: every figure and table written from the store alone, offline, runs as JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from descentlab.lab import parse, run_experiment
+from descentlab.report import write_report
+from descentlab.report._data import performance_profile, stats
+
+TINY = "tests.lab.tiny:problem"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    exp = parse(
+        {
+            "problems": [TINY, {"name": TINY, "options": {"width": 4}}],
+            "seeds": 2,
+            "tuning": {"method": "grid", "budget": 2},
+            "optimizers": [
+                "sgdm",
+                "adam",
+                {"name": "sgd", "label": "exploding", "hparams": {"lr": 1e38}, "tune": False},
+            ],
+        },
+        name="demo",
+    )
+    run_experiment(exp, db=tmp / "runs.db", progress=False)
+    index = write_report(tmp / "runs.db", tmp / "out")
+    return index, index.read_text()
+
+
+def test_every_figure_is_written_and_shown(report):
+    index, page = report
+    shown = re.findall(r'<img src="([^"]+)"', page)
+    kinds = [re.sub(r".*-(curves|gap|time-to-target|profile)\.png$", r"\1", s) for s in shown]
+    assert kinds == ["curves", "gap", "curves", "gap", "time-to-target", "profile"]
+    for src in shown:
+        png = index.parent / src
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_final_metrics_table_per_problem(report):
+    _, page = report
+    tables = re.findall(r"<table class=final-metrics>(.*?)</table>", page, re.S)
+    assert len(tables) == 2
+    for table in tables:
+        assert "mean ± std" in table and "median [IQR]" in table and "diverged" in table
+        assert table.count("★") == 1  # the best is marked once
+        row = re.search(r"<tr><td>exploding</td>(.*?)</tr>", table).group(1)
+        cells = re.findall(r"<td>(.*?)</td>", row)
+        assert cells[1:4] == ["2", "2", "0"]  # 2 runs, both diverged, none failed
+        assert cells[-2] == "∞ (2)"  # time to target: missed twice
+
+
+def test_page_works_offline(report):
+    _, page = report
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page
+
+
+def test_every_run_is_exported_as_json(report):
+    index, page = report
+    files = sorted((index.parent / "runs").glob("*.json"))
+    # per problem: 2 + 2 search runs, adam and sgdm on seed 1, exploding on 2 seeds
+    assert len(files) == 2 * 8
+    for f in files:
+        text = f.read_text()
+        assert "NaN" not in text and "Infinity" not in text  # strict JSON
+        run = json.loads(text)
+        assert {"config", "summary", "curves", "tags", "status"} <= set(run)
+        assert f'href="runs/{f.name}"' in page
+
+
+def test_stats_median_and_iqr_ignore_non_finite():
+    s = stats([1.0, 2.0, 3.0, 4.0, math.nan, math.inf])
+    assert (s.median, s.q1, s.q3, s.n) == (2.5, 1.75, 3.25, 4)
+    assert s.mean == 2.5 and s.std == pytest.approx(np.std([1, 2, 3, 4]))
+    assert math.isnan(stats([math.nan]).median)
+
+
+def test_performance_profile_dolan_more():
+    costs = {
+        "p1": {"a": 1.0, "b": 2.0},
+        "p2": {"a": 4.0, "b": 2.0},
+        "p3": {"a": math.inf, "b": 3.0},
+        "p4": {"a": math.inf, "b": math.inf},  # unsolved: counts against both
+    }
+    rho = performance_profile(costs, np.array([1.0, 2.0, 10.0]))
+    assert list(rho["a"]) == [0.25, 0.5, 0.5]
+    assert list(rho["b"]) == [0.5, 0.75, 0.75]
