@@ -62,8 +62,11 @@ class SWATSReference(torch.optim.Optimizer):
                 st["exp_avg"] = b1 * st["exp_avg"] + (1 - b1) * g
                 st["exp_avg_sq"] = b2 * st["exp_avg_sq"] + (1 - b2) * g * g
                 pk = (
-                    -a * math.sqrt(1 - b2**k) / (1 - b1**k)
-                    * st["exp_avg"] / (st["exp_avg_sq"].sqrt() + eps)
+                    -a
+                    * math.sqrt(1 - b2**k)
+                    / (1 - b1**k)
+                    * st["exp_avg"]
+                    / (st["exp_avg_sq"].sqrt() + eps)
                 )
                 x.copy_(x + pk)
                 pg = float((pk * g).sum())

@@ -11,8 +11,12 @@ from descentlab.optim import HyperparameterError, NonFiniteGradientError
 from ._harness import assert_close, clone_groups, flat, make_groups, set_grads, with_hparams
 from .cases import BY_NAME, CASE_IDS, CASES, ERRORS
 
-ALL_NAMES = descentlab.names() + ["lookahead(adam)", "lookahead(sgdm)", "noisy(sgdm)",
-                                  "lookahead(noisy(adam))"]
+ALL_NAMES = descentlab.names() + [
+    "lookahead(adam)",
+    "lookahead(sgdm)",
+    "noisy(sgdm)",
+    "lookahead(noisy(adam))",
+]
 
 
 def _build(name, groups, **kw):
@@ -67,7 +71,9 @@ def test_state_dict_round_trip_through_a_file(name, tmp_path):
                 assert torch.equal(p, q), f"step {t}"
 
 
-@pytest.mark.parametrize(("name", "kwargs", "words"), ERRORS, ids=[f"{e[0]}-{e[1]}" for e in ERRORS])
+@pytest.mark.parametrize(
+    ("name", "kwargs", "words"), ERRORS, ids=[f"{e[0]}-{e[1]}" for e in ERRORS]
+)
 def test_validation_error_names_parameter_and_range(name, kwargs, words):
     p = torch.nn.Parameter(torch.ones(2))
     with pytest.raises(ValueError) as info:
@@ -106,15 +112,19 @@ def test_nonfinite_raise_names_the_parameter_and_updates_nothing(name):
     set_grads(groups, 1)
     opt.step()
     before = [p.detach().clone() for p in flat(groups)]
-    state = {k: v.clone() if torch.is_tensor(v) else v
-             for p in flat(groups) for k, v in opt.state[p].items()}
+    state = {
+        k: v.clone() if torch.is_tensor(v) else v
+        for p in flat(groups)
+        for k, v in opt.state[p].items()
+    }
     _nan_grads(groups, 2)
     with pytest.raises(NonFiniteGradientError, match=r"param_groups\[1\]\['params'\]\[0\].*step 2"):
         opt.step()
     assert all(torch.equal(a, b) for a, b in zip(before, flat(groups)))
     after = {k: v for p in flat(groups) for k, v in opt.state[p].items()}
-    assert all(torch.equal(v, after[k]) if torch.is_tensor(v) else v == after[k]
-               for k, v in state.items())
+    assert all(
+        torch.equal(v, after[k]) if torch.is_tensor(v) else v == after[k] for k, v in state.items()
+    )
 
 
 @pytest.mark.parametrize("name", descentlab.names())

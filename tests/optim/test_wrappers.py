@@ -1,0 +1,93 @@
+"""Lookahead and GradientNoise against their papers, and as drop-in torch optimizers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import descentlab
+from descentlab.optim import GradientNoise, Lookahead
+
+from . import references as ref
+from ._harness import clone_groups, flat, make_groups, set_grads
+
+
+@pytest.mark.parametrize(("k", "alpha"), [(5, 0.5), (1, 1.0), (3, 0.2)])
+def test_lookahead_matches_algorithm_1(k, alpha):
+    groups = make_groups(torch.float64)
+    twin = flat(clone_groups(groups))
+    ours = Lookahead(
+        torch.optim.SGD([{"params": g} for g in groups], lr=0.05, momentum=0.9), k, alpha
+    )
+    expected = ref.lookahead_reference(
+        torch.optim.SGD(twin, lr=0.05, momentum=0.9), twin, k, alpha, _grads, 50
+    )
+    for t, want in enumerate(expected, start=1):
+        for p, g in zip(flat(groups), _grads(flat(groups), t)):
+            p.grad = g
+        ours.step()
+        for p, q in zip(flat(groups), want):
+            torch.testing.assert_close(p.detach(), q, rtol=1e-12, atol=1e-12, msg=f"step {t}")
+
+
+def _grads(params, t):
+    return [0.3 * p.detach() + math.sin(t + i) for i, p in enumerate(params)]
+
+
+def test_lookahead_first_sync_pulls_back():
+    """Slow weights exist from the start: after k steps the weights move back toward theta_0."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = Lookahead(torch.optim.SGD([p], lr=1.0), k=2, alpha=0.5)
+    for _ in range(2):
+        p.grad = -torch.ones(1)
+        opt.step()
+    assert p.item() == 1.0  # fast reached 2, the sync put it halfway back to 0
+
+
+def test_lookahead_with_torch_scheduler_and_new_group():
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    opt = Lookahead(torch.optim.Adam([a], lr=0.1))
+    assert isinstance(opt, torch.optim.Optimizer)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    a.grad = torch.ones(2)
+    opt.step()
+    sched.step()
+    assert opt.base_optimizer.param_groups[0]["lr"] == 0.05
+    opt.add_param_group({"params": [b], "lr": 0.2})
+    assert len(opt.base_optimizer.param_groups) == 2 and torch.equal(opt.state[b]["slow"], b)
+
+
+def test_wrapper_rejects_foreign_state_dict():
+    p = torch.nn.Parameter(torch.ones(2))
+    opt = Lookahead(torch.optim.SGD([p], lr=0.1))
+    with pytest.raises(ValueError, match="no 'lookahead' entry"):
+        opt.load_state_dict(torch.optim.SGD([p], lr=0.1).state_dict())
+
+
+def test_noise_variance_follows_the_schedule():
+    """With zero gradients and SGD(lr=1), the step is minus the noise: check its variance."""
+    p = torch.nn.Parameter(torch.zeros(200_000, dtype=torch.float64))
+    opt = GradientNoise(torch.optim.SGD([p], lr=1.0), eta=0.3, gamma=0.55, generator=7)
+    for t in range(1, 11):
+        before = p.detach().clone()
+        p.grad = torch.zeros_like(p)
+        opt.step()
+        noise = before - p.detach()
+        expected = 0.3 / (1 + t) ** 0.55
+        assert abs(noise.var().item() / expected - 1) < 0.02, t
+        assert abs(noise.mean().item()) < 5 * math.sqrt(expected / p.numel())
+        assert torch.equal(p.grad, torch.zeros_like(p))  # the noise went into a copy
+
+
+def test_noise_is_reproducible_from_a_seed():
+    runs = []
+    for _ in range(2):
+        groups = make_groups(torch.float64)
+        opt = descentlab.create("noisy(adam)", [{"params": g} for g in groups], generator=3)
+        for t in range(1, 6):
+            set_grads(groups, t)
+            opt.step()
+        runs.append([p.detach().clone() for p in flat(groups)])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
