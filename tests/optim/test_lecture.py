@@ -38,7 +38,7 @@ def digits():
 
 
 @pytest.mark.parametrize(
-    "name", descentlab.names() + ["lookahead(adam)", "lookahead(sgdm)", "noisy(sgdm)"]
+    "name", [*descentlab.names(), "lookahead(adam)", "lookahead(sgdm)", "noisy(sgdm)"]
 )
 def test_trains_logistic_regression_on_digits(name, digits):
     x, y = digits

@@ -11,7 +11,8 @@ from descentlab.optim import HyperparameterError, NonFiniteGradientError
 from ._harness import assert_close, clone_groups, flat, make_groups, set_grads, with_hparams
 from .cases import BY_NAME, CASE_IDS, CASES, ERRORS
 
-ALL_NAMES = descentlab.names() + [
+ALL_NAMES = [
+    *descentlab.names(),
     "lookahead(adam)",
     "lookahead(sgdm)",
     "noisy(sgdm)",
@@ -84,7 +85,7 @@ def test_validation_error_names_parameter_and_range(name, kwargs, words):
 
 def test_unknown_keyword_on_a_class_is_a_value_error():
     p = torch.nn.Parameter(torch.ones(2))
-    with pytest.raises(ValueError, match="'lrr'.*did you mean lr"):
+    with pytest.raises(ValueError, match=r"'lrr'.*did you mean lr"):
         descentlab.optim.Adam([p], lrr=0.1)
 
 
