@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
+from . import _kernels
 from .base import Optimizer, split_options
 
 __all__ = ["AdaBound"]
@@ -108,3 +109,25 @@ class AdaBound(Optimizer):
         step_size, lower, upper = self.bounds(group, t)
         eta = torch.full_like(v, step_size).div_(v.sqrt().add_(group["eps"]))
         p.sub_(eta.clamp_(lower, upper).mul_(m))  # (4)
+
+    def _fused_available(self) -> bool:
+        return _kernels.available(self)
+
+    def _fused(self, group, params, grads, states):
+        k = _kernels.kernels()
+        steps = k.advance_steps([s["step"] for s in states])
+        bounds = {t: [float(x) for x in self.bounds(group, int(t))] for t in set(steps)}
+        k.adabound(
+            params,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["max_exp_avg_sq"] for s in states] if group["amsbound"] else [],
+            [bounds[t][0] for t in steps],
+            [bounds[t][1] for t in steps],
+            [bounds[t][2] for t in steps],
+            *group["betas"],
+            group["eps"],
+            group["weight_decay"],
+            group["maximize"],
+        )

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
+from . import _kernels
 from .base import Optimizer, split_options
 
 __all__ = ["RAdam"]
@@ -96,3 +97,33 @@ class RAdam(Optimizer):
         else:
             adaptive = math.sqrt(1 - b2**t) / v.sqrt().add_(group["eps"])
             p.add_(m_hat * lr * adaptive * r, alpha=-1.0)  # (3)
+
+    def _fused_available(self) -> bool:
+        return _kernels.available(self)
+
+    def _fused(self, group, params, grads, states):
+        k = _kernels.kernels()
+        steps = k.advance_steps([s["step"] for s in states])
+        b1, b2 = group["betas"]
+        lr, wd, decoupled = (
+            float(group["lr"]),
+            group["weight_decay"],
+            group["decoupled_weight_decay"],
+        )
+        rect = {t: self.rectification(b2, int(t)) for t in set(steps)}
+        k.radam(
+            params,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [1 - b1**t for t in steps],
+            [-1.0 if rect[t] is None else rect[t] for t in steps],  # negative: below threshold
+            [math.sqrt(1 - b2**t) for t in steps],
+            lr,
+            b1,
+            b2,
+            group["eps"],
+            0.0 if decoupled else wd,
+            1 - lr * wd if decoupled else 1.0,
+            group["maximize"],
+        )

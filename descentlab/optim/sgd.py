@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
+from . import _kernels
 from ._validate import HyperparameterError
 from .base import Optimizer, split_options
 
@@ -107,10 +108,13 @@ class SGD(Optimizer):
         p.add_(g, alpha=-lr)  # (3)
 
     def _fused(self, group, params, grads, states):
+        wd, decoupled = group["weight_decay"], group["decoupled_weight_decay"]
+        if wd != 0 and decoupled and _kernels.unavailable_reason() is None:
+            self._fused_decoupled(group, params, grads, states)
+            return
         steps = [s["step"] for s in states]
         torch._foreach_add_(steps, 1)
-        wd, decoupled = group["weight_decay"], group["decoupled_weight_decay"]
-        if wd != 0 and decoupled:
+        if wd != 0 and decoupled:  # without the compiled kernels: a second pass over p
             torch._foreach_mul_(params, 1 - group["lr"] * wd)
         mu = group["momentum"]
         first = [s["step"].item() == 1 for s in states]
@@ -128,6 +132,32 @@ class SGD(Optimizer):
                 maximize=group["maximize"],
                 is_first_step=is_first,
             )
+
+    @staticmethod
+    def _fused_decoupled(group, params, grads, states):
+        """SGDW in one pass over memory: decay, momentum and step in the compiled kernel."""
+        k = _kernels.kernels()
+        steps = k.advance_steps([s["step"] for s in states])
+        first = [t == 1 for t in steps]
+        if group["momentum"] != 0:
+            for i, s in enumerate(states):
+                if "momentum_buffer" not in s:  # momentum switched on after the first step
+                    s["momentum_buffer"] = torch.zeros_like(params[i])
+                    first[i] = True
+        lr = float(group["lr"])
+        k.momentum_sgd(
+            params,
+            grads,
+            [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else [],
+            [lr] * len(params),
+            first,
+            group["momentum"],
+            group["dampening"],
+            group["nesterov"],
+            0.0,
+            1 - lr * group["weight_decay"],
+            group["maximize"],
+        )
 
 
 class SGDW(SGD):
