@@ -247,7 +247,7 @@ def _check_optimizer(
         dummy = [torch.zeros(1, requires_grad=True)]
         optimizer = build_optimizer(name, dummy, {**hparams, "lr": lr})
         if schedule is not None:
-            build_schedule(schedule, optimizer, total_steps=100, args=args)
+            build_schedule(schedule, optimizer, total_steps=10**6, args=args)
     except (ValueError, TypeError, ImportError) as e:
         raise SpecError(f"{key}: {e}") from e
 
