@@ -1,9 +1,139 @@
-"""Commands of the schedules area (filled in by that area)."""
+"""Commands of the schedules area: ``schedules``, ``schedule-plot`` and ``lr-find``."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print a one-line error on stderr; the caller raises the returned exit (status 2)."""
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    """``["T_mult=1.5", "after=cosine"]`` -> ``{"T_mult": 1.5, "after": "cosine"}``."""
+    options = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--option expects key=value, got {pair!r}")
+        try:
+            options[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            options[key.strip()] = text.strip()  # a bare word such as a schedule name
+    return options
+
+
+def _save(ax: Any, output: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    ax.figure.tight_layout()
+    ax.figure.savefig(output, dpi=120)
+    plt.close(ax.figure)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
+
+    @app.command("schedules")
+    def schedules() -> None:
+        """List the LR schedules: what they do, the paper, the class and their options."""
+        from ..schedules import REGISTRY
+
+        table = Table(title="descentlab schedules")
+        for col in ("name", "what", "paper", "implementation", "momentum", "options"):
+            table.add_column(col)
+        for s in REGISTRY.values():
+            options = ", ".join(s.options()) + (", + after's" if s.forwards() else "")
+            table.add_row(s.name, s.description, s.paper, s.implementation, s.momentum, options)
+        Console().print(table)
+
+    @app.command("schedule-plot")
+    def schedule_plot(
+        name: Annotated[str, typer.Argument(help="Schedule name (see `descentlab schedules`).")],
+        steps: Annotated[int, typer.Option("--steps", help="Run length in steps.", min=1)] = 1000,
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="PNG to write (default NAME.png).")
+        ] = None,
+        lr: Annotated[float, typer.Option(help="The optimizer's learning rate.")] = 0.1,
+        option: Annotated[
+            list[str] | None,
+            typer.Option("--option", "-p", help="Schedule option key=value (repeatable)."),
+        ] = None,
+    ) -> None:
+        """Draw a schedule's LR (and momentum, where it moves) over a run, as PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from ..schedules import plot
+
+        output = Path(f"{name}.png") if output is None else output
+        try:
+            ax = plot(name, steps, lr=lr, **_options(option or []))
+        except ValueError as err:
+            raise _fail(str(err)) from None
+        _save(ax, output)
+        print(output)
+
+    @app.command("lr-find")
+    def lr_find(
+        problem: Annotated[str, typer.Option(help="A supervised problem of the lab.")] = (
+            "digits-mlp"
+        ),
+        optimizer: Annotated[str, typer.Option(help="Optimizer name.")] = "sgdm",
+        output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write.")] = Path(
+            "lr_find.png"
+        ),
+        steps: Annotated[int, typer.Option(help="Steps of the test.", min=2)] = 100,
+        start_lr: Annotated[float, typer.Option(help="First LR.")] = 1e-7,
+        end_lr: Annotated[float, typer.Option(help="Last LR.")] = 10.0,
+        mode: Annotated[str, typer.Option(help="LR growth: exp or linear.")] = "exp",
+        seed: Annotated[int, typer.Option(help="Seed of the model and the data order.")] = 0,
+        method: Annotated[
+            str, typer.Option(help="Suggestion marked on the plot: steepest, valley, min/10.")
+        ] = "valley",
+    ) -> None:
+        """Run the LR range test on a problem; print the suggested LRs and write the plot."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from .. import optim, problems
+        from ..schedules import lr_range_test
+
+        try:
+            prob = problems.get(problem)
+            if prob.kind != "supervised":
+                raise ValueError(
+                    f"lr-find needs a supervised problem (a model, a loss and (x, y) batches); "
+                    f"{problem!r} is {prob.kind!r}"
+                )
+            task = prob.build(seed)
+            opt = optim.create(optimizer, task.param_groups()["model"])
+            result = lr_range_test(
+                task.model,
+                opt,
+                task.criterion,
+                task.train_loader,
+                start_lr=start_lr,
+                end_lr=end_lr,
+                num_steps=steps,
+                mode=mode,
+            )
+            suggestions = result.suggestions()
+            ax = result.plot(method=method)
+        except ValueError as err:
+            raise _fail(str(err)) from None
+        stop = f" at lr {result.diverged_at:.3g}" if result.diverged_at is not None else ""
+        print(f"{problem} / {optimizer}: {len(result.lrs)} steps, {result.stop_reason}{stop}")
+        for name, lr in suggestions.items():
+            print(f"  {name:>8}: {lr:.3g}")
+        _save(ax, output)
+        print(output)
