@@ -100,6 +100,25 @@ def _sgdr(T_0: int, T_mult: float, decay: float, eta_min: float, warmup: int = 0
     return f
 
 
+def _smith(o: torch.optim.Optimizer, total: int, **kw: Any) -> tls.LRScheduler:
+    """torch's OneCycleLR set up as Smith 2018 (our defaults), peaks at the groups' LRs."""
+    peaks = [g["lr"] for g in o.param_groups]
+    return tls.OneCycleLR(
+        o,
+        peaks,
+        total_steps=total,
+        pct_start=0.45,
+        three_phase=True,
+        anneal_strategy="linear",
+        **kw,
+    )
+
+
+def _torch_warmup(o: torch.optim.Optimizer, w: int, after: tls.LRScheduler) -> tls.LRScheduler:
+    """torch's own composition: LinearLR from 1/w over w steps, then ``after`` (built first)."""
+    return tls.SequentialLR(o, [tls.LinearLR(o, 1 / w, total_iters=w - 1), after], milestones=[w])
+
+
 _ADAM2 = ({"betas": (0.9, 0.95)}, {"betas": (0.8, 0.9)})  # untuned warm-ups of 40 and 20 steps
 
 CASES: list[Case] = [
@@ -134,21 +153,7 @@ CASES: list[Case] = [
         "warmup",
         {"warmup_steps": 6, "after": "onecycle"},
         label="warmup-onecycle",
-        torch_ref=lambda o: tls.SequentialLR(
-            o,
-            [
-                tls.LinearLR(o, 1 / 6, total_iters=5),
-                tls.OneCycleLR(
-                    o,
-                    [0.1, 0.05],
-                    total_steps=54,
-                    pct_start=0.45,
-                    three_phase=True,
-                    anneal_strategy="linear",
-                ),
-            ],
-            milestones=[6],
-        ),
+        torch_ref=lambda o: _torch_warmup(o, 6, _smith(o, 54)),
     ),
     Case("warmup-untuned", optimizer="adam", groups=_ADAM2, formula=_untuned),
     Case("cyclic", {"step_size_up": 5}, formula=_clr("triangular", 5)),
@@ -199,14 +204,7 @@ CASES: list[Case] = [
     Case("sgdr", label="sgdr-default", formula=_sgdr(8, 2.0, 1.0, 0.0)),
     Case(
         "onecycle",
-        torch_ref=lambda o: tls.OneCycleLR(
-            o,
-            [0.1, 0.05],
-            total_steps=60,
-            pct_start=0.45,
-            three_phase=True,
-            anneal_strategy="linear",
-        ),
+        torch_ref=lambda o: _smith(o, 60),
     ),
     Case(
         "onecycle",
@@ -219,15 +217,7 @@ CASES: list[Case] = [
         "onecycle",
         label="onecycle-plain-sgd",
         groups=({"momentum": 0.0}, {"momentum": 0.0}),
-        torch_ref=lambda o: tls.OneCycleLR(
-            o,
-            [0.1, 0.05],
-            total_steps=60,
-            pct_start=0.45,
-            three_phase=True,
-            anneal_strategy="linear",
-            cycle_momentum=False,
-        ),
+        torch_ref=lambda o: _smith(o, 60, cycle_momentum=False),
     ),
 ]
 

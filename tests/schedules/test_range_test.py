@@ -32,18 +32,15 @@ def quadratic(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor, flo
     return model, x, x @ w_star + noise, excess, noise.pow(2).sum().item() / n
 
 
-def test_quadratic_known_answer() -> None:
+def sgd_on_quadratic(**kwargs) -> tuple[LRRangeResult, float, float]:
+    """The range test with plain full-batch SGD on the quadratic; also its excess and floor."""
     model, x, y, excess, floor = quadratic()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    res = lr_range_test(
-        model,
-        opt,
-        nn.functional.mse_loss,
-        [(x, y)],
-        start_lr=1e-2 / L,
-        end_lr=100 / L,
-        num_steps=30,
-    )
+    return lr_range_test(model, opt, nn.functional.mse_loss, [(x, y)], **kwargs), excess, floor
+
+
+def test_quadratic_known_answer() -> None:
+    res, excess, floor = sgd_on_quadratic(start_lr=1e-2 / L, end_lr=100 / L, num_steps=30)
     # the loss of step i is taken before its update; each update scales the excess by (1 - lr L)^2
     expected = []
     for lr in res.lrs:
@@ -71,19 +68,7 @@ def test_quadratic_known_answer() -> None:
 
 
 def test_linear_mode_and_no_smoothing() -> None:
-    model, x, y, *_ = quadratic()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    res = lr_range_test(
-        model,
-        opt,
-        nn.functional.mse_loss,
-        [(x, y)],
-        start_lr=0.01,
-        end_lr=0.4,
-        num_steps=9,
-        mode="linear",
-        smooth=1.0,
-    )
+    res, *_ = sgd_on_quadratic(start_lr=0.01, end_lr=0.4, num_steps=9, mode="linear", smooth=1.0)
     assert res.lrs == pytest.approx([0.01 + i / 8 * 0.39 for i in range(9)], rel=1e-15)
     assert res.losses == res.raw_losses and res.stop_reason == "completed"
     assert res.diverged_at is None
@@ -265,11 +250,7 @@ def test_plot_marks_the_suggestion(tmp_path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    model, x, y, *_ = quadratic()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    res = lr_range_test(
-        model, opt, nn.functional.mse_loss, [(x, y)], start_lr=1e-3, end_lr=25, num_steps=80
-    )
+    res, *_ = sgd_on_quadratic(start_lr=1e-3, end_lr=25, num_steps=80)
     ax = res.plot(method="min/10")
     assert ax.get_xscale() == "log"
     labels = [line.get_label() for line in ax.get_lines()]
