@@ -165,3 +165,31 @@ def test_sgdr_cycle_boundaries_are_whole_steps() -> None:
         for i, row in enumerate(schedules.trace(sched, 300).lrs)
         if i in starts
     )
+
+
+def test_plot_a_name_draws_lr_and_moving_momentum() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = schedules.plot("onecycle", 100, lr=0.5)
+    (line,) = ax.get_lines()
+    assert max(line.get_ydata()) == pytest.approx(0.5)
+    twins = [a for a in ax.figure.axes if a is not ax]
+    assert len(twins) == 1 and min(twins[0].get_lines()[0].get_ydata()) == pytest.approx(0.85)
+    ax = schedules.plot("cosine", 100)
+    assert len(ax.figure.axes) == 1  # momentum does not move: no second axis
+
+
+def test_plot_a_live_scheduler_leaves_it_as_it_was() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    case = next(c for c in CASES if c.id == "cyclic-momentum-adam")
+    model, opt = build(case)
+    sched = schedules.create(case.name, opt, total_steps=case.steps, **case.options)
+    first = train(model, opt, sched, 10)
+    before = [dict(g) for g in opt.param_groups]
+    ax = schedules.plot(sched, 30)
+    assert len(ax.get_lines()) == 2  # one curve per parameter group
+    assert [dict(g) for g in opt.param_groups] == before
+    assert first + train(model, opt, sched, case.steps - 10) == run(case)
