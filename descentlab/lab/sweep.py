@@ -155,7 +155,9 @@ def run_experiment(
     )
     try:
         with Store(db) as store, bar:
-            store.save_experiment(experiment.name, dataclasses.asdict(experiment))
+            spec = dataclasses.asdict(experiment)
+            spec["problem_labels"] = [p.label for p in experiment.problems]  # report order
+            store.save_experiment(experiment.name, spec)
             initial = plan_initial(experiment)
             _tag(store, experiment.name, initial)
             seen: set[str] = set()

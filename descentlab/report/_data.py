@@ -121,8 +121,19 @@ class Group:
         return sorted({r["config"]["hparams"].get("lr") for r in self.runs} - {None})
 
 
+def _order(names: list[str], preferred: list[str]) -> list[str]:
+    """``names`` in the experiment's order (``x@defaults`` right after ``x``), others last."""
+    rank = {n: i for i, n in enumerate(preferred)}
+
+    def key(n: str) -> tuple[int, bool, str]:
+        base = n.removesuffix("@defaults")
+        return rank.get(base, len(rank)), n != base, n
+
+    return sorted(names, key=key)
+
+
 def load_groups(store: Store) -> dict[str, dict[str, dict[str, Group]]]:
-    """``{experiment: {problem: {label: Group}}}`` of the final runs, in the store's order."""
+    """``{experiment: {problem: {label: Group}}}`` of the final runs, in the experiment's order."""
     out: dict[str, dict[str, dict[str, Group]]] = {}
     for t in store.trials(role="final"):
         problems = out.setdefault(t["experiment"], {})
@@ -130,6 +141,14 @@ def load_groups(store: Store) -> dict[str, dict[str, dict[str, Group]]]:
         g = labels.setdefault(t["label"], Group(t["experiment"], t["tag_problem"], t["label"]))
         g.runs.append(t)
         g.curves.append(store.curves(t["key"]))
+    specs = store.experiments()
+    for name, problems in out.items():
+        spec = specs.get(name, {})
+        labels = [o["label"] for o in spec.get("optimizers", [])]
+        ordered = _order(list(problems), spec.get("problem_labels", []))
+        out[name] = {
+            p: {k: problems[p][k] for k in _order(list(problems[p]), labels)} for p in ordered
+        }
     return out
 
 

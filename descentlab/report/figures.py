@@ -50,55 +50,66 @@ def learning_curves(groups: Mapping[str, Group], palette: dict, path: Path) -> P
         ("test", "loss", "epoch", "test loss"),
         ("test", metric, "epoch", f"test {metric}"),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
-    for ax, (split, name, unit, title) in zip(axes, panels):
+    fig, axes = plt.subplots(2, 2, figsize=(11.0, 7.5))
+    for ax, (split, name, unit, title) in zip(axes.flat, panels):
+        shown = []
         for label, g in groups.items():
             rows = g.curve(split, name)
             if rows.size == 0:
                 continue
-            if unit == "step":
-                window = max(1, rows.shape[1] // 50)
-                rows = np.array([_smooth(r, window) for r in rows]) if window > 1 else rows
+            window = max(1, rows.shape[1] // 50) if unit == "step" else 1
+            if window > 1:
+                rows = np.array([_smooth(r, window) for r in rows])
             mean, q1, q3 = band(rows)
             x = np.arange(mean.size) + (window if unit == "step" else 0)
             ax.plot(x, mean, color=palette[label], label=label, lw=1.4)
             ax.fill_between(x, q1, q3, color=palette[label], alpha=0.2, lw=0)
+            shown.append(mean[1:])
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(unit)
         if name.endswith("loss"):
             ax.set_yscale("log")
-    axes[-1].legend(fontsize=7, loc="best")
+        elif shown and first.higher_is_better:  # zoom on the trained range, not epoch 0
+            values = np.concatenate(shown)
+            values = values[np.isfinite(values)]
+            if values.size:
+                lo, hi = np.percentile(values, [5, 100])
+                ax.set_ylim(lo - 0.05 * (hi - lo + 1e-12), hi + 0.02 * (hi - lo + 1e-12))
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
     fig.suptitle(f"{first.problem}: mean over seeds, band = interquartile range", fontsize=10)
-    return _save(fig, path)
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def gap_figure(groups: Mapping[str, Group], palette: dict, path: Path) -> Path:
-    """Final train vs test main metric per optimizer: medians with IQR whiskers."""
+    """Generalization gap per optimizer: train minus test main metric, test minus train loss.
+
+    Bars are medians over seeds, whiskers the interquartile range.
+    """
     first = next(iter(groups.values()))
     metric = first.main_metric
     labels = list(groups)
     x = np.arange(len(labels))
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(labels) + 2), 3.8))
-    for offset, split, hatch in ((-0.2, "train", ""), (0.2, "test", "//")):
-        s = [stats(groups[label].final(split, metric)) for label in labels]
+    panels = [
+        ("train", "test", metric, f"train − test {metric}"),
+        ("test", "train", "loss", "test − train loss"),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 0.9 * len(labels) + 3), 3.8))
+    for ax, (a, b, name, title) in zip(axes, panels):
+        s = [
+            stats([u - v for u, v in zip(groups[k].final(a, name), groups[k].final(b, name))])
+            for k in labels
+        ]
         med = np.array([v.median for v in s])
         err = np.array([[v.median - v.q1 for v in s], [v.q3 - v.median for v in s]])
-        ax.bar(
-            x + offset,
-            med,
-            0.4,
-            yerr=err,
-            color=[palette[label] for label in labels],
-            hatch=hatch,
-            edgecolor="black",
-            lw=0.5,
-            label=split,
-        )
-    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel(f"final {metric} (median, IQR)")
-    ax.set_title(
-        f"{first.problem}: generalization gap (plain = train, hatched = test)", fontsize=10
-    )
+        ax.bar(x, med, 0.7, yerr=err, color=[palette[k] for k in labels], capsize=2)
+        ax.axhline(0.0, color="black", lw=0.6)
+        ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{title} (median, IQR)", fontsize=10)
+    fig.suptitle(f"{first.problem}: generalization gap at the end of training", fontsize=10)
     return _save(fig, path)
 
 
@@ -144,7 +155,8 @@ def profile_figure(costs: Mapping[str, Mapping[str, float]], palette: dict, path
     taus = np.geomspace(1.0, max(2.0, worst * 1.5), 200)
     rho = performance_profile(costs, taus)
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    for solver, r in rho.items():
+    for solver in sorted(rho, key=list(palette).index if set(rho) <= set(palette) else str):
+        r = rho[solver]
         ax.step(taus, r, where="post", color=palette.get(solver), label=solver, lw=1.4)
     ax.set_xscale("log", base=2)
     ax.set_ylim(-0.02, 1.02)
