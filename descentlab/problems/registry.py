@@ -6,11 +6,27 @@ import difflib
 import importlib
 
 from ._base import Problem
+from .charlm import CHARLM_LSTM
 from .digits import DIGITS_CNN, DIGITS_LOGREG, DIGITS_MLP
+from .gan import GAN_MOG
+from .mnist1d import MNIST1D_CNN, MNIST1D_MLP
+from .wilson import WILSON_LINREG
 
 __all__ = ["PROBLEMS", "get", "names"]
 
-PROBLEMS: dict[str, Problem] = {p.name: p for p in (DIGITS_LOGREG, DIGITS_MLP, DIGITS_CNN)}
+PROBLEMS: dict[str, Problem] = {
+    p.name: p
+    for p in (
+        DIGITS_LOGREG,
+        DIGITS_MLP,
+        DIGITS_CNN,
+        MNIST1D_MLP,
+        MNIST1D_CNN,
+        CHARLM_LSTM,
+        WILSON_LINREG,
+        GAN_MOG,
+    )
+}
 
 
 def names() -> list[str]:
