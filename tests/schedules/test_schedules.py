@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import descentlab
@@ -193,3 +195,21 @@ def test_plot_a_live_scheduler_leaves_it_as_it_was() -> None:
     assert len(ax.get_lines()) == 2  # one curve per parameter group
     assert [dict(g) for g in opt.param_groups] == before
     assert first + train(model, opt, sched, case.steps - 10) == run(case)
+
+
+@settings(deadline=None, derandomize=True, max_examples=300)
+@given(
+    T_0=st.integers(1, 50),
+    T_mult=st.floats(1.0, 4.0),
+    e=st.integers(0, 10**6),
+)
+def test_sgdr_cycle_inverts_the_boundaries(T_0: int, T_mult: float, e: int) -> None:
+    opt = descentlab.create("sgd", [nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = schedules.SGDR(opt, T_0, T_mult=T_mult)
+    i, t, length = sched.cycle(e)
+    start = e - t
+    assert 0 <= t < length and length >= max(1, T_0 - 1)  # rounding moves a boundary <= 1/2
+    assert sched.cycle(start) == (i, 0, length)
+    if start > 0:  # the step before a cycle's start is the last of the previous cycle
+        prev_i, prev_t, prev_len = sched.cycle(start - 1)
+        assert prev_i == i - 1 and prev_t == prev_len - 1
