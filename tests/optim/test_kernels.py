@@ -1,0 +1,151 @@
+"""The compiled kernels of the fast path: build, fallback, dtypes, SWATS's switch.
+
+Parity of every optimizer on float32/float64 is in test_machinery.py (the case table); here are
+the cases that concern the kernels themselves.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import descentlab
+from descentlab.optim import _kernels
+
+from ._harness import assert_close
+
+KERNEL_NAMES = ["rmsprop", "nadam", "radam", "adabound", "amsbound", "sgdw", "sgdwm", "swats"]
+
+
+def _need_kernels() -> None:
+    reason = _kernels.unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"compiled kernels unavailable here: {reason}")
+
+
+def _params(dtypes, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(), (3, 5), (70_000,), (4, 3, 2)]  # 70k: more than one 64K chunk
+    return [
+        torch.nn.Parameter(torch.randn(s, generator=gen, dtype=torch.float64).to(d))
+        for s, d in zip(shapes, dtypes)
+    ]
+
+
+def _run(name, params, impl, steps, **hparams):
+    opt = descentlab.create(name, params, impl=impl, **hparams)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        for p in params:
+            g = torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            p.grad = (0.5 * p.detach().double() + g).to(p.dtype)
+        opt.step()
+    return opt
+
+
+def test_kernels_build_and_load():
+    _need_kernels()
+    module = _kernels.kernels()
+    for fn in ("rmsprop", "nadam", "radam", "adabound", "momentum_sgd", "swats_adam"):
+        assert callable(getattr(module, fn))
+    assert any(_kernels.build_directory().glob("*.so"))
+    steps = [torch.tensor(0.0), torch.tensor(41.0)]
+    assert module.advance_steps(steps) == [1.0, 42.0]
+    assert steps[1].item() == 42.0
+
+
+def test_a_failed_build_is_remembered_not_raised(monkeypatch):
+    def broken(verbose=False):
+        raise OSError("no C++ compiler found (test)")
+
+    monkeypatch.setattr(_kernels, "_module", None)
+    monkeypatch.setattr(_kernels, "_error", None)
+    monkeypatch.setattr(_kernels, "_load", broken)
+    assert "no C++ compiler found (test)" in _kernels.unavailable_reason()
+    with pytest.raises(RuntimeError, match="could not be built"):
+        _kernels.build()
+
+
+def test_environment_variable_disables_the_kernels(monkeypatch):
+    monkeypatch.setattr(_kernels, "_module", None)
+    monkeypatch.setattr(_kernels, "_error", None)
+    monkeypatch.setenv("DESCENTLAB_KERNELS", "0")
+    assert _kernels.unavailable_reason() == "disabled by DESCENTLAB_KERNELS=0"
+
+
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+def test_without_kernels_auto_falls_back_and_fused_raises(name, monkeypatch):
+    reason = f"no compiler for {name} (test)"  # unique, so that warn_once warns here
+    monkeypatch.setattr(_kernels, "unavailable_reason", lambda: reason)
+    dtypes = [torch.float64] * 4
+    expected = _params(dtypes)
+    _run(name, expected, "forloop", 8)
+    params = _params(dtypes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _run(name, params, "auto", 8)
+    for p, q in zip(params, expected):
+        # SGDW without kernels keeps torch's two-pass fused path; the others are the loop itself
+        assert_close(p.detach(), q.detach(), 1e-12, 1e-14, name)
+    if name not in ("sgdw", "sgdwm"):
+        assert any(reason in str(w.message) for w in caught)
+        with pytest.raises(RuntimeError, match="fast path is not available"):
+            _run(name, _params(dtypes), "fused", 1)
+
+
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+def test_mixed_dtypes_in_one_group(name):
+    _need_kernels()
+    dtypes = [torch.float32, torch.float64, torch.float32, torch.float64]
+    slow, fast = _params(dtypes), _params(dtypes)
+    a = _run(name, slow, "forloop", 20)
+    b = _run(name, fast, "fused", 20)
+    for p, q in zip(slow, fast):
+        assert q.dtype == p.dtype
+        # float32: one-ulp differences per op (another operation order, fused multiply-adds)
+        # feed back through the gradient 0.5 p + noise over 20 steps
+        tol = (1e-4, 1e-5) if p.dtype == torch.float32 else (1e-11, 1e-13)
+        assert_close(q.detach(), p.detach(), *tol, f"{name} {p.dtype}")
+        for key, value in a.state[p].items():
+            assert_close(b.state[q][key], value, *tol, f"{name} {p.dtype} state {key}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+def test_half_precision_at_least_as_accurate_as_the_loop(name, dtype):
+    # The kernel keeps intermediates in float32 and rounds once per stored value; the loop
+    # rounds after every op. Both are compared with a float64 run from the same start.
+    # (eps = 1e-3: the default 1e-8 is 0 in float16, and the loop then divides 0 by 0.)
+    _need_kernels()
+    hp = dict(lr=1e-2) if name.startswith("sgdw") else dict(lr=1e-2, eps=1e-3)
+    slow, fast = _params([dtype] * 4), _params([dtype] * 4)
+    exact = [torch.nn.Parameter(p.detach().double()) for p in _params([dtype] * 4)]
+    _run(name, slow, "forloop", 10, **hp)
+    _run(name, fast, "fused", 10, **hp)
+    _run(name, exact, "forloop", 10, **hp)
+    for p, q, x in zip(slow, fast, exact):
+        assert q.dtype == dtype
+        err_loop = (p.detach().double() - x.detach()).abs().max()
+        err_fused = (q.detach().double() - x.detach()).abs().max()
+        ulp = torch.finfo(dtype).eps * x.detach().abs().max()
+        assert err_fused <= 1.5 * err_loop + 2 * ulp, (name, err_fused, err_loop)
+
+
+def test_swats_switches_at_the_same_step_on_both_paths():
+    _need_kernels()
+    dtypes = [torch.float64] * 4
+    slow, fast = _params(dtypes), _params(dtypes)
+    hp = dict(lr=1e-2, switch_tol=1e-4)
+    a = _run("swats", slow, "forloop", 60, **hp)
+    b = _run("swats", fast, "fused", 60, **hp)
+    switched = 0
+    for p, q in zip(slow, fast):
+        sa, sb = a.state[p], b.state[q]
+        assert sb["switch_step"] == sa["switch_step"]
+        switched += sa["switch_step"] > 0
+        assert_close(sb["sgd_lr"], sa["sgd_lr"], 1e-9, 1e-15, "sgd_lr")
+        assert_close(sb["lam"], sa["lam"], 1e-9, 1e-15, "lam")
+        assert_close(q.detach(), p.detach(), 1e-11, 1e-13, "param")
+    assert switched >= 2, "the test should see tensors switch (raise switch_tol)"
