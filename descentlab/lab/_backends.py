@@ -56,19 +56,26 @@ class Serial:
         self._queue.clear()
 
 
-def _init_worker() -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
+def _context() -> multiprocessing.context.BaseContext:
+    """Fresh processes, never a fork of this one (whose torch threads may hold locks).
+
+    Where available, a fork server that has imported torch and the trial loop once starts the
+    workers (fast); elsewhere each worker is spawned and imports them itself.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 class Pool:
-    """A local pool of ``workers`` spawned processes (spawn: safe with torch's threads)."""
+    """A local pool of ``workers`` processes, each running one trial at a time."""
 
     def __init__(self, workers: int, data_dir: str | None) -> None:
         self.slots = workers
         self._data_dir = data_dir
-        self._pool = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
-        )
+        self._pool = ProcessPoolExecutor(workers, mp_context=_context())
         self._futures: dict[Future, str] = {}
 
     def submit(self, key: str, config: Mapping[str, Any]) -> None:

@@ -109,8 +109,14 @@ def test_ray_gives_the_same_rows_as_the_pool(tmp_path):
 
 
 def _count(db, status):
+    if not db.exists():
+        return 0
     with sqlite3.connect(db, timeout=30) as con:
-        return con.execute("SELECT COUNT(*) FROM trials WHERE status=?", (status,)).fetchone()[0]
+        try:
+            query = "SELECT COUNT(*) FROM trials WHERE status=?"
+            return con.execute(query, (status,)).fetchone()[0]
+        except sqlite3.OperationalError:  # the sweep has created the file, not yet its tables
+            return 0
 
 
 def test_sigkill_loses_only_the_trials_in_flight(tmp_path):
@@ -125,7 +131,7 @@ def test_sigkill_loses_only_the_trials_in_flight(tmp_path):
     )
     try:
         deadline = time.monotonic() + 120
-        while not (db.exists() and _count(db, "finished") >= 3):
+        while _count(db, "finished") < 3:
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "the sweep finished no trial in time"
             time.sleep(0.05)
