@@ -12,7 +12,7 @@ from descentlab.lab.tuning import plan_initial
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "descentlab" / "lab" / "default.toml"
-SHIPPED = sorted((ROOT / "experiments").glob("*.toml")) + [DEFAULT]
+SHIPPED = [*sorted((ROOT / "experiments").glob("*.toml")), DEFAULT]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
