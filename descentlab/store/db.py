@@ -122,6 +122,11 @@ class Store:
                 (name, json.dumps(spec, sort_keys=True, default=str), time.time()),
             )
 
+    def clear_tags(self, experiment: str) -> None:
+        """Forget which trials an experiment had (the trials themselves stay)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM tags WHERE experiment=?", (experiment,))
+
     def set_tags(
         self, experiment: str, role: str, problem: str, label: str, keys: Iterable[str]
     ) -> None:

@@ -23,7 +23,7 @@ def test_shipped_experiment_is_valid(path):
         if "Unknown problem" in str(e):  # a problem of a later milestone
             pytest.skip(str(e))
         raise
-    assert exp.seeds == tuple(range(5))
+    assert len(exp.seeds) >= 3  # medians and IQRs need a few seeds
     assert len(plan_initial(exp)) > 0
 
 

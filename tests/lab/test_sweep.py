@@ -155,3 +155,15 @@ def test_sigkill_loses_only_the_trials_in_flight(tmp_path):
         assert all(t["status"] == "finished" for t in after)
         assert all(t["finished"] == before[t["key"]] for t in after if t["key"] in before)
         assert all(len(store.curves(t["key"])) == 8 for t in after)  # every curve, once
+
+
+def test_an_edited_experiment_reports_only_what_it_contains(tmp_path):
+    db = tmp_path / "runs.db"
+    run_experiment(load(_write(tmp_path)), db=db, progress=False)
+    fewer = tmp_path / "exp.toml"
+    fewer.write_text(fewer.read_text().replace('[[optimizers]]\nname = "adam"\n', ""))
+    again = run_experiment(load(fewer), db=db, progress=False)
+    assert again.ran == 0  # sgdm's trials are all there
+    with Store(db) as store:
+        assert {t["label"] for t in store.trials(experiment="exp", role=None)} == {"sgdm"}
+    assert _count(db, "finished") == 6  # adam's trials stay in the store
