@@ -28,6 +28,7 @@ using TensorList = std::vector<at::Tensor>;
 using Scalars = std::vector<double>;
 
 constexpr int64_t kChunk = 1 << 16;  // 64K elements: 256 KiB of float32 per stream
+constexpr int64_t kSerial = 1 << 17;  // fewer elements in a call: one thread does them all
 
 struct Work {
   int64_t tensor;
@@ -58,17 +59,25 @@ void check_state(const TensorList& params, const TensorList& state) {
 template <typename Body>
 void for_chunks(const TensorList& params, const Body& body) {
   std::vector<Work> work;
+  int64_t total = 0;
   for (size_t t = 0; t < params.size(); ++t) {
     const int64_t n = params[t].numel();
+    total += n;
     for (int64_t b = 0; b < n; b += kChunk) {
       work.push_back({static_cast<int64_t>(t), b, std::min(n, b + kChunk)});
     }
   }
-  at::parallel_for(0, static_cast<int64_t>(work.size()), 1, [&](int64_t lo, int64_t hi) {
+  const auto run = [&](int64_t lo, int64_t hi) {
     for (int64_t w = lo; w < hi; ++w) {
       body(w, work[w].tensor, work[w].begin, work[w].end);
     }
-  });
+  };
+  const auto n = static_cast<int64_t>(work.size());
+  if (total < kSerial) {
+    run(0, n);  // not worth waking the threads (a busy machine makes that cost milliseconds)
+  } else {
+    at::parallel_for(0, n, 1, run);
+  }
 }
 
 template <typename T>
