@@ -24,3 +24,18 @@ def register(app: typer.Typer) -> None:
         for w, cls in WRAPPERS.items():
             table.add_row(f"{w}(<name>)", cls.__name__, "", "", "the paper's algorithm (test)")
         Console().print(table)
+
+    @app.command("build-kernels")
+    def build_kernels(
+        verbose: bool = typer.Option(False, "--verbose", help="Show the compiler's output."),
+    ) -> None:
+        """Build the fused CPU kernels now (once per machine; about a minute) and print where
+        torch caches them, so that no training run pays the build on its first step."""
+        from ..optim import _kernels
+
+        try:
+            _kernels.build(verbose=verbose)
+        except RuntimeError as exc:
+            typer.echo(f"{exc}; the optimizers use their readable path", err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(str(_kernels.build_directory()))

@@ -149,3 +149,22 @@ def test_swats_switches_at_the_same_step_on_both_paths():
         assert_close(sb["lam"], sa["lam"], 1e-9, 1e-15, "lam")
         assert_close(q.detach(), p.detach(), 1e-11, 1e-13, "param")
     assert switched >= 2, "the test should see tensors switch (raise switch_tol)"
+
+
+def test_cli_build_kernels_prints_the_cache(monkeypatch):
+    from typer.testing import CliRunner
+
+    from descentlab.cli import app
+
+    _need_kernels()
+    result = CliRunner().invoke(app, ["build-kernels"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(_kernels.build_directory())
+
+    def broken(verbose=False):
+        raise RuntimeError("descentlab kernels could not be built: no compiler (test)")
+
+    monkeypatch.setattr(_kernels, "build", broken)
+    result = CliRunner().invoke(app, ["build-kernels"])
+    assert result.exit_code == 2
+    assert "no compiler (test)" in result.output
