@@ -2,9 +2,11 @@
 
 * :mod:`.spec` reads and validates an experiment file;
 * :mod:`.tuning` plans the trials: an equal learning-rate budget per optimizer (DeepOBS);
-* :mod:`.loop` runs one trial; :mod:`.sweep` runs them all (process pool or Ray) into the store.
+* :mod:`.loop` runs one trial; :mod:`.sweep` runs them all (process pool or Ray) into the store;
+* :mod:`.builtin` is the experiment of ``descentlab compare``.
 """
 
+from .builtin import default_experiment
 from .loop import run_trial
 from .spec import Experiment, OptimizerSpec, ProblemSpec, SpecError, Tuning, load, parse
 from .sweep import SweepSummary, run_experiment
@@ -16,6 +18,7 @@ __all__ = [
     "SpecError",
     "SweepSummary",
     "Tuning",
+    "default_experiment",
     "load",
     "parse",
     "run_experiment",

@@ -1,5 +1,6 @@
 """The report: an offline HTML page with figures and tables, read only from the results store."""
 
+from ._data import summary
 from .page import write_report
 
-__all__ = ["write_report"]
+__all__ = ["summary", "write_report"]

@@ -18,7 +18,16 @@ import numpy as np
 
 from ..store import Store
 
-__all__ = ["Group", "Stats", "band", "load_groups", "performance_profile", "stack", "stats"]
+__all__ = [
+    "Group",
+    "Stats",
+    "band",
+    "load_groups",
+    "performance_profile",
+    "stack",
+    "stats",
+    "summary",
+]
 
 
 @dataclass(frozen=True)
@@ -174,3 +183,24 @@ def performance_profile(
             ratios[s].append(c / best if math.isfinite(c) and best > 0 else math.inf)
     n = max(1, len(costs))
     return {s: np.array([sum(r <= t for r in ratios[s]) / n for t in taus]) for s in solvers}
+
+
+def summary(store: Store, experiment: str) -> dict[str, list[dict[str, Any]]]:
+    """Per problem, one row per optimizer label: lr, runs, diverged, test main metric statistics."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for problem, groups in load_groups(store).get(experiment, {}).items():
+        rows = out.setdefault(problem, [])
+        for label, g in groups.items():
+            rows.append(
+                {
+                    "label": label,
+                    "lrs": g.lrs,
+                    "runs": len(g.runs),
+                    "diverged": sum(1 for i in g.finished if g.runs[i]["diverged"]),
+                    "metric": g.main_metric,
+                    "test": stats(g.final("test", g.main_metric)),
+                    "train_loss": stats(g.final("train", "loss")),
+                    "epochs_to_target": g.median_epochs_to_target(),
+                }
+            )
+    return out

@@ -57,3 +57,13 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
         r = runner.invoke(app, args)
         assert r.exit_code == 2, (args, r.output)
         assert words in r.output
+
+
+def test_compare_runs_the_builtin_experiment_and_ends_with_the_report(tmp_path):
+    db, out = tmp_path / "runs.db", tmp_path / "report"
+    args = ["compare", "-o", "sgdm", "--epochs", "1", "--seeds", "2", "--workers", "1"]
+    r = CliRunner().invoke(app, [*args, "--db", str(db), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip().splitlines()[-1] == str(out / "index.html")
+    assert "digits-mlp: 1 epochs, seed 0 + 1 more" in r.stdout and "sgdm" in r.stdout
+    assert (out / "index.html").exists()

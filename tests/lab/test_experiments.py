@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from descentlab.lab import SpecError, load
+from descentlab.lab import SpecError, default_experiment, load
 from descentlab.lab.tuning import plan_initial
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,3 +37,13 @@ def test_the_builtin_experiment_tunes_the_lectures_optimizers_equally():
     searches = Counter(p.label for p in plan_initial(exp) if p.role == "tune")
     assert set(searches.values()) == {exp.tuning.budget}
     assert len(searches) == 14
+
+
+def test_builtin_overrides():
+    exp = default_experiment(problem="tests.lab.tiny:problem", optimizers=["adam"], seeds=[4, 5])
+    assert [p.name for p in exp.problems] == ["tests.lab.tiny:problem"]
+    assert exp.epochs is None  # another problem keeps its own budget
+    assert [o.name for o in exp.optimizers] == ["adam"] and exp.seeds == (4, 5)
+    assert default_experiment(epochs=2).epochs == 2
+    with pytest.raises(SpecError, match=r"^optimizers\[0\]"):
+        default_experiment(optimizers=["adma"])
