@@ -10,6 +10,8 @@ from .charlm import CHARLM_LSTM
 from .digits import DIGITS_CNN, DIGITS_LOGREG, DIGITS_MLP
 from .gan import GAN_MOG
 from .mnist1d import MNIST1D_CNN, MNIST1D_MLP
+from .rl import CARTPOLE_PG
+from .torchvision_data import CIFAR10_RESNET20, FASHION_MNIST_CNN, MNIST_CNN
 from .wilson import WILSON_LINREG
 
 __all__ = ["PROBLEMS", "get", "names"]
@@ -25,6 +27,10 @@ PROBLEMS: dict[str, Problem] = {
         CHARLM_LSTM,
         WILSON_LINREG,
         GAN_MOG,
+        CARTPOLE_PG,
+        MNIST_CNN,
+        FASHION_MNIST_CNN,
+        CIFAR10_RESNET20,
     )
 }
 

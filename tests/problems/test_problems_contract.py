@@ -11,22 +11,36 @@ import torch
 from descentlab import problems
 from descentlab.problems import SPLITS, Problem, Task
 
-from .problem_cases import TINY
+from .problem_cases import CASES
+
+NAMES = sorted(CASES)
+SUPERVISED = [n for n in NAMES if problems.get(n).kind == "supervised"]
 
 
-def _run(name: str, seed: int, steps: int = 3) -> tuple[list[float], dict[str, float]]:
-    task = problems.get(name).build(seed, **TINY[name])
-    opts = problems.optimizers_for(task, "sgdm")
+@pytest.fixture
+def build(request, tmp_path_factory):
+    """``build(seed)`` for the test's problem, with its tiny options and data files."""
+    name = request.param
+    case = CASES[name]
+    if case.requires:
+        pytest.importorskip(case.requires)
+    options = dict(case.options)
+    if case.files is not None:
+        options["data_dir"] = str(case.files(tmp_path_factory.mktemp(name)))
+    return lambda seed: problems.get(name).build(seed, **options)
+
+
+def _steps(task, steps: int = 3, optimizer: str = "sgdm") -> list[float]:
+    opts = problems.optimizers_for(task, optimizer)
     batches = itertools.chain.from_iterable(task.epoch_batches() for _ in itertools.count())
-    losses = [task.train_step(opts, b) for b in itertools.islice(batches, steps)]
-    return losses, task.evaluate("val")
+    return [task.train_step(opts, b) for b in itertools.islice(batches, steps)]
 
 
 def test_every_problem_has_a_case():
-    assert set(TINY) == set(problems.names())
+    assert set(CASES) == set(problems.names())
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", NAMES)
 def test_problem_description(name):
     p = problems.get(name)
     assert isinstance(p, Problem) and p.name == name
@@ -36,51 +50,53 @@ def test_problem_description(name):
     assert p.target.metric == p.main_metric
     assert p.target.higher_is_better == p.higher_is_better
     assert {"batch_size", "data_dir"} <= p.axes
-    assert set(TINY[name]) <= p.axes
+    assert set(CASES[name].options) <= p.axes
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_builds_trains_and_evaluates(name):
-    p = problems.get(name)
-    task = p.build(0, **TINY[name])
+@pytest.mark.parametrize("build", NAMES, indirect=True)
+def test_builds_trains_and_evaluates(build):
+    task = build(0)
     assert isinstance(task, Task)
     groups = {k: list(v) for k, v in task.param_groups().items()}
     assert groups and all(groups.values())
-    losses, _ = _run(name, 0)
+    assert len(task.train_loader) >= 1
+    losses = _steps(task)
     assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
     for split in SPLITS:
         result = task.evaluate(split)
-        assert "loss" in result and p.main_metric in result
-        assert all(isinstance(v, float) for v in result.values())
+        assert "loss" in result and all(isinstance(v, float) for v in result.values())
+        assert all(math.isfinite(v) for v in result.values())
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_same_seed_same_run_other_seed_other_run(name):
-    losses_a, eval_a = _run(name, 1)
-    losses_b, eval_b = _run(name, 1)
-    losses_c, eval_c = _run(name, 2)
-    assert losses_a == losses_b and eval_a == eval_b
-    assert losses_a != losses_c and eval_a != eval_c
+@pytest.mark.parametrize("build", NAMES, indirect=True)
+def test_main_metric_is_evaluated(build, request):
+    name = request.node.callspec.params["build"]
+    assert problems.get(name).main_metric in build(0).evaluate("test")
 
 
-SUPERVISED = sorted(n for n in TINY if problems.get(n).kind == "supervised")
+@pytest.mark.parametrize("build", NAMES, indirect=True)
+def test_same_seed_same_run_other_seed_other_run(build):
+    runs = {}
+    for key, seed in (("a", 1), ("b", 1), ("c", 2)):
+        task = build(seed)
+        runs[key] = (_steps(task), task.evaluate("val"))
+    assert runs["a"] == runs["b"]
+    assert runs["a"][0] != runs["c"][0] and runs["a"][1] != runs["c"][1]
 
 
-@pytest.mark.parametrize("name", SUPERVISED)
-def test_training_lowers_the_loss(name):
-    p = problems.get(name)
-    task = p.build(0, **TINY[name])
+@pytest.mark.parametrize("build", SUPERVISED, indirect=True)
+def test_training_lowers_the_loss(build):
+    task = build(0)
     before = task.evaluate("train")["loss"]
     problems.train(task, problems.optimizers_for(task, "adam"), 2, eval_splits=())
     assert task.evaluate("train")["loss"] < before
 
 
-@pytest.mark.parametrize("name", SUPERVISED)
-def test_epoch_is_reshuffled_by_the_seed(name):
-    task = problems.get(name).build(0, **TINY[name])
+@pytest.mark.parametrize("build", SUPERVISED, indirect=True)
+def test_epoch_is_reshuffled_by_the_seed(build):
+    task = build(0)
     first = [b[1] for b in task.epoch_batches()]
     second = [b[1] for b in task.epoch_batches()]
     assert not all(torch.equal(a, b) for a, b in zip(first, second))
-    assert torch.equal(
-        torch.cat(first).flatten().sort().values, torch.cat(second).flatten().sort().values
-    )
+    flat = [torch.cat(e).flatten().sort().values for e in (first, second)]
+    assert torch.equal(*flat)
