@@ -172,12 +172,16 @@ def _seeds(value: Any) -> tuple[int, ...]:
     return seeds
 
 
+def _entry(key: str, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A list entry given as a name (``"adam"``) or as a table (``{ name = "adam", ... }``)."""
+    entry = _table(key, {"name": value} if isinstance(value, str) else value)
+    _unknown(f"{key}.", entry, allowed)
+    return entry
+
+
 def _problem(i: int, value: Any) -> ProblemSpec:
     key = f"problems[{i}]"
-    if isinstance(value, str):
-        value = {"name": value}
-    p = _table(key, value)
-    _unknown(f"{key}.", p, _PROBLEM)
+    p = _entry(key, value, _PROBLEM)
     name = _str(f"{key}.name", p.get("name"))
     options = _table(f"{key}.options", p.get("options", {}))
     try:
@@ -254,10 +258,7 @@ def _check_optimizer(
 
 def _optimizer(i: int, value: Any) -> OptimizerSpec:
     key = f"optimizers[{i}]"
-    if isinstance(value, str):
-        value = {"name": value}
-    o = _table(key, value)
-    _unknown(f"{key}.", o, _OPTIMIZER)
+    o = _entry(key, value, _OPTIMIZER)
     if "name" not in o:
         raise SpecError(f"{key}.name: missing; expected a registry name or 'module:Class'")
     name = _str(f"{key}.name", o["name"])
