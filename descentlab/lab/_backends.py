@@ -15,9 +15,10 @@ from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from .loop import run_trial
+from .loop import failed, run_trial
 
 __all__ = ["BACKENDS", "Backend", "open_backend"]
 
@@ -85,7 +86,13 @@ class Pool:
     def wait(self) -> tuple[str, dict[str, Any]]:
         done, _ = wait_futures(self._futures, return_when=FIRST_COMPLETED)
         future = next(iter(done))
-        return self._futures.pop(future), future.result()
+        key = self._futures.pop(future)
+        try:
+            return key, future.result()
+        except BrokenProcessPool as e:  # a worker died (killed, out of memory): a new pool
+            self._pool.shutdown(wait=False)
+            self._pool = ProcessPoolExecutor(self.slots, mp_context=_context())
+            return key, failed(f"the worker running this trial died: {e}")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -128,7 +135,11 @@ class Ray:
 
     def wait(self) -> tuple[str, dict[str, Any]]:
         (ref,), _ = self._ray.wait(list(self._refs), num_returns=1)
-        return self._refs.pop(ref), self._ray.get(ref)
+        key = self._refs.pop(ref)
+        try:
+            return key, self._ray.get(ref)
+        except self._ray.exceptions.RayError as e:  # the worker or its node died
+            return key, failed(f"the Ray task running this trial failed: {e}")
 
     def close(self) -> None:
         for ref in self._refs:

@@ -29,7 +29,7 @@ from ..optim import NonFiniteGradientError
 from ..problems import SPLITS, train
 from ._build import build_optimizer, build_schedule, load_problem
 
-__all__ = ["run_trial"]
+__all__ = ["failed", "run_trial"]
 
 
 @contextmanager
@@ -150,8 +150,18 @@ def run_trial(config: Mapping[str, Any], *, data_dir: str | None = None) -> dict
             out = _train(config, data_dir)
             out.update(status="finished", error=None)
         except Exception as e:  # a broken trial must never crash the sweep
-            tb = traceback.format_exc(limit=3)
-            out = {"status": "failed", "diverged": False, "summary": {}, "curves": []}
-            out["error"] = f"{type(e).__name__}: {e}\n{tb}"
+            out = failed(f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
     out["wall_time"] = time.perf_counter() - start
     return out
+
+
+def failed(error: str) -> dict[str, Any]:
+    """The outcome of a trial that could not run (an exception, or its worker died)."""
+    return {
+        "status": "failed",
+        "diverged": False,
+        "wall_time": 0.0,
+        "error": error,
+        "summary": {},
+        "curves": [],
+    }

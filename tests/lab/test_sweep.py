@@ -167,3 +167,21 @@ def test_an_edited_experiment_reports_only_what_it_contains(tmp_path):
     with Store(db) as store:
         assert {t["label"] for t in store.trials(experiment="exp", role=None)} == {"sgdm"}
     assert _count(db, "finished") == 6  # adam's trials stay in the store
+
+
+def test_a_dead_worker_fails_its_trial_not_the_sweep(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text(
+        'problems = ["tests.lab.tiny:dies", "tests.lab.tiny:problem"]\nseeds = 2\n'
+        '[tuning]\nmethod = "defaults"\n[[optimizers]]\nname = "sgdm"\n'
+    )
+    db = tmp_path / "runs.db"
+    first = run_experiment(load(path), db=db, workers=2, progress=False)
+    assert first.failed >= 2 and first.ran == 4  # the dying trials, maybe one beside them
+    second = run_experiment(load(path), db=db, workers=2, progress=False)
+    assert second.skipped == first.finished and second.finished == 4 - first.finished - 2
+    with Store(db) as store:
+        for t in store.trials(role=None):
+            dies = t["config"]["problem"].endswith(":dies")
+            assert t["status"] == ("failed" if dies else "finished")
+            assert not dies or "died" in t["error"]

@@ -1,11 +1,14 @@
 """A tiny problem for the lab's tests, built on the problem API: softmax regression on 3 blobs.
 
 Each build takes milliseconds, so sweeps of dozens of trials stay fast. ``slow()`` sleeps in every
-step so that a test can kill a sweep in the middle of a trial.
+step so that a test can kill a sweep in the middle of a trial; ``dies()`` kills the process that trains
+it (run it only in a pool worker).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import torch
@@ -13,7 +16,7 @@ from torch import nn
 
 from descentlab.problems import Budget, Problem, SupervisedTask, Target
 
-__all__ = ["problem", "slow"]
+__all__ = ["dies", "problem", "slow"]
 
 
 def _splits(n: int = 96) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -31,6 +34,11 @@ class _SlowTask(SupervisedTask):
     def train_step(self, optimizers, batch):
         time.sleep(0.05)
         return super().train_step(optimizers, batch)
+
+
+class _DyingTask(SupervisedTask):
+    def train_step(self, optimizers, batch):
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
 
 
 def _build(task_cls):
@@ -65,3 +73,8 @@ def problem() -> Problem:
 def slow() -> Problem:
     """The tiny problem with 50 ms per step, for killing a sweep mid-trial."""
     return _problem("tiny-slow", _SlowTask)
+
+
+def dies() -> Problem:
+    """The tiny problem whose first step kills its own process."""
+    return _problem("tiny-dies", _DyingTask)
