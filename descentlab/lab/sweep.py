@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,46 +61,49 @@ def _tag(store: Store, experiment: str, plan: Iterable[Planned]) -> None:
         store.set_tags(experiment, role, problem, label, keys)
 
 
-def _run(
-    store: Store,
-    backend: Backend,
-    plan: list[Planned],
-    phase: str,
-    summary: SweepSummary,
-    progress: Progress,
-    budget: int | None,
-    seen: set[str],
-) -> None:
-    configs: dict[str, Mapping[str, Any]] = {}
-    for p in plan:
-        key = trial_key(p.config)
-        if key not in seen:  # a search run is often also a reported run: once is enough
-            configs.setdefault(key, p.config)
-    seen.update(configs)
-    statuses = store.statuses(configs)
-    todo = [k for k in configs if statuses.get(k) != "finished"]
-    summary.planned += len(configs)
-    summary.skipped += len(configs) - len(todo)
-    if budget is not None:
-        summary.capped += max(0, len(todo) - budget)
-        todo = todo[:budget]
-    task = progress.add_task(phase, total=len(todo), running=0)
-    todo.reverse()
-    running = 0
-    while todo or running:
-        while todo and running < backend.slots:
-            key = todo.pop()
-            store.mark_running(key, configs[key])
-            backend.submit(key, configs[key])
-            running += 1
-        progress.update(task, running=running)
-        key, result = backend.wait()
-        running -= 1
-        store.save_result(key, configs[key], result)
-        summary.finished += result["status"] == "finished"
-        summary.failed += result["status"] == "failed"
-        summary.diverged += bool(result["diverged"])
-        progress.update(task, advance=1, running=running)
+@dataclass
+class _Runner:
+    """Runs plans on a backend, one phase after another, writing each result as it comes."""
+
+    store: Store
+    backend: Backend
+    progress: Progress
+    summary: SweepSummary
+    max_trials: int | None
+    seen: set[str] = field(default_factory=set)  # keys already handled by an earlier phase
+
+    def run(self, plan: list[Planned], phase: str) -> None:
+        configs: dict[str, Mapping[str, Any]] = {}
+        for p in plan:
+            key = trial_key(p.config)
+            if key not in self.seen:  # a search run is often also a reported run: once is enough
+                configs.setdefault(key, p.config)
+        self.seen.update(configs)
+        statuses = self.store.statuses(configs)
+        todo = [k for k in configs if statuses.get(k) != "finished"]
+        self.summary.planned += len(configs)
+        self.summary.skipped += len(configs) - len(todo)
+        if self.max_trials is not None:
+            budget = max(0, self.max_trials - self.summary.ran)
+            self.summary.capped += max(0, len(todo) - budget)
+            todo = todo[:budget]
+        task = self.progress.add_task(phase, total=len(todo), running=0)
+        todo.reverse()
+        running = 0
+        while todo or running:
+            while todo and running < self.backend.slots:
+                key = todo.pop()
+                self.store.mark_running(key, configs[key])
+                self.backend.submit(key, configs[key])
+                running += 1
+            self.progress.update(task, running=running)
+            key, result = self.backend.wait()
+            running -= 1
+            self.store.save_result(key, configs[key], result)
+            self.summary.finished += result["status"] == "finished"
+            self.summary.failed += result["status"] == "failed"
+            self.summary.diverged += bool(result["diverged"])
+            self.progress.update(task, advance=1, running=running)
 
 
 def _score(store: Store, config: Mapping[str, Any]) -> tuple[bool, float | None]:
@@ -143,7 +146,7 @@ def run_experiment(
     if max_trials is not None and max_trials < 0:
         raise ValueError(f"max_trials: {max_trials}; expected an integer >= 0")
     summary = SweepSummary(Path(db))
-    runner = open_backend(backend, workers=workers, address=address, data_dir=data_dir)
+    executor = open_backend(backend, workers=workers, address=address, data_dir=data_dir)
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -163,12 +166,11 @@ def run_experiment(
             store.clear_tags(experiment.name)  # its trials are those of its current plan
             initial = plan_initial(experiment)
             _tag(store, experiment.name, initial)
-            seen: set[str] = set()
-            _run(store, runner, initial, "search + untuned", summary, bar, max_trials, seen)
+            runner = _Runner(store, executor, bar, summary, max_trials)
+            runner.run(initial, "search + untuned")
             final = plan_final(experiment, initial, lambda c: _score(store, c))
             _tag(store, experiment.name, final)
-            left = None if max_trials is None else max(0, max_trials - summary.ran)
-            _run(store, runner, final, "best lr x seeds", summary, bar, left, seen)
+            runner.run(final, "best lr x seeds")
     finally:
-        runner.close()
+        executor.close()
     return summary
