@@ -1,6 +1,13 @@
 """Problems for the lab: small, real training tasks that run offline on CPU, deterministic given a
 seed.
 
+Built in (``descentlab problems`` lists them): ``digits-logreg``, ``digits-mlp``, ``digits-cnn``,
+``mnist1d-mlp``, ``mnist1d-cnn`` (needs the ``mnist1d`` package), ``charlm-lstm``,
+``wilson-linreg``, ``gan-mog``, ``cartpole-pg`` (needs ``gymnasium``), and, from files the user
+has under ``data_dir``, ``mnist-cnn``, ``fashion-mnist-cnn``, ``cifar10-resnet20``. Every name is
+listed even when its optional package or files are missing; ``build`` then raises ``ImportError``
+(naming the extra) or ``FileNotFoundError`` (naming the paths and how to get the files).
+
 The contract (used by the lab's engine, the schedules and the viz areas):
 
 - :func:`names` lists the built-in problems; :func:`get` returns one :class:`Problem` by name, or
@@ -9,23 +16,35 @@ The contract (used by the lab's engine, the schedules and the viz areas):
 - :class:`Problem` (frozen): ``name``, ``description``, ``source``, ``kind`` (``"supervised"``,
   ``"gan"`` or ``"rl"``), ``budget`` (:class:`Budget`: ``epochs``, ``batch_size``), ``target``
   (:class:`Target`: ``metric``, ``value``, ``higher_is_better`` and, an extension, ``split``,
-  default ``"val"``, plus ``reached(value)``), ``main_metric``, ``higher_is_better``, ``axes`` and
-  ``build(seed, *, data_dir=None, batch_size=None, **options) -> Task``.
-  Extension: ``axes`` is the set of keyword options ``build`` accepts besides the seed
+  default ``"val"``, plus ``reached(value)``), ``main_metric``, ``higher_is_better``, ``axes``,
+  ``factory`` and ``build(seed, *, data_dir=None, batch_size=None, **options) -> Task``.
+  Extensions: ``axes`` is the set of keyword options ``build`` accepts besides the seed
   (``batch_size``, ``data_dir`` and the problem's own, e.g. ``n_train`` for smaller data in
-  tests); ``build`` rejects any other option with a ``ValueError``.
+  tests, ``width``, ``text_file``); ``build`` rejects any other option with a ``ValueError``
+  naming the allowed ones. ``factory(seed, *, data_dir, batch_size, **options)`` is what
+  ``build`` calls (``batch_size`` already defaulted from the budget): a user's problem supplies
+  it.
 - :class:`Task` (a protocol): ``model``, ``param_groups()`` (``{"model": params}``, or
-  ``{"generator": ..., "discriminator": ...}`` for GANs), ``train_loader``, ``epoch_batches()``
-  (one epoch, reshuffled by the task's own seeded generator), ``train_step(optimizers, batch) ->
-  float`` and ``evaluate(split) -> dict`` with ``split`` in ``"train"``, ``"val"``, ``"test"``,
-  returning ``"loss"`` and the problem's metrics. Supervised tasks (:class:`SupervisedTask`) also
-  have ``criterion``.
-- :func:`train` (``task, optimizers, epochs, on_step=None``) runs a task and returns a
-  :class:`History` (per-step train loss, per-epoch evaluations, final evaluations, times,
-  divergence); :func:`optimizers_for` builds one registry optimizer per param group.
+  ``{"generator": ..., "discriminator": ...}`` for GANs), ``train_loader`` (iterable, with
+  ``len()`` = steps per epoch), ``epoch_batches()`` (one epoch, reshuffled or redrawn by the
+  task's own seeded generator), ``train_step(optimizers, batch) -> float`` and
+  ``evaluate(split) -> dict`` with ``split`` in ``"train"``, ``"val"``, ``"test"``, returning
+  ``"loss"`` and the problem's metrics (``main_metric`` among them). Supervised tasks
+  (:class:`SupervisedTask`) yield ``(x, y)`` and have ``criterion``. A GAN batch is ``(real,
+  noise)`` and its step is one discriminator then one generator step (returning the sum of their
+  losses); an RL batch is the environment seeds of the episodes one step plays (``batch_size`` =
+  episodes per step). GAN and RL tasks have no held-out data: their splits are fixed, different
+  evaluation draws.
+- :func:`train` (``task, optimizers, epochs, on_step=None, *, eval_splits=("val", "test"),
+  final_splits=SPLITS``) runs a task and returns a :class:`History` (per-step train loss,
+  per-epoch evaluations, final evaluations, train and wall time, divergence: a NaN/inf training
+  loss stops the run, never raises); :func:`optimizers_for` (``task, name, **hparams``) builds one
+  registry optimizer per param group, at the registry's default LR unless ``lr`` is given.
+- Small models run fastest with one torch thread (``torch.set_num_threads(1)``); the problems do
+  not set it.
 """
 
-from ._base import SPLITS, Budget, Problem, SupervisedTask, Target, Task
+from ._base import SPLITS, Budget, DrawnEpoch, Problem, SupervisedTask, Target, Task
 from ._train import History, optimizers_for, train
 from .registry import PROBLEMS, get, names
 
@@ -33,6 +52,7 @@ __all__ = [
     "PROBLEMS",
     "SPLITS",
     "Budget",
+    "DrawnEpoch",
     "History",
     "Problem",
     "SupervisedTask",

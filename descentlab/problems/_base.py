@@ -19,6 +19,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorData
 __all__ = [
     "SPLITS",
     "Budget",
+    "DrawnEpoch",
     "Kind",
     "MetricFn",
     "Problem",
@@ -118,6 +119,23 @@ class Problem:
         if bs < 1:
             raise ValueError(f"batch_size must be >= 1, got {bs}")
         return self.factory(seed, data_dir=data_dir, batch_size=bs, **options)
+
+
+class DrawnEpoch:
+    """An epoch of ``steps`` batches, each made by ``draw()`` when iterated; it has a length.
+
+    The train loader of problems whose data is sampled or played rather than stored (GAN, RL).
+    """
+
+    def __init__(self, steps: int, draw: Callable[[], Any]) -> None:
+        self.steps, self.draw = steps, draw
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[Any]:
+        for _ in range(self.steps):
+            yield self.draw()
 
 
 def seeded_generator(seed: int) -> torch.Generator:

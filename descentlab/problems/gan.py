@@ -21,13 +21,13 @@ generator; ``train_step`` returns the discriminator's plus the generator's loss.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
-from ._base import SPLITS, Budget, Problem, Target, seeded_generator
+from ._base import SPLITS, Budget, DrawnEpoch, Problem, Target, seeded_generator
 
 __all__ = ["GAN_MOG", "GanTask", "ring_modes"]
 
@@ -46,21 +46,6 @@ def _mlp(inp: int, width: int, out: int) -> nn.Sequential:
     )
 
 
-class _Batches:
-    """An epoch of ``(real, noise)`` batches, drawn from the task's generator; has a length."""
-
-    def __init__(self, task: GanTask) -> None:
-        self.task = task
-
-    def __len__(self) -> int:
-        return self.task.steps_per_epoch
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        t = self.task
-        for _ in range(t.steps_per_epoch):
-            yield t.sample_real(t.batch_size, t.generator), t.noise(t.batch_size, t.generator)
-
-
 class GanTask:
     """The built GAN problem (see the module docstring)."""
 
@@ -68,12 +53,14 @@ class GanTask:
         self,
         seed: int,
         *,
+        data_dir: str | None,
         batch_size: int,
-        std: float,
-        width: int,
-        steps_per_epoch: int,
-        n_eval: int,
+        std: float = 0.05,
+        width: int = 128,
+        steps_per_epoch: int = 100,
+        n_eval: int = 2000,
     ) -> None:
+        del data_dir  # sampled
         torch.manual_seed(seed)
         self.model = nn.ModuleDict(
             {"generator": _mlp(_Z, width, 2), "discriminator": _mlp(2, width, 1)}
@@ -81,7 +68,13 @@ class GanTask:
         self.modes, self.std = ring_modes(), std
         self.batch_size, self.steps_per_epoch, self.n_eval = batch_size, steps_per_epoch, n_eval
         self.seed, self.generator = seed, seeded_generator(seed)
-        self.train_loader = _Batches(self)
+        self.train_loader = DrawnEpoch(
+            steps_per_epoch,
+            lambda: (
+                self.sample_real(batch_size, self.generator),
+                self.noise(batch_size, self.generator),
+            ),
+        )
 
     def sample_real(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` samples of the mixture."""
@@ -96,9 +89,9 @@ class GanTask:
         """One optimizer for each network."""
         return {k: list(m.parameters()) for k, m in self.model.items()}
 
-    def epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch_batches(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of fresh ``(real, noise)`` batches."""
-        return iter(self.train_loader)
+        return self.train_loader
 
     def _d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         d = self.model["discriminator"]
@@ -149,27 +142,6 @@ class GanTask:
         }
 
 
-def _build(
-    seed: int,
-    *,
-    data_dir: str | None,
-    batch_size: int,
-    std: float = 0.05,
-    width: int = 128,
-    steps_per_epoch: int = 100,
-    n_eval: int = 2000,
-) -> GanTask:
-    del data_dir  # sampled
-    return GanTask(
-        seed,
-        batch_size=batch_size,
-        std=std,
-        width=width,
-        steps_per_epoch=steps_per_epoch,
-        n_eval=n_eval,
-    )
-
-
 GAN_MOG = Problem(
     name="gan-mog",
     description=(
@@ -186,5 +158,5 @@ GAN_MOG = Problem(
     main_metric="mode_coverage",
     higher_is_better=True,
     axes=frozenset({"batch_size", "data_dir", "std", "width", "steps_per_epoch", "n_eval"}),
-    factory=_build,
+    factory=GanTask,
 )

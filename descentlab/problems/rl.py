@@ -28,13 +28,13 @@ by those draws) and reports ``return`` (the mean undiscounted episode return, at
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._base import SPLITS, Budget, Problem, Target, seeded_generator
+from ._base import SPLITS, Budget, DrawnEpoch, Problem, Target, seeded_generator
 
 __all__ = ["CARTPOLE_PG", "CartPoleTask"]
 
@@ -52,27 +52,21 @@ def _gymnasium():
     return gymnasium
 
 
-class _Seeds:
-    """An epoch of batches; each batch is the environment seeds of one step's episodes."""
-
-    def __init__(self, task: CartPoleTask) -> None:
-        self.task = task
-
-    def __len__(self) -> int:
-        return self.task.steps_per_epoch
-
-    def __iter__(self) -> Iterator[list[int]]:
-        t = self.task
-        for _ in range(t.steps_per_epoch):
-            yield torch.randint(2**31 - 1, (t.episodes,), generator=t.generator).tolist()
-
-
 class CartPoleTask:
     """The built ``cartpole-pg`` problem (see the module docstring)."""
 
     def __init__(
-        self, seed: int, *, episodes: int, width: int, steps_per_epoch: int, n_eval: int
+        self,
+        seed: int,
+        *,
+        data_dir: str | None,
+        batch_size: int,
+        width: int = 64,
+        steps_per_epoch: int = 10,
+        n_eval: int = 10,
     ) -> None:
+        del data_dir  # simulated
+        episodes = batch_size
         gym = _gymnasium()
         self.envs = [gym.make(_ENV) for _ in range(max(episodes, n_eval))]
         torch.manual_seed(seed)
@@ -84,15 +78,18 @@ class CartPoleTask:
         )
         self.episodes, self.steps_per_epoch, self.n_eval = episodes, steps_per_epoch, n_eval
         self.seed, self.generator = seed, seeded_generator(seed)
-        self.train_loader = _Seeds(self)
+        self.train_loader = DrawnEpoch(
+            steps_per_epoch,
+            lambda: torch.randint(2**31 - 1, (episodes,), generator=self.generator).tolist(),
+        )
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Policy and value network, trained by one optimizer."""
         return {"model": list(self.model.parameters())}
 
-    def epoch_batches(self) -> Iterator[list[int]]:
+    def epoch_batches(self) -> Iterable[list[int]]:
         """One epoch of episode-seed batches."""
-        return iter(self.train_loader)
+        return self.train_loader
 
     def _play(self, env_seeds: list[int], actions: torch.Generator):
         """Play one episode per seed in lockstep; return per-step tensors and episode returns."""
@@ -161,21 +158,6 @@ class CartPoleTask:
         }
 
 
-def _build(
-    seed: int,
-    *,
-    data_dir: str | None,
-    batch_size: int,
-    width: int = 64,
-    steps_per_epoch: int = 10,
-    n_eval: int = 10,
-) -> CartPoleTask:
-    del data_dir  # simulated
-    return CartPoleTask(
-        seed, episodes=batch_size, width=width, steps_per_epoch=steps_per_epoch, n_eval=n_eval
-    )
-
-
 CARTPOLE_PG = Problem(
     name="cartpole-pg",
     description=(
@@ -192,5 +174,5 @@ CARTPOLE_PG = Problem(
     main_metric="return",
     higher_is_better=True,
     axes=frozenset({"batch_size", "data_dir", "width", "steps_per_epoch", "n_eval"}),
-    factory=_build,
+    factory=CartPoleTask,
 )
