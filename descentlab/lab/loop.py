@@ -33,7 +33,8 @@ __all__ = ["failed", "run_trial"]
 
 
 @contextmanager
-def _one_thread(seed: int) -> Iterator[None]:
+def _single_thread_seeded(seed: int) -> Iterator[None]:
+    """One torch thread (same numbers in any process) and Python/NumPy seeded, restored after."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     random.seed(seed)
@@ -89,8 +90,8 @@ def _train(config: Mapping[str, Any], data_dir: str | None) -> dict[str, Any]:
         steps += h.train_loss
         seconds.append(seconds[-1] + h.train_time)
         epoch_evals.append(h.final)
-        evaluated = [v for split in h.final.values() for v in split.values()]
-        if h.diverged or not all(math.isfinite(v) for v in evaluated):
+        losses = [split["loss"] for split in h.final.values()]
+        if h.diverged or not all(math.isfinite(v) for v in losses):
             diverged = True
             break
     return _record(problem, steps, epoch_evals, seconds, diverged)
@@ -145,7 +146,7 @@ def run_trial(config: Mapping[str, Any], *, data_dir: str | None = None) -> dict
         every epoch (epoch 0 is before training) and the cumulative training seconds.
     """
     start = time.perf_counter()
-    with _one_thread(config["seed"]):
+    with _single_thread_seeded(config["seed"]):
         try:
             out = _train(config, data_dir)
             out.update(status="finished", error=None)
