@@ -23,6 +23,7 @@ __all__ = [
     "Stats",
     "band",
     "load_groups",
+    "load_searches",
     "performance_profile",
     "stack",
     "stats",
@@ -158,6 +159,23 @@ def load_groups(store: Store) -> dict[str, dict[str, dict[str, Group]]]:
         out[name] = {
             p: {k: problems[p][k] for k in _order(list(problems[p]), labels)} for p in ordered
         }
+    return out
+
+
+def load_searches(store: Store) -> dict[str, dict[str, dict[str, list[tuple[float, float]]]]]:
+    """``{experiment: {problem: {label: [(lr, final validation main metric)]}}}`` of the search
+    runs, sorted by lr; a diverged or failed run scores NaN."""
+    out: dict[str, dict[str, dict[str, list[tuple[float, float]]]]] = {}
+    for t in store.trials(role="tune"):
+        s = t["summary"]
+        ok = t["status"] == "finished" and not t["diverged"]
+        score = s["final"]["val"].get(s["main_metric"], math.nan) if ok else math.nan
+        runs = out.setdefault(t["experiment"], {}).setdefault(t["tag_problem"], {})
+        runs.setdefault(t["label"], []).append((t["config"]["hparams"]["lr"], score))
+    for problems in out.values():
+        for labels in problems.values():
+            for runs in labels.values():
+                runs.sort()
     return out
 
 

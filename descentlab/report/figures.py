@@ -17,7 +17,14 @@ import numpy as np
 
 from ._data import Group, band, performance_profile, stats
 
-__all__ = ["colors", "gap_figure", "learning_curves", "profile_figure", "target_figure"]
+__all__ = [
+    "colors",
+    "gap_figure",
+    "learning_curves",
+    "profile_figure",
+    "search_figure",
+    "target_figure",
+]
 
 
 def colors(labels: list[str]) -> dict[str, tuple]:
@@ -110,6 +117,31 @@ def gap_figure(groups: Mapping[str, Group], palette: dict, path: Path) -> Path:
         ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
         ax.set_title(f"{title} (median, IQR)", fontsize=10)
     fig.suptitle(f"{first.problem}: generalization gap at the end of training", fontsize=10)
+    return _save(fig, path)
+
+
+def search_figure(
+    searches: Mapping[str, list[tuple[float, float]]], metric: str, palette: dict, path: Path
+) -> Path:
+    """The learning-rate search: final validation metric against the learning rate, per optimizer.
+
+    Diverged or failed settings are drawn as crosses at the bottom of the plot.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    finite = [v for runs in searches.values() for _, v in runs if math.isfinite(v)]
+    floor = min(finite, default=0.0)
+    for label in sorted(searches, key=lambda k: list(palette).index(k) if k in palette else 0):
+        runs = searches[label]
+        lrs = [lr for lr, _ in runs]
+        scores = [v for _, v in runs]
+        ax.plot(lrs, scores, "o-", color=palette.get(label), label=label, lw=1.2, ms=4)
+        bad = [lr for lr, v in runs if not math.isfinite(v)]
+        ax.plot(bad, [floor] * len(bad), "x", color=palette.get(label), ms=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"final validation {metric} (tuning seed)")
+    ax.set_title("Learning-rate search (x: diverged)", fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return _save(fig, path)
 
 

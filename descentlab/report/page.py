@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Store
-from ._data import Group, load_groups, stats
-from .figures import colors, gap_figure, learning_curves, profile_figure, target_figure
+from ._data import Group, load_groups, load_searches, stats
+from .figures import (
+    colors,
+    gap_figure,
+    learning_curves,
+    profile_figure,
+    search_figure,
+    target_figure,
+)
 
 __all__ = ["write_report"]
 
@@ -123,7 +130,11 @@ def _img(path: Path, out: Path, alt: str) -> str:
 
 
 def _experiment(
-    name: str, problems: Mapping[str, Mapping[str, Group]], spec: Mapping[str, Any], out: Path
+    name: str,
+    problems: Mapping[str, Mapping[str, Group]],
+    searches: Mapping[str, Mapping[str, list[tuple[float, float]]]],
+    spec: Mapping[str, Any],
+    out: Path,
 ) -> str:
     figs = out / "figures"
     slug = _slug(name)
@@ -150,6 +161,12 @@ def _experiment(
         gap = gap_figure(groups, palette, figs / f"{slug}-{p}-gap.png")
         parts.append(_img(curves, out, f"learning curves on {problem}"))
         parts.append(_img(gap, out, f"generalization gap on {problem}"))
+        if searches.get(problem):
+            metric = next(iter(groups.values())).main_metric
+            search = search_figure(
+                searches[problem], metric, palette, figs / f"{slug}-{p}-search.png"
+            )
+            parts.append(_img(search, out, f"learning-rate search on {problem}"))
     parts.append("<h3>Time to target</h3>")
     target = target_figure(problems, palette, figs / f"{slug}-time-to-target.png")
     parts.append(_img(target, out, "time to target"))
@@ -184,12 +201,16 @@ def write_report(db: str | Path, out: str | Path) -> Path:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     with Store(db) as store:
         groups = load_groups(store)
+        searches = load_searches(store)
         specs = store.experiments()
         keys = _export_runs(store, out)
     body = [f"<h1>descentlab report</h1><p class=note>Store: {html.escape(str(db))}.</p>"]
     if not groups:
         body.append("<p>No finished final runs in the store yet.</p>")
-    body += [_experiment(n, problems, specs.get(n, {}), out) for n, problems in groups.items()]
+    body += [
+        _experiment(n, problems, searches.get(n, {}), specs.get(n, {}), out)
+        for n, problems in groups.items()
+    ]
     links = "".join(f'<li><a href="runs/{k}.json">{k}</a></li>' for k in keys)
     body.append(
         f"<h2>Every run as JSON</h2><details><summary>{len(keys)} runs</summary>"

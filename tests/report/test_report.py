@@ -40,8 +40,11 @@ def report(tmp_path_factory):
 def test_every_figure_is_written_and_shown(report):
     index, page = report
     shown = re.findall(r'<img src="([^"]+)"', page)
-    kinds = [re.sub(r".*-(curves|gap|time-to-target|profile)\.png$", r"\1", s) for s in shown]
-    assert kinds == ["curves", "gap", "curves", "gap", "time-to-target", "profile"]
+    kinds = [
+        re.sub(r".*-(curves|gap|search|time-to-target|profile)\.png$", r"\1", s) for s in shown
+    ]
+    per_problem = ["curves", "gap", "search"]
+    assert kinds == [*per_problem, *per_problem, "time-to-target", "profile"]
     for src in shown:
         png = index.parent / src
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
