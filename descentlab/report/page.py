@@ -125,6 +125,38 @@ def _table(groups: Mapping[str, Group]) -> str:
     return f"<table class=final-metrics>{head}{''.join(rows)}</table>"
 
 
+def _describe(spec: Mapping[str, Any]) -> str:
+    """The experiment's protocol in words."""
+    seeds = spec.get("seeds", [])
+    t = spec.get("tuning", {})
+    text = f"{len(seeds)} seeds ({', '.join(map(str, seeds))}). "
+    if t.get("method") in ("grid", "random"):
+        span = t.get("lr_range") or f"[lr0 / {t['lr_factor']:g}, lr0 x {t['lr_factor']:g}]"
+        kind = "log-spaced grid" if t["method"] == "grid" else "log-uniform random search"
+        tuning_seed = seeds[0] if t.get("seed") is None and seeds else t.get("seed")
+        text += (
+            f"Learning rate tuned for every optimizer with the same budget: a {kind} of "
+            f"{t['budget']} values in {span} (lr0: the optimizer's default), on seed "
+            f"{tuning_seed}, chosen on the final validation metric; the best is rerun on every "
+            "seed and only those runs are shown here."
+        )
+    else:
+        text += "No tuning: every optimizer at its default learning rate."
+    if t.get("defaults") and t.get("method") != "defaults":
+        text += " Labels ending in @defaults: the same optimizer untuned, at its default."
+    return text
+
+
+def _target(groups: Mapping[str, Group]) -> str:
+    """The problem's target, from its runs."""
+    runs = [g.runs[i] for g in groups.values() for i in g.finished]
+    if not runs:
+        return "No finished runs."
+    t = runs[0]["summary"]["target"]
+    sign = ">=" if t["higher_is_better"] else "<="
+    return f"Target for time-to-target: {t['split']} {t['metric']} {sign} {t['value']:g}."
+
+
 def _img(path: Path, out: Path, alt: str) -> str:
     return f'<img src="{path.relative_to(out).as_posix()}" alt="{html.escape(alt)}">'
 
@@ -143,15 +175,11 @@ def _experiment(
     parts = [f"<h2 id='{slug}'>Experiment {html.escape(name)}</h2>"]
     if spec.get("description"):
         parts.append(f"<p>{html.escape(spec['description'])}</p>")
-    tuning = spec.get("tuning", {})
-    parts.append(
-        f"<p class=note>Seeds: {spec.get('seeds')}. Tuning: {html.escape(str(tuning))}. "
-        "Only the final runs are shown (for tuned optimizers: the best learning rate on the "
-        "validation metric, rerun on every seed).</p>"
-    )
+    parts.append(f"<p class=note>{html.escape(_describe(spec))}</p>")
     for problem, groups in problems.items():
         p = _slug(problem)
         parts.append(f"<h3>{html.escape(problem)}</h3>")
+        parts.append(f"<p class=note>{html.escape(_target(groups))}</p>")
         parts.append(_table(groups))
         parts.append(
             "<p class=note>★ best median test metric. Statistics are over the finished runs; "
