@@ -114,9 +114,22 @@ class NAdam(Optimizer):
             group["weight_decay"],
             group["decoupled_weight_decay"],
         )
-        coefficients = [
-            self.coefficients(group, int(t), s["mu_product"]) for t, s in zip(steps, states)
-        ]
+        # Tensors with the same step and mu_product advance alike: advance one of each kind
+        # with NAdam.coefficients and copy its new mu_product to the others (one C++ call
+        # instead of two torch ops per tensor).
+        mus = [s["mu_product"] for s in states]
+        kinds: dict[tuple[float, float], list[int]] = {}
+        for i, key in enumerate(zip(steps, k.read_scalars(mus))):
+            kinds.setdefault(key, []).append(i)
+        coefficients: list[tuple[float, float]] = [(0.0, 0.0)] * len(states)
+        advanced = [0.0] * len(states)
+        for (t, _), idx in kinds.items():
+            first = idx[0]
+            pair = self.coefficients(group, int(t), mus[first])
+            value = mus[first].item()
+            for i in idx:
+                coefficients[i], advanced[i] = pair, value
+        k.write_scalars(mus, advanced)
         k.nadam(
             params,
             grads,

@@ -168,3 +168,28 @@ def test_cli_build_kernels_prints_the_cache(monkeypatch):
     result = CliRunner().invoke(app, ["build-kernels"])
     assert result.exit_code == 2
     assert "no compiler (test)" in result.output
+
+
+@pytest.mark.parametrize("name", KERNEL_NAMES)
+def test_tensors_at_different_steps_in_one_call(name):
+    # a parameter without a gradient for the first steps lags behind the others of its
+    # group: one kernel call then sees several step counts (and NAdam several mu_products)
+    _need_kernels()
+
+    def run(impl):
+        params = _params([torch.float64] * 4)
+        opt = descentlab.create(name, params, impl=impl)
+        gen = torch.Generator().manual_seed(2)
+        for t in range(12):
+            for i, p in enumerate(params):
+                g = torch.randn(p.shape, generator=gen, dtype=torch.float64)
+                p.grad = None if (i == 2 and t < 4) else g
+            opt.step()
+        return params, opt
+
+    (slow, a), (fast, b) = run("forloop"), run("fused")
+    assert b.state[fast[2]]["step"] == 8 and b.state[fast[0]]["step"] == 12
+    for p, q in zip(slow, fast):
+        assert_close(q.detach(), p.detach(), 1e-11, 1e-13, name)
+        for key, value in a.state[p].items():
+            assert_close(b.state[q][key], value, 1e-11, 1e-13, f"{name} state {key}")

@@ -417,6 +417,28 @@ std::vector<double> advance_steps(const TensorList& steps) {
   return out;
 }
 
+// Read and write 0-d float32 state tensors (NAdam's mu_product) in one call each.
+std::vector<double> read_scalars(const TensorList& scalars) {
+  std::vector<double> out;
+  out.reserve(scalars.size());
+  for (const auto& s : scalars) {
+    TORCH_CHECK(s.numel() == 1 && s.scalar_type() == at::kFloat && s.device().is_cpu(),
+                "descentlab kernels: expected float32 CPU scalars");
+    out.push_back(*s.data_ptr<float>());
+  }
+  return out;
+}
+
+void write_scalars(const TensorList& scalars, const Scalars& values) {
+  TORCH_CHECK(scalars.size() == values.size(), "descentlab kernels: lists of different lengths");
+  for (size_t i = 0; i < scalars.size(); ++i) {
+    TORCH_CHECK(scalars[i].numel() == 1 && scalars[i].scalar_type() == at::kFloat &&
+                    scalars[i].device().is_cpu(),
+                "descentlab kernels: expected float32 CPU scalars");
+    *scalars[i].data_ptr<float>() = static_cast<float>(values[i]);
+  }
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -428,4 +450,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("momentum_sgd", &momentum_sgd, "SGD with momentum and decoupled decay");
   m.def("swats_adam", &swats_adam, "SWATS's Adam phase, returning the per-tensor dot products");
   m.def("advance_steps", &advance_steps, "increment the step counters, return their values");
+  m.def("read_scalars", &read_scalars, "the values of 0-d float32 tensors");
+  m.def("write_scalars", &write_scalars, "set 0-d float32 tensors (exact for float32 values)");
 }

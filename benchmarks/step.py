@@ -1,0 +1,191 @@
+"""Time ``optimizer.step()`` for every descentlab optimizer against torch.optim and the peers.
+
+Run: ``.venv/bin/python benchmarks/step.py [--quick] [--only adam,radam] [--json out.json]``
+
+In one process, for (a) one float32 tensor of 16M values and (b) about 200 tensors shaped like
+a conv net totalling about 16M, and for each algorithm: every contestant (descentlab's fast and
+readable paths, torch.optim's foreach and fused paths, the peer packages) gets the same
+parameters and gradient; their steps are interleaved round-robin (a copy kernel runs in every
+round too), and the median time of a step is reported with
+
+* ``vs torch`` / ``vs peer``: the fastest torch.optim path's (fastest peer's) time over this
+  one's (above 1: faster);
+* ``roofline``: minimum bytes one step must move (``contestants.bytes_per_param``) / time,
+  over the bandwidth of a plain copy measured in the same rounds;
+* ``first``: the first step (state allocation, kernel loading or compiling);
+* ``faults/page``: minor page faults per 4 KiB page of parameters per step, over the timed
+  steps; above ~0.01 means full-size temporaries are allocated every step.
+
+``--quick`` runs 1M values and fewer rounds (a smoke run, under a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from contestants import SETTINGS, STATE_TENSORS, Contestant, bytes_per_param, contestants
+
+from descentlab.optim import _kernels
+
+
+def conv_net_shapes(total: int) -> list[tuple[int, ...]]:
+    """About 200 tensors totalling about ``total`` values: 49 conv layers with a bias and a
+    norm weight and bias each (widths doubling over 4 stages), and a linear classifier."""
+    stages = [1] * 12 + [2] * 12 + [4] * 12 + [8] * 13
+    scale = 1.0
+    for _ in range(40):  # fix the base width so that the conv layers hold about 90 %
+        width = max(1, round(8 * scale))
+        convs = sum(a * b * width * width * 9 for a, b in zip(stages, [1, *stages[:-1]]))
+        scale *= math.sqrt(0.9 * total / convs)
+    width = max(1, round(8 * scale))
+    shapes: list[tuple[int, ...]] = []
+    for c_out, c_in in zip(stages, [1, *stages[:-1]]):
+        c = c_out * width
+        shapes += [(c, c_in * width, 3, 3), (c,), (c,), (c,)]
+    features = stages[-1] * width
+    rest = max(1, (total - sum(math.prod(s) for s in shapes)) // (features + 1))
+    return [*shapes, (rest, features), (rest,)]
+
+
+def make_params(setting: str, total: int) -> list[torch.Tensor]:
+    shapes = [(total,)] if setting == SETTINGS[0] else conv_net_shapes(total)
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.nn.Parameter(0.1 * torch.randn(s, generator=gen)) for s in shapes]
+    for p in params:
+        p.grad = 0.01 * torch.randn(p.shape, generator=gen)
+    return params
+
+
+def _timed(fn, n: int) -> tuple[float, int]:
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    elapsed = time.perf_counter() - start
+    return elapsed / n, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+
+
+def race(name: str, params: list[torch.Tensor], rounds: int, steps: int) -> dict:
+    """Interleave the contestants of one algorithm; return one row per contestant."""
+    numel = sum(p.numel() for p in params)
+    src, dst = torch.randn(numel), torch.empty(numel)
+    racers = contestants(name)
+    opts = {}
+    for c in racers:  # the first step: state allocation, kernel loading, compilation
+        start = time.perf_counter()
+        opt = c.build(params)
+        opt.step()
+        c.first = time.perf_counter() - start
+        opts[c.label] = opt
+    copy = Contestant("copy", "copy", None)
+    order = [*racers, copy]
+    for r in range(rounds):
+        for c in order[r % len(order) :] + order[: r % len(order)]:  # rotate the start
+            fn = (lambda: dst.copy_(src)) if c is copy else opts[c.label].step
+            fn()  # one untimed step: the caches hold someone else's data
+            t, faults = _timed(fn, steps)
+            c.times.append(t)
+            c.faults += faults
+            c.steps += steps
+    del opts
+    gc.collect()
+    copy_bw = 2 * 4 * numel / statistics.median(copy.times)
+    pages = 4 * numel / 4096
+    rows = []
+    for c in racers:
+        t = statistics.median(c.times)
+        rows.append(
+            dict(
+                algorithm=name,
+                contestant=c.label,
+                kind=c.kind,
+                ms=1e3 * t,
+                roofline=bytes_per_param(name) * numel / t / copy_bw,
+                first_ms=1e3 * c.first,
+                faults_per_page=c.faults / pages / c.steps,
+            )
+        )
+    for key, kind in (("vs_torch", "torch"), ("vs_peer", "peer")):
+        best = min((r["ms"] for r in rows if r["kind"] == kind), default=None)
+        for r in rows:
+            r[key] = best / r["ms"] if best else None
+    return dict(rows=rows, copy_gbps=copy_bw / 1e9, numel=numel, tensors=len(params))
+
+
+def _fmt(x, spec: str) -> str:
+    return "" if x is None else format(x, spec)
+
+
+def print_header(setting: str, params: list[torch.Tensor]) -> None:
+    numel = sum(p.numel() for p in params)
+    print(f"\n### ({setting}) {len(params)} float32 tensors, {numel / 1e6:.1f}M values\n")
+    print(
+        "| algorithm | contestant | ms/step | vs torch | vs peer | roofline | first ms "
+        "| faults/page |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+
+
+def print_rows(result: dict) -> None:
+    for r in result["rows"]:
+        print(
+            f"| {r['algorithm']} | {r['contestant']} | {r['ms']:.2f} | "
+            f"{_fmt(r['vs_torch'], '.2f')} | {_fmt(r['vs_peer'], '.2f')} | "
+            f"{r['roofline']:.0%} | {r['first_ms']:.0f} | {r['faults_per_page']:.3f} |"
+        )
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1M values, 3 rounds (smoke run)")
+    parser.add_argument("--only", default="", help="comma-separated algorithm names")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")  # peers' deprecation chatter
+    total = 1 << 20 if args.quick else 1 << 24
+    rounds = args.rounds or (3 if args.quick else 7)
+    names = [n for n in args.only.split(",") if n] or list(STATE_TENSORS)
+
+    start = time.perf_counter()
+    reason = _kernels.unavailable_reason()
+    ready = time.perf_counter() - start
+    print(
+        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}; descentlab kernels: "
+        + (f"UNAVAILABLE ({reason})" if reason else f"ready in {ready:.1f} s")
+        + f" ({_kernels.build_directory()})"
+    )
+    everything = {}
+    for setting in SETTINGS:
+        params = make_params(setting, total)
+        print_header(setting, params)
+        results = []
+        for name in names:
+            results.append(race(name, params, rounds, steps=3))
+            print_rows(results[-1])
+        copy = statistics.median(r["copy_gbps"] for r in results)
+        print(f"\ncopy bandwidth: {copy:.1f} GB/s (median over the algorithms' rounds)")
+        everything[setting] = results
+        del params
+        gc.collect()
+    if args.json:
+        args.json.write_text(json.dumps(everything, indent=1))
+        print(f"\n# rows written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
