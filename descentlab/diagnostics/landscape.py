@@ -97,8 +97,11 @@ def random_direction(
                 d = torch.zeros_like(p) if ignore_1d else p.detach().clone()
             else:
                 dims = tuple(range(1, p.dim()))
-                d_norm = d.norm(dim=dims, keepdim=True)
-                d = d * (p.detach().norm(dim=dims, keepdim=True) / d_norm.clamp_min(1e-12))
+                d_norm = torch.linalg.vector_norm(d, dim=dims, keepdim=True)
+                d = d * (
+                    torch.linalg.vector_norm(p.detach(), dim=dims, keepdim=True)
+                    / d_norm.clamp_min(1e-12)
+                )
         out.append(d)
     return out
 

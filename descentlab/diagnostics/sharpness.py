@@ -145,7 +145,7 @@ def epsilon_sharpness(
                 for p, x, d in zip(params, x0, y):
                     p.copy_(x + d)
             loss = full_loss(model, loss_fn, loader)
-            best = max(best, float(loss))
+            best = max(best, float(loss.detach()))
             grads = torch.autograd.grad(loss, params)
             y = [torch.clamp(d + 0.5 * b * g.sign(), -b, b) for d, b, g in zip(y, bounds, grads)]
     return (best - f0) / (1 + f0) * 100
