@@ -162,7 +162,6 @@ def animate(
         lines.append(line)
         heads.append(head)
     ax.legend(loc="upper right", fontsize="x-small", framealpha=0.8)
-    fig.tight_layout()
 
     def draw(k: int):
         lo = 0 if tail is None else max(0, k - tail)
@@ -174,6 +173,8 @@ def animate(
         ax.set_title(f"{fn.title}: step {k}/{steps}")
         return [*lines, *heads]
 
+    draw(0)  # the title exists before the layout is fixed
+    fig.tight_layout()
     anim = FuncAnimation(fig, draw, frames=shown, blit=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     anim.save(out, writer=writer, dpi=dpi)
