@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
                 f"{t.median:.4f} [{t.q1:.4f}, {t.q3:.4f}]",
             )
         Console().print(table)
-        print(write_report(db, out))
+        print(write_report(db, out, experiments=[exp.name]))
 
 
 def _register_engine(app: typer.Typer) -> None:
@@ -179,13 +179,17 @@ def _register_engine(app: typer.Typer) -> None:
     def report(
         db: Annotated[str, typer.Argument(help="Results store (SQLite).")] = "runs.db",
         out: Annotated[str, typer.Option("--out", "-o", help="Report directory.")] = "report",
+        experiment: Annotated[
+            list[str] | None,
+            typer.Option("--experiment", "-e", help="Only this experiment (repeatable)."),
+        ] = None,
     ) -> None:
         """Write the HTML report (figures, tables, every run as JSON); prints index.html's path."""
         from ..report import write_report
 
         try:
-            print(write_report(db, out))
-        except FileNotFoundError as e:
+            print(write_report(db, out, experiments=experiment))
+        except (FileNotFoundError, ValueError) as e:
             raise _fail(str(e)) from e
 
     @app.command("export")

@@ -10,7 +10,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +61,14 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def _export_runs(store: Store, out: Path) -> list[str]:
-    """Every stored trial (search runs included) as ``runs/<key>.json``; returns the keys."""
+def _export_runs(store: Store, out: Path, experiments: Collection[str]) -> list[str]:
+    """Every trial of ``experiments`` (search runs included) as ``runs/<key>.json``; its keys."""
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     by_key: dict[str, dict[str, Any]] = {}
     for t in store.trials(role=None):
+        if t["experiment"] not in experiments:
+            continue
         entry = by_key.setdefault(t["key"], {**t, "tags": []})
         entry["tags"].append({k: t[k] for k in ("experiment", "role", "label")})
     for key, t in by_key.items():
@@ -213,12 +215,15 @@ def _experiment(
     return "\n".join(parts)
 
 
-def write_report(db: str | Path, out: str | Path) -> Path:
+def write_report(
+    db: str | Path, out: str | Path, *, experiments: Sequence[str] | None = None
+) -> Path:
     """Write ``out/index.html`` (figures under ``out/figures``, runs under ``out/runs``).
 
     Args:
         db: the results store (``runs.db``).
         out: the report's directory, created if missing.
+        experiments: only these experiments (default: every one in the store).
 
     Returns:
         The path of ``index.html``.
@@ -228,10 +233,15 @@ def write_report(db: str | Path, out: str | Path) -> Path:
         raise FileNotFoundError(f"no results store at {db}")
     (out / "figures").mkdir(parents=True, exist_ok=True)
     with Store(db) as store:
-        groups = load_groups(store)
-        searches = load_searches(store)
         specs = store.experiments()
-        keys = _export_runs(store, out)
+        unknown = sorted(set(experiments or ()) - set(specs))
+        if unknown:
+            known = ", ".join(specs) or "none"
+            raise ValueError(f"experiments not in {db}: {', '.join(unknown)}; stored: {known}")
+        chosen = list(experiments or specs)
+        groups = {n: g for n, g in load_groups(store).items() if n in chosen}
+        searches = load_searches(store)
+        keys = _export_runs(store, out, chosen)
     body = [f"<h1>descentlab report</h1><p class=note>Store: {html.escape(str(db))}.</p>"]
     if not groups:
         body.append("<p>No finished final runs in the store yet.</p>")

@@ -99,3 +99,18 @@ def test_performance_profile_dolan_more():
     rho = performance_profile(costs, np.array([1.0, 2.0, 10.0]))
     assert list(rho["a"]) == [0.25, 0.5, 0.5]
     assert list(rho["b"]) == [0.5, 0.75, 0.75]
+
+
+def test_report_of_chosen_experiments(report, tmp_path):
+    index, _ = report
+    db = index.parent.parent / "runs.db"
+    other = parse(
+        {"problems": [TINY], "optimizers": ["adam"], "tuning": {"method": "defaults"}},
+        name="other",
+    )
+    run_experiment(other, db=db, progress=False)
+    page = write_report(db, tmp_path / "out", experiments=["other"]).read_text()
+    assert "Experiment other" in page and "Experiment demo" not in page
+    assert len(list((tmp_path / "out" / "runs").glob("*.json"))) == 1
+    with pytest.raises(ValueError, match="nope.*stored: demo, other"):
+        write_report(db, tmp_path / "x", experiments=["nope"])
