@@ -112,5 +112,5 @@ def test_report_of_chosen_experiments(report, tmp_path):
     page = write_report(db, tmp_path / "out", experiments=["other"]).read_text()
     assert "Experiment other" in page and "Experiment demo" not in page
     assert len(list((tmp_path / "out" / "runs").glob("*.json"))) == 1
-    with pytest.raises(ValueError, match="nope.*stored: demo, other"):
+    with pytest.raises(ValueError, match=r"nope.*stored: demo, other"):
         write_report(db, tmp_path / "x", experiments=["nope"])
