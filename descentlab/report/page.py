@@ -91,40 +91,70 @@ def _best(groups: Mapping[str, Group]) -> str | None:
     return (max if higher else min)(scored)[1]
 
 
-def _table(groups: Mapping[str, Group]) -> str:
-    first = next(iter(groups.values()))
-    metric = first.main_metric
+def _final_metrics(groups: Mapping[str, Group]) -> tuple[list[str], list[tuple[bool, list[str]]]]:
+    """The final-metrics table: its header and, per optimizer, (is best, cells)."""
+    metric = next(iter(groups.values())).main_metric
     best = _best(groups)
-    head = (
-        "<tr><th>optimizer</th><th>lr</th><th>runs</th><th>diverged</th><th>failed</th>"
-        f"<th>test {metric}<br>mean ± std</th><th>test {metric}<br>median [IQR]</th>"
-        "<th>test loss<br>median [IQR]</th>"
-        f"<th>gap: train − test {metric}<br>median</th>"
-        "<th>epochs to target<br>median (misses)</th><th>wall time s<br>mean</th></tr>"
-    )
+    head = [
+        "optimizer",
+        "lr",
+        "runs",
+        "diverged",
+        "failed",
+        f"test {metric} mean ± std",
+        f"test {metric} median [IQR]",
+        "test loss median [IQR]",
+        f"gap: train − test {metric} (median)",
+        "epochs to target: median (misses)",
+        "wall time s (mean)",
+    ]
     rows = []
     for label, g in groups.items():
         m = stats(g.final("test", metric))
         loss = stats(g.final("test", "loss"))
         gaps = [a - b for a, b in zip(g.final("train", metric), g.final("test", metric))]
-        ttt = g.epochs_to_target()
-        misses = sum(map(math.isinf, ttt))
-        diverged = sum(1 for i in g.finished if g.runs[i]["diverged"])
-        failed = len(g.runs) - len(g.finished)
+        misses = sum(map(math.isinf, g.epochs_to_target()))
         wall = stats([r["wall_time"] or math.nan for r in g.runs])
-        mark = " ★" if label == best else ""
-        rows.append(
-            f"<tr{' class=best' if mark else ''}><td>{html.escape(label)}{mark}</td>"
-            f"<td>{', '.join(_fmt(x) for x in g.lrs)}</td><td>{len(g.runs)}</td>"
-            f"<td>{diverged}</td><td>{failed}</td>"
-            f"<td>{_fmt(m.mean)} ± {_fmt(m.std)}</td>"
-            f"<td>{_fmt(m.median)} [{_fmt(m.q1)}, {_fmt(m.q3)}]</td>"
-            f"<td>{_fmt(loss.median)} [{_fmt(loss.q1)}, {_fmt(loss.q3)}]</td>"
-            f"<td>{_fmt(stats(gaps).median)}</td>"
-            f"<td>{_fmt(g.median_epochs_to_target())} ({misses})</td>"
-            f"<td>{_fmt(wall.mean)}</td></tr>"
-        )
-    return f"<table class=final-metrics>{head}{''.join(rows)}</table>"
+        cells = [
+            label + (" ★" if label == best else ""),
+            ", ".join(_fmt(x) for x in g.lrs),
+            str(len(g.runs)),
+            str(sum(1 for i in g.finished if g.runs[i]["diverged"])),
+            str(len(g.runs) - len(g.finished)),
+            f"{_fmt(m.mean)} ± {_fmt(m.std)}",
+            f"{_fmt(m.median)} [{_fmt(m.q1)}, {_fmt(m.q3)}]",
+            f"{_fmt(loss.median)} [{_fmt(loss.q1)}, {_fmt(loss.q3)}]",
+            _fmt(stats(gaps).median),
+            f"{_fmt(g.median_epochs_to_target())} ({misses})",
+            _fmt(wall.mean),
+        ]
+        rows.append((label == best, cells))
+    return head, rows
+
+
+def _table(groups: Mapping[str, Group]) -> str:
+    head, rows = _final_metrics(groups)
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join(
+        f"<tr{' class=best' if best else ''}>"
+        + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+        + "</tr>"
+        for best, cells in rows
+    )
+    return f"<table class=final-metrics><tr>{th}</tr>{body}</table>"
+
+
+def _markdown(name: str, problems: Mapping[str, Mapping[str, Group]], spec: Mapping) -> str:
+    """The experiment's final-metrics tables in Markdown (for a README)."""
+    parts = [f"## {name}\n\n{_describe(spec)}\n"]
+    for problem, groups in problems.items():
+        head, rows = _final_metrics(groups)
+        parts.append(f"### {problem}\n\n{_target(groups)}\n")
+        parts.append("| " + " | ".join(head) + " |")
+        parts.append("|" + "---|" * len(head))
+        parts += ["| " + " | ".join(cells) + " |" for _, cells in rows]
+        parts.append("")
+    return "\n".join(parts)
 
 
 def _describe(spec: Mapping[str, Any]) -> str:
@@ -218,7 +248,8 @@ def _experiment(
 def write_report(
     db: str | Path, out: str | Path, *, experiments: Sequence[str] | None = None
 ) -> Path:
-    """Write ``out/index.html`` (figures under ``out/figures``, runs under ``out/runs``).
+    """Write ``out/index.html``, figures under ``out/figures``, runs under ``out/runs`` (JSON) and
+    the final-metrics tables as Markdown in ``out/tables.md``.
 
     Args:
         db: the results store (``runs.db``).
@@ -260,4 +291,6 @@ def write_report(
     )
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
+    tables = [_markdown(n, problems, specs.get(n, {})) for n, problems in groups.items()]
+    (out / "tables.md").write_text("\n".join(tables), encoding="utf-8")
     return index

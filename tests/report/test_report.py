@@ -63,6 +63,14 @@ def test_final_metrics_table_per_problem(report):
         assert cells[-2] == "∞ (2)"  # time to target: missed twice
 
 
+def test_markdown_tables_for_a_readme(report):
+    index, _ = report
+    md = (index.parent / "tables.md").read_text()
+    assert md.startswith("## demo\n")
+    assert md.count("| optimizer | lr | runs | diverged |") == 2  # one table per problem
+    assert md.count("| exploding | 1e+38 | 2 | 2 | 0 |") == 2
+
+
 def test_page_works_offline(report):
     _, page = report
     assert "http://" not in page and "https://" not in page
