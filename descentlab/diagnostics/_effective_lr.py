@@ -21,6 +21,11 @@ __all__ = ["RULES", "effective_lr", "inner"]
 Rule = Callable[[dict[str, Any], dict[str, Any], torch.Tensor], tuple[torch.Tensor | None, dict]]
 
 
+def _rate(root: torch.Tensor, numerator: float, eps: float) -> torch.Tensor:
+    """``numerator / (root + eps)``, in place on ``root`` (a fresh tensor): one allocation."""
+    return root.add_(eps).reciprocal_().mul_(numerator)
+
+
 def _t(state: dict[str, Any]) -> int:
     return int(state["step"])
 
@@ -28,7 +33,7 @@ def _t(state: dict[str, Any]) -> int:
 def _adam(group, state, p):
     v = state["max_exp_avg_sq"] if group.get("amsgrad") else state["exp_avg_sq"]
     b2 = group["betas"][1]
-    return group["lr"] / ((v / (1 - b2 ** _t(state))).sqrt() + group["eps"]), {}
+    return _rate(v.div(1 - b2 ** _t(state)).sqrt_(), group["lr"], group["eps"]), {}
 
 
 def _radam(group, state, p):
@@ -36,25 +41,26 @@ def _radam(group, state, p):
     r = RAdam.rectification(b2, t)
     if r is None:  # below the threshold RAdam takes SGD-with-momentum steps of rate lr
         return torch.full_like(p, group["lr"]), {}
-    return group["lr"] * r * math.sqrt(1 - b2**t) / (state["exp_avg_sq"].sqrt() + group["eps"]), {}
+    return _rate(
+        state["exp_avg_sq"].sqrt(), group["lr"] * r * math.sqrt(1 - b2**t), group["eps"]
+    ), {}
 
 
 def _rmsprop(group, state, p):
     v = state["square_avg"]
-    if group.get("centered"):
-        v = v - state["grad_avg"] ** 2
-    return group["lr"] / (v.sqrt() + group["eps"]), {}
+    v = v.addcmul(state["grad_avg"], state["grad_avg"], value=-1) if group.get("centered") else v
+    return _rate(v.sqrt(), group["lr"], group["eps"]), {}
 
 
 def _adagrad(group, state, p):
     lr = group["lr"] / (1 + (_t(state) - 1) * group["lr_decay"])
-    return lr / (state["sum"].sqrt() + group["eps"]), {}
+    return _rate(state["sum"].sqrt(), lr, group["eps"]), {}
 
 
 def _adabound(group, state, p):
     v = state["max_exp_avg_sq"] if group["amsbound"] else state["exp_avg_sq"]
     step_size, lower, upper = AdaBound.bounds(group, _t(state))
-    rate = (step_size / (v.sqrt() + group["eps"])).clamp_(lower, upper)
+    rate = _rate(v.sqrt(), step_size, group["eps"]).clamp_(lower, upper)
     return rate, {"lower": lower, "upper": upper}
 
 
@@ -63,7 +69,7 @@ def _swats(group, state, p):
         rate = float(state["sgd_lr"]) * group["lr"] / float(state["switch_lr"])
         return torch.full_like(p, rate), {"phase": "sgd"}
     b2, t = group["betas"][1], _t(state)
-    rate = group["lr"] * math.sqrt(1 - b2**t) / (state["exp_avg_sq"].sqrt() + group["eps"])
+    rate = _rate(state["exp_avg_sq"].sqrt(), group["lr"] * math.sqrt(1 - b2**t), group["eps"])
     return rate, {"phase": "adam"}
 
 

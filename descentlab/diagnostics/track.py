@@ -31,7 +31,8 @@ __all__ = ["METRICS", "Record", "Tracker", "track"]
 class Record:
     """One parameter tensor after one step.
 
-    ``lr_*`` summarize the per-element effective learning rate (NaN when unknown);
+    ``lr_*`` summarize the per-element effective learning rate (NaN when unknown; the median of
+    a tensor with more than 16384 elements is that of an evenly strided subsample);
     ``lower``/``upper`` are AdaBound's bounds (NaN otherwise); ``phase`` is SWATS's
     (``"adam"``/``"sgd"``; empty otherwise).
     """
@@ -58,6 +59,17 @@ METRICS = {
 }
 
 _NAN4 = torch.full((4,), math.nan)
+MEDIAN_SAMPLE = 1 << 14
+
+
+def _median(flat: torch.Tensor) -> torch.Tensor:
+    """The median; above :data:`MEDIAN_SAMPLE` elements, that of an evenly strided subsample.
+
+    An exact median sorts the tensor, the one costly part of tracking a large layer.
+    """
+    if flat.numel() > MEDIAN_SAMPLE:
+        flat = flat[:: -(-flat.numel() // MEDIAN_SAMPLE)]
+    return flat.median()
 
 
 class Tracker:
@@ -122,25 +134,32 @@ class Tracker:
     def _post(self, optimizer, args, kwargs) -> None:
         if self._before is None:
             return
-        meta, stats = [], []
+        meta, params, rates = [], [], []
         for gi, group in enumerate(optimizer.param_groups):
             for pi, p in enumerate(group["params"]):
                 if p.grad is None or id(p) not in self._before:
                     continue
                 rate, extra = effective_lr(optimizer, group, p)
-                if rate is None:
-                    lr4 = _NAN4.to(p.device)
-                else:
-                    flat = rate.detach().reshape(-1).float()
-                    lr4 = torch.stack((flat.mean(), flat.median(), flat.min(), flat.max()))
-                norms = torch.stack(
-                    (p.grad.norm(), (p - self._before[id(p)]).norm(), p.norm())
-                ).float()
-                stats.append(torch.cat((norms, lr4)))
+                params.append(p)
+                rates.append(rate)
                 meta.append((self._name(gi, pi, p), extra))
-        self._before = None
-        if not stats:
+        before, self._before = self._before, None
+        if not params:
             return
+        detached = [p.detach() for p in params]
+        deltas = torch._foreach_sub(detached, [before[id(p)] for p in params])
+        norms = [
+            torch.stack(torch._foreach_norm(ts)).float()
+            for ts in ([p.grad for p in params], deltas, detached)
+        ]
+        stats = []
+        for i, rate in enumerate(rates):
+            if rate is None:
+                lr4 = _NAN4.to(params[i].device)
+            else:
+                flat = rate.reshape(-1).float()
+                lr4 = torch.stack((flat.mean(), _median(flat), flat.min(), flat.max()))
+            stats.append(torch.cat((torch.stack([n[i] for n in norms]), lr4.to(norms[0]))))
         for (name, extra), v in zip(meta, torch.stack(stats).cpu().tolist()):  # one host sync
             g, u, w = v[:3]
             ratio = u / w if w > 0 else math.nan
