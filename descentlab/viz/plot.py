@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.colors import BoundaryNorm
 
 from .functions2d import Function2D, get
 from .trajectories import Trajectory
@@ -30,7 +31,7 @@ def _pyplot():
     return plt
 
 
-def _contour(ax, fn: Function2D, resolution: int = 200) -> None:
+def _contour(ax, fn: Function2D, resolution: int = 200, *, bands: bool = False) -> None:
     """The function's contours, its known minima (stars) and saddle points (crosses)."""
     xs = torch.linspace(*fn.xlim, resolution, dtype=torch.float64)
     ys = torch.linspace(*fn.ylim, resolution, dtype=torch.float64)
@@ -44,6 +45,9 @@ def _contour(ax, fn: Function2D, resolution: int = 200) -> None:
     else:
         levels, norm = np.linspace(z.min(), z.max(), 30), "linear"
     # A raster background and contour lines: far cheaper to redraw per animation frame than contourf.
+    # Animations shade in flat bands (few colours: a GIF's 256-colour palette needs no dithering).
+    if bands:
+        norm = BoundaryNorm(levels[::3], 256)
     ax.imshow(
         z, extent=extent, origin="lower", cmap="Greys_r", norm=norm, alpha=0.45, aspect="auto"
     )
@@ -128,7 +132,7 @@ def animate(
     *,
     frames: int = 100,
     fps: int = 15,
-    dpi: int = 72,
+    dpi: int = 90,
     tail: int | None = None,
 ) -> Path:
     """Save an animation of the paths racing on the contour plot, with the step count.
@@ -154,7 +158,7 @@ def animate(
     shown = np.unique(np.linspace(0, steps, min(frames, steps + 1)).round().astype(int))
 
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    _contour(ax, fn, resolution=150)
+    _contour(ax, fn, resolution=150, bands=True)
     lines, heads = [], []
     for t in paths:
         (line,) = ax.plot([], [], "-", lw=1.8, label=_legend_label(t))
