@@ -32,3 +32,18 @@ def test_mp4_without_ffmpeg_is_a_clear_error(tmp_path, paths, monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(RuntimeError, match="ffmpeg"):
         animate("himmelblau", paths, tmp_path / "h.mp4", frames=2, dpi=20)
+
+
+def test_plot_slices(tmp_path):
+    import numpy as np
+
+    from descentlab.diagnostics import Slice1D, Slice2D
+    from descentlab.viz import plot_slices
+
+    a = np.linspace(-1, 1, 5)
+    one = Slice1D(a, a**2 + 1)
+    two = Slice2D(a, a, a[None] ** 2 + a[:, None] ** 2 + 1)
+    out = plot_slices({"adam": one, "sgdm": one, "adam ": two}, tmp_path / "l.png", log=True)
+    assert out.exists()
+    with pytest.raises(ValueError, match="Slice1D or Slice2D"):
+        plot_slices({"x": a}, tmp_path / "bad.png")
