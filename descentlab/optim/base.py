@@ -228,6 +228,7 @@ class Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state dict saved by this optimizer (or by the torch.optim one it mirrors)."""
         state_dict = dict(state_dict)
+        self._check_state_dict(state_dict)
         self.skipped_steps = int(state_dict.pop("skipped_steps", 0))
         super().load_state_dict(state_dict)
         # torch casts every state tensor but "step" to the parameter's dtype: undo it for the
@@ -236,6 +237,42 @@ class Optimizer(torch.optim.Optimizer):
             for key in self._float32_state:
                 if torch.is_tensor(state.get(key)):
                     state[key] = state[key].to(torch.float32)
+
+    def _check_state_dict(self, sd: dict[str, Any]) -> None:
+        """Reject a foreign or corrupted state dict with a clear error, before changing anything."""
+        name = type(self).__name__
+        if not isinstance(sd.get("state"), dict) or not isinstance(sd.get("param_groups"), list):
+            raise ValueError(
+                f"{name}.load_state_dict: not an optimizer state dict (it needs a 'state' dict "
+                f"and a 'param_groups' list; got keys {sorted(map(str, sd))})"
+            )
+        if len(sd["param_groups"]) != len(self.param_groups):
+            raise ValueError(
+                f"{name}.load_state_dict: {len(sd['param_groups'])} parameter groups saved, "
+                f"this optimizer has {len(self.param_groups)}"
+            )
+        params = []
+        for i, (saved, group) in enumerate(zip(sd["param_groups"], self.param_groups)):
+            missing = sorted(k for k in self.defaults if k not in saved)
+            if missing or len(saved.get("params", ())) != len(group["params"]):
+                raise ValueError(
+                    f"{name}.load_state_dict: parameter group {i} does not match: "
+                    + (
+                        f"it lacks {missing} (saved by another optimizer?)"
+                        if missing
+                        else f"{len(saved.get('params', ()))} parameters saved, "
+                        f"{len(group['params'])} here"
+                    )
+                )
+            self._check_group(saved)
+            params += zip(saved["params"], group["params"])
+        for index, p in params:
+            for key, value in sd["state"].get(index, {}).items():
+                if torch.is_tensor(value) and value.dim() and value.shape != p.shape:
+                    raise ValueError(
+                        f"{name}.load_state_dict: state {key!r} of parameter {index} has shape "
+                        f"{tuple(value.shape)}, the parameter {tuple(p.shape)}"
+                    )
 
 
 def split_options(options: dict[str, Any]) -> dict[str, Any]:

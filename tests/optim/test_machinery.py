@@ -225,3 +225,42 @@ def test_hyperparameters_may_be_tensors():
     opt.step()
     with pytest.raises(HyperparameterError, match="shape"):
         descentlab.optim.Adam([p], lr=torch.ones(2))
+
+
+def _saved(name, shape=(3,)):
+    p = torch.nn.Parameter(torch.ones(shape))
+    opt = descentlab.create(name, [p], lr=0.1)
+    p.grad = torch.ones(shape)
+    opt.step()
+    return opt.state_dict()
+
+
+@pytest.mark.parametrize(
+    ("saved", "words"),
+    [
+        (lambda: {"weights": 1}, ["not an optimizer state dict", "'state'"]),
+        (lambda: _saved("sgd"), ["group 0", "lacks", "betas"]),
+        (lambda: _saved("adam", (4,)), ["exp_avg", "shape (4,)", "(3,)"]),
+        (lambda: {**_saved("adam"), "param_groups": []}, ["0 parameter groups saved"]),
+        (
+            lambda: {
+                **_saved("adam"),
+                "param_groups": [{**_saved("adam")["param_groups"][0], "lr": -1.0}],
+            },
+            ["lr", "-1.0"],
+        ),
+    ],
+    ids=["not-a-state-dict", "wrong-optimizer", "wrong-shape", "wrong-groups", "bad-value"],
+)
+def test_foreign_or_corrupted_state_dict_is_rejected_and_changes_nothing(saved, words):
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = descentlab.create("adam", [p], lr=0.1)
+    p.grad = torch.ones(3)
+    opt.step()
+    before = {k: v.clone() for k, v in opt.state[p].items()}
+    with pytest.raises(ValueError) as info:
+        opt.load_state_dict(saved())
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {info.value}"
+    assert all(torch.equal(v, opt.state[p][k]) for k, v in before.items())
+    assert opt.param_groups[0]["lr"] == 0.1
