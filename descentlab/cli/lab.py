@@ -199,6 +199,9 @@ def _register_engine(app: typer.Typer) -> None:
         role: Annotated[
             str, typer.Option(help="'final' (reported runs), 'tune' (search runs) or 'all'.")
         ] = "final",
+        experiment: Annotated[
+            str | None, typer.Option("--experiment", "-e", help="Only this experiment.")
+        ] = None,
     ) -> None:
         """Export one row per trial (configuration, outcome, final metrics) to CSV."""
         from ..store import to_csv
@@ -206,6 +209,6 @@ def _register_engine(app: typer.Typer) -> None:
         if role not in ("final", "tune", "all"):
             raise typer.BadParameter(f"{role!r}; allowed: final, tune, all", param_hint="--role")
         try:
-            print(to_csv(db, csv, role=None if role == "all" else role))
+            print(to_csv(db, csv, experiment=experiment, role=None if role == "all" else role))
         except FileNotFoundError as e:
             raise _fail(str(e)) from e

@@ -39,6 +39,8 @@ def test_run_report_export(tmp_path):
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(table.open()))
     assert [(row["label"], row["seed"]) for row in rows] == [("sgdm", "0"), ("sgdm", "1")]
+    r = runner.invoke(app, ["export", str(db), "--csv", str(table), "--role", "all", "-e", "nope"])
+    assert r.exit_code == 0 and len(table.read_text().splitlines()) == 1  # the header only
 
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path):
