@@ -17,7 +17,7 @@ Gradients are hooked: the scalar parameter's ``.grad`` is set to the sequence, t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import torch
 from ..optim import create
 
 __all__ = [
+    "ESTIMATES",
     "LARGE_GRADIENT_HPARAMS",
     "LargeGradient",
     "OnlineCounterexample",
@@ -38,13 +39,23 @@ __all__ = [
 ]
 
 # The lecture's setting: no momentum for the adaptive methods (beta1 = 0) and beta2 = 0.999;
-# AdaBound's SGD limit final_lr is set to lr so its bounds close in on the SGD row's rate.
+# AdaBound's SGD limit final_lr is set to lr (None below) so its bounds close in on the SGD rate.
 LARGE_GRADIENT_HPARAMS: dict[str, dict[str, Any]] = {
     "adam": {"betas": (0.0, 0.999)},
     "amsgrad": {"betas": (0.0, 0.999)},
     "adabound": {"betas": (0.0, 0.999), "final_lr": None},
-    "sgdm": {},
+    "sgdm": {"momentum": 0.9},
     "sgd": {},
+}
+
+# The step on the large gradient ``big`` in units of lr, by hand, where the lecture gives it:
+# Adam/AMSGrad with v = 1 before it (many steps), SGD, and SGD with momentum 0.9 whose buffer
+# holds 1 / (1 - 0.9) = 10 before it. AdaBound has none: its step is clipped to its lower bound.
+ESTIMATES: dict[str, Callable[[float], float]] = {
+    "adam": lambda big: big / math.sqrt(0.999 + 0.001 * big**2),
+    "amsgrad": lambda big: big / math.sqrt(0.999 + 0.001 * big**2),
+    "sgdm": lambda big: big + 0.9 * 10,
+    "sgd": lambda big: big,
 }
 
 
@@ -54,7 +65,7 @@ class LargeGradient:
 
     Attributes:
         rows: per optimizer: its step (in units of lr) just before, on, and ``later`` steps after
-            the large gradient, and the lecture's estimate.
+            the large gradient, and the step computed by hand (:data:`ESTIMATES`; NaN if none).
         steps: the step index of ``sizes`` columns (the large gradient is at ``spike``).
         sizes: ``{name: |x_t - x_{t-1}| / lr}`` around the spike.
     """
@@ -110,7 +121,6 @@ def large_gradient(
     grads = np.ones(warmup + 1 + window)
     grads[warmup] = big
     rows, sizes = [], {}
-    estimate = big / math.sqrt(0.999 + 0.001 * big**2)
     for name in names:
         hp = dict(LARGE_GRADIENT_HPARAMS.get(name, {}))
         if hp.get("final_lr", 0) is None:
@@ -118,19 +128,28 @@ def large_gradient(
         xs = _run_hooked(name, grads, lr=lr, hparams=hp)
         size = np.abs(np.diff(xs)) / lr  # size[t] is the step on grads[t]
         sizes[name] = size[warmup - window : warmup + window + 1]
-        adaptive = "betas" in hp
         rows.append(
             {
                 "optimizer": name,
-                "hyperparameters": ", ".join(f"{k}={v}" for k, v in hp.items()) or "defaults",
+                "settings": _settings(hp),
                 "step before / lr": float(size[warmup - 1]),
                 "step on 1e5 gradient / lr": float(size[warmup]),
                 f"step {later} later / lr": float(size[warmup + later]),
-                "lecture's estimate / lr": estimate if adaptive else big,
+                "by hand / lr": ESTIMATES[name](big) if name in ESTIMATES else math.nan,
             }
         )
     steps = np.arange(warmup - window, warmup + window + 1)
     return LargeGradient(rows, warmup, steps, sizes)
+
+
+def _settings(hp: Mapping[str, Any]) -> str:
+    parts = []
+    for k, v in hp.items():
+        if k == "betas":
+            parts.append(f"β1={v[0]:g}, β2={v[1]:g}")
+        else:
+            parts.append(f"{k}={v:g}")
+    return ", ".join(parts) or "defaults"
 
 
 @dataclass(frozen=True)

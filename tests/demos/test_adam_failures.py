@@ -72,3 +72,12 @@ def test_figures(tmp_path, big):
     a = plot_large_gradient(big, tmp_path / "a.png")
     b = plot_online_counterexample(online_counterexample(steps=30), tmp_path / "b.png")
     assert a.exists() and b.exists()
+
+
+def test_by_hand_column(big):
+    for name in ("sgd", "sgdm"):
+        row = _row(big, name)
+        assert row["step on 1e5 gradient / lr"] == pytest.approx(row["by hand / lr"], rel=1e-9)
+    assert _row(big, "adam")["by hand / lr"] == pytest.approx(31.6228, rel=1e-5)
+    assert math.isnan(_row(big, "adabound")["by hand / lr"])
+    assert _row(big, "sgdm")["settings"] == "momentum=0.9"
