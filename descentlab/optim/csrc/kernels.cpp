@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -112,7 +113,39 @@ inline T grad(T g, T p, T sign, T wd) {
   return g;
 }
 
+// Each loop below is a function of its own whose scalars are by-value parameters: locals
+// that no store through the tensor pointers can alias, so that the compiler vectorizes it
+// (scalars read through a lambda's captures defeat that).
+
 // ------------------------------------------------------------------------------- RMSprop
+template <bool L2, bool Centered, bool Momentum, typename S, typename T>
+void rmsprop_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ V,
+                  S* __restrict__ GA, S* __restrict__ B, int64_t begin, int64_t end, T a,
+                  T one_a, T e, T wd, T mu, T neg_lr, T sign) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = P[i];
+    const T g = grad<L2>(T(G[i]), p, sign, wd);
+    const T v = T(V[i]) * a + one_a * g * g;  // (1)
+    V[i] = v;
+    T denom;
+    if constexpr (Centered) {
+      const T ga = lerp(T(GA[i]), g, one_a);  // (2)
+      GA[i] = ga;
+      denom = std::sqrt(v + T(-1) * ga * ga);
+    } else {
+      denom = std::sqrt(v);
+    }
+    denom = denom + e;  // (3)
+    if constexpr (Momentum) {
+      const T buf = T(B[i]) * mu + g / denom;  // (4)
+      B[i] = buf;
+      P[i] = p + neg_lr * buf;
+    } else {
+      P[i] = p + neg_lr * g / denom;  // (5)
+    }
+  }
+}
+
 void rmsprop(const TensorList& params, const TensorList& grads, const TensorList& square_avg,
              const TensorList& grad_avg, const TensorList& momentum_buffer, double lr, double alpha,
              double eps, double weight_decay, double momentum, bool maximize) {
@@ -123,39 +156,16 @@ void rmsprop(const TensorList& params, const TensorList& grads, const TensorList
   if (params.empty()) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "rmsprop", [&] {
     using T = at::opmath_type<scalar_t>;
-    const T a = alpha, one_a = 1.0 - alpha, e = eps, wd = weight_decay, mu = momentum;
-    const T neg_lr = -lr, sign = maximize ? -1.0 : 1.0;
     with_flag(weight_decay != 0, [&](auto l2) {
       with_flag(!grad_avg.empty(), [&](auto centered) {
         with_flag(!momentum_buffer.empty(), [&](auto has_momentum) {
           for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
-            scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
-            const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
-            scalar_t* __restrict__ V = ptr<scalar_t>(square_avg, t);
-            scalar_t* __restrict__ GA = ptr<scalar_t>(grad_avg, t);
-            scalar_t* __restrict__ B = ptr<scalar_t>(momentum_buffer, t);
-            for (int64_t i = b; i < end; ++i) {
-              const T p = P[i];
-              const T g = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
-              const T v = T(V[i]) * a + one_a * g * g;  // (1)
-              V[i] = v;
-              T denom;
-              if constexpr (decltype(centered)::value) {
-                const T ga = lerp(T(GA[i]), g, one_a);  // (2)
-                GA[i] = ga;
-                denom = std::sqrt(v + T(-1) * ga * ga);
-              } else {
-                denom = std::sqrt(v);
-              }
-              denom = denom + e;  // (3)
-              if constexpr (decltype(has_momentum)::value) {
-                const T buf = T(B[i]) * mu + g / denom;  // (4)
-                B[i] = buf;
-                P[i] = p + neg_lr * buf;
-              } else {
-                P[i] = p + neg_lr * g / denom;  // (5)
-              }
-            }
+            rmsprop_loop<decltype(l2)::value, decltype(centered)::value,
+                         decltype(has_momentum)::value>(
+                ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(square_avg, t),
+                ptr<scalar_t>(grad_avg, t), ptr<scalar_t>(momentum_buffer, t), b, end, T(alpha),
+                T(1.0 - alpha), T(eps), T(weight_decay), T(momentum), T(-lr),
+                T(maximize ? -1.0 : 1.0));
           });
         });
       });
@@ -164,6 +174,23 @@ void rmsprop(const TensorList& params, const TensorList& grads, const TensorList
 }
 
 // ------------------------------------------------------------------------------- NAdam
+template <bool L2, typename S, typename T>
+void nadam_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ M,
+                S* __restrict__ V, int64_t begin, int64_t end, T w1, T b2, T one_b2, T e, T wd,
+                T dec, T sign, T cg, T ca, T bc) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = T(P[i]) * dec;
+    const T g = grad<L2>(T(G[i]), p, sign, wd);
+    const T m = lerp(T(M[i]), g, w1);  // (2)
+    const T v = T(V[i]) * b2 + one_b2 * g * g;
+    M[i] = m;
+    V[i] = v;
+    const T denom = std::sqrt(v / bc) + e;
+    const T q = p + cg * g / denom;  // (3), first term
+    P[i] = q + ca * m / denom;       // (3), second term
+  }
+}
+
 // c_grad, c_avg: the two step sizes of NAdam.coefficients; bc2 = 1 - beta2^t; decay: the
 // decoupled factor 1 - lr wd (1 when weight decay is L2 or off).
 void nadam(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
@@ -176,32 +203,40 @@ void nadam(const TensorList& params, const TensorList& grads, const TensorList& 
   if (params.empty()) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "nadam", [&] {
     using T = at::opmath_type<scalar_t>;
-    const T w1 = 1.0 - beta1, b2 = beta2, one_b2 = 1.0 - beta2, e = eps, wd = l2_weight_decay;
-    const T dec = decay, sign = maximize ? -1.0 : 1.0;
     with_flag(l2_weight_decay != 0, [&](auto l2) {
       for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
-        scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
-        const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
-        scalar_t* __restrict__ M = ptr<scalar_t>(exp_avg, t);
-        scalar_t* __restrict__ V = ptr<scalar_t>(exp_avg_sq, t);
-        const T cg = c_grad[t], ca = c_avg[t], bc = bc2[t];
-        for (int64_t i = b; i < end; ++i) {
-          const T p = T(P[i]) * dec;
-          const T g = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
-          const T m = lerp(T(M[i]), g, w1);  // (2)
-          const T v = T(V[i]) * b2 + one_b2 * g * g;
-          M[i] = m;
-          V[i] = v;
-          const T denom = std::sqrt(v / bc) + e;
-          const T q = p + cg * g / denom;  // (3), first term
-          P[i] = q + ca * m / denom;       // (3), second term
-        }
+        nadam_loop<decltype(l2)::value>(
+            ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
+            ptr<scalar_t>(exp_avg_sq, t), b, end, T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+            T(eps), T(l2_weight_decay), T(decay), T(maximize ? -1.0 : 1.0), T(c_grad[t]),
+            T(c_avg[t]), T(bc2[t]));
       });
     });
   });
 }
 
 // ------------------------------------------------------------------------------- RAdam
+template <bool L2, bool Rectified, typename S, typename T>
+void radam_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ M,
+                S* __restrict__ V, int64_t begin, int64_t end, T w1, T b2, T one_b2, T e, T wd,
+                T dec, T sign, T rate, T bc, T r, T ad) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = T(P[i]) * dec;
+    const T g = grad<L2>(T(G[i]), p, sign, wd);
+    const T m = lerp(T(M[i]), g, w1);
+    const T v = T(V[i]) * b2 + one_b2 * g * g;
+    M[i] = m;
+    V[i] = v;
+    const T step = m / bc * rate;
+    if constexpr (Rectified) {
+      const T adaptive = T(1) / (std::sqrt(v) + e) * ad;
+      P[i] = p + T(-1) * (step * adaptive * r);  // (3), rectified
+    } else {
+      P[i] = p + T(-1) * step;  // (3), SGD with momentum
+    }
+  }
+}
+
 // bc1 = 1 - beta1^t; rect = r_t of RAdam.rectification, or a negative value below the
 // threshold (then the step is SGD with momentum); adapt = sqrt(1 - beta2^t).
 void radam(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
@@ -214,39 +249,43 @@ void radam(const TensorList& params, const TensorList& grads, const TensorList& 
   if (params.empty()) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "radam", [&] {
     using T = at::opmath_type<scalar_t>;
-    const T w1 = 1.0 - beta1, b2 = beta2, one_b2 = 1.0 - beta2, e = eps, wd = l2_weight_decay;
-    const T dec = decay, rate = lr, sign = maximize ? -1.0 : 1.0;
     with_flag(l2_weight_decay != 0, [&](auto l2) {
       for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
-        scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
-        const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
-        scalar_t* __restrict__ M = ptr<scalar_t>(exp_avg, t);
-        scalar_t* __restrict__ V = ptr<scalar_t>(exp_avg_sq, t);
-        const T bc = bc1[t], r = rect[t], ad = adapt[t];
-        const auto body = [&](auto rectified) {
-          for (int64_t i = b; i < end; ++i) {
-            const T p = T(P[i]) * dec;
-            const T g = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
-            const T m = lerp(T(M[i]), g, w1);
-            const T v = T(V[i]) * b2 + one_b2 * g * g;
-            M[i] = m;
-            V[i] = v;
-            const T step = m / bc * rate;
-            if constexpr (decltype(rectified)::value) {
-              const T adaptive = T(1) / (std::sqrt(v) + e) * ad;
-              P[i] = p + T(-1) * (step * adaptive * r);  // (3), rectified
-            } else {
-              P[i] = p + T(-1) * step;  // (3), SGD with momentum
-            }
-          }
-        };
-        with_flag(rect[t] >= 0, body);
+        with_flag(rect[t] >= 0, [&](auto rectified) {
+          radam_loop<decltype(l2)::value, decltype(rectified)::value>(
+              ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
+              ptr<scalar_t>(exp_avg_sq, t), b, end, T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+              T(eps), T(l2_weight_decay), T(decay), T(maximize ? -1.0 : 1.0), T(lr), T(bc1[t]),
+              T(rect[t]), T(adapt[t]));
+        });
       });
     });
   });
 }
 
 // ------------------------------------------------------------------------------- AdaBound
+template <bool L2, bool AMSBound, typename S, typename T>
+void adabound_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ M,
+                   S* __restrict__ V, S* __restrict__ VM, int64_t begin, int64_t end, T b1,
+                   T one_b1, T b2, T one_b2, T e, T wd, T sign, T s, T lo, T hi) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = P[i];
+    const T g = grad<L2>(T(G[i]), p, sign, wd);
+    const T m = T(M[i]) * b1 + one_b1 * g;  // (1)
+    T v = T(V[i]) * b2 + one_b2 * g * g;
+    M[i] = m;
+    V[i] = v;
+    if constexpr (AMSBound) {
+      const T vm = VM[i];
+      v = (v != v || v > vm) ? v : vm;  // torch.maximum: NaN wins
+      VM[i] = v;
+    }
+    T eta = s / (std::sqrt(v) + e);
+    eta = eta != eta ? eta : std::min(std::max(eta, lo), hi);  // clamp, NaN stays
+    P[i] = p - eta * m;  // (4)
+  }
+}
+
 // step_size, lower, upper: AdaBound.bounds at each tensor's step.
 void adabound(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
               const TensorList& exp_avg_sq, const TensorList& max_exp_avg_sq,
@@ -259,33 +298,14 @@ void adabound(const TensorList& params, const TensorList& grads, const TensorLis
   if (params.empty()) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "adabound", [&] {
     using T = at::opmath_type<scalar_t>;
-    const T b1 = beta1, one_b1 = 1.0 - beta1, b2 = beta2, one_b2 = 1.0 - beta2, e = eps;
-    const T wd = l2_weight_decay, sign = maximize ? -1.0 : 1.0;
     with_flag(l2_weight_decay != 0, [&](auto l2) {
       with_flag(!max_exp_avg_sq.empty(), [&](auto amsbound) {
         for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
-          scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
-          const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
-          scalar_t* __restrict__ M = ptr<scalar_t>(exp_avg, t);
-          scalar_t* __restrict__ V = ptr<scalar_t>(exp_avg_sq, t);
-          scalar_t* __restrict__ VM = ptr<scalar_t>(max_exp_avg_sq, t);
-          const T s = step_size[t], lo = lower[t], hi = upper[t];
-          for (int64_t i = b; i < end; ++i) {
-            const T p = P[i];
-            const T g = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
-            const T m = T(M[i]) * b1 + one_b1 * g;  // (1)
-            T v = T(V[i]) * b2 + one_b2 * g * g;
-            M[i] = m;
-            V[i] = v;
-            if constexpr (decltype(amsbound)::value) {
-              const T vm = VM[i];
-              v = (v != v || v > vm) ? v : vm;  // torch.maximum: NaN wins
-              VM[i] = v;
-            }
-            T eta = s / (std::sqrt(v) + e);
-            eta = eta != eta ? eta : std::min(std::max(eta, lo), hi);  // clamp, NaN stays
-            P[i] = p - eta * m;  // (4)
-          }
+          adabound_loop<decltype(l2)::value, decltype(amsbound)::value>(
+              ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
+              ptr<scalar_t>(exp_avg_sq, t), ptr<scalar_t>(max_exp_avg_sq, t), b, end, T(beta1),
+              T(1.0 - beta1), T(beta2), T(1.0 - beta2), T(eps), T(l2_weight_decay),
+              T(maximize ? -1.0 : 1.0), T(step_size[t]), T(lower[t]), T(upper[t]));
         });
       });
     });
@@ -293,6 +313,26 @@ void adabound(const TensorList& params, const TensorList& grads, const TensorLis
 }
 
 // ------------------------------------------------------------------------------- SGD(W)
+template <bool L2, bool Momentum, bool Nesterov, bool First, typename S, typename T>
+void momentum_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ B,
+                   int64_t begin, int64_t end, T mu, T damp, T wd, T dec, T sign, T neg_lr) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = P[i];
+    T d = grad<L2>(T(G[i]), p, sign, wd);
+    if constexpr (Momentum) {
+      T buf;
+      if constexpr (First) {
+        buf = d;  // (1): b_1 = g_1
+      } else {
+        buf = T(B[i]) * mu + damp * d;  // (1)
+      }
+      B[i] = buf;
+      d = Nesterov ? d + mu * buf : buf;  // (2)
+    }
+    P[i] = p * dec + neg_lr * d;  // (3)
+  }
+}
+
 // SGD with (Nesterov) momentum and decoupled decay (SGDW; SWATS's SGD phase): per tensor a
 // learning rate and whether this is the buffer's first step (b_1 = g_1).
 void momentum_sgd(const TensorList& params, const TensorList& grads,
@@ -304,34 +344,17 @@ void momentum_sgd(const TensorList& params, const TensorList& grads,
   if (params.empty()) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "momentum_sgd", [&] {
     using T = at::opmath_type<scalar_t>;
-    const T mu = momentum, damp = 1.0 - dampening, wd = l2_weight_decay, dec = decay;
-    const T sign = maximize ? -1.0 : 1.0;
     with_flag(l2_weight_decay != 0, [&](auto l2) {
       with_flag(!momentum_buffer.empty(), [&](auto has_momentum) {
         with_flag(nesterov, [&](auto nag) {
           for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
-            scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
-            const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
-            scalar_t* __restrict__ B = ptr<scalar_t>(momentum_buffer, t);
-            const T neg_lr = -lr[t];
-            const auto body = [&](auto is_first) {
-              for (int64_t i = b; i < end; ++i) {
-                const T p = P[i];
-                T d = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
-                if constexpr (decltype(has_momentum)::value) {
-                  T buf;
-                  if constexpr (decltype(is_first)::value) {
-                    buf = d;  // (1): b_1 = g_1
-                  } else {
-                    buf = T(B[i]) * mu + damp * d;  // (1)
-                  }
-                  B[i] = buf;
-                  d = decltype(nag)::value ? d + mu * buf : buf;  // (2)
-                }
-                P[i] = p * dec + neg_lr * d;  // (3)
-              }
-            };
-            with_flag(first[t], body);
+            with_flag(first[t], [&](auto is_first) {
+              momentum_loop<decltype(l2)::value, decltype(has_momentum)::value,
+                            decltype(nag)::value, decltype(is_first)::value>(
+                  ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t),
+                  ptr<scalar_t>(momentum_buffer, t), b, end, T(momentum), T(1.0 - dampening),
+                  T(l2_weight_decay), T(decay), T(maximize ? -1.0 : 1.0), T(-lr[t]));
+            });
           });
         });
       });
@@ -340,9 +363,32 @@ void momentum_sgd(const TensorList& params, const TensorList& grads,
 }
 
 // ------------------------------------------------------------------------------- SWATS
+// Returns the chunk's dot products p_k.g_k and p_k.p_k, accumulated in double.
+template <bool L2, typename S, typename T>
+std::pair<double, double> swats_loop(S* __restrict__ P, const S* __restrict__ G,
+                                     S* __restrict__ M, S* __restrict__ A, int64_t begin,
+                                     int64_t end, T w1, T b2, T one_b2, T e, T wd, T sign, T c) {
+  double pg = 0.0, pp = 0.0;
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = P[i];
+    const T g = grad<L2>(T(G[i]), p, sign, wd);
+    const T m = lerp(T(M[i]), g, w1);  // (1)
+    const T a = T(A[i]) * b2 + one_b2 * g * g;
+    M[i] = m;
+    A[i] = a;
+    // (2): the step is rounded to the parameter dtype, as the readable path stores it
+    const double step = static_cast<S>(m / (std::sqrt(a) + e) * c);
+    const double gd = static_cast<S>(g);
+    P[i] = p + T(step);
+    pg += step * gd;
+    pp += step * step;
+  }
+  return {pg, pp};
+}
+
 // The Adam phase of SWATS; coef = -lr sqrt(1 - beta2^t) / (1 - beta1^t). Returns a float64
-// tensor [n, 2] of the dot products p_k.g_k and p_k.p_k of each tensor's step p_k,
-// accumulated in double per chunk and summed in a fixed order (deterministic).
+// tensor [n, 2] of the dot products p_k.g_k and p_k.p_k of each tensor's step p_k, summed
+// over chunks in a fixed order (deterministic).
 at::Tensor swats_adam(const TensorList& params, const TensorList& grads,
                       const TensorList& exp_avg, const TensorList& exp_avg_sq,
                       const Scalars& coef, double beta1, double beta2, double eps,
@@ -358,35 +404,15 @@ at::Tensor swats_adam(const TensorList& params, const TensorList& grads,
     first_chunk.push_back(chunks);
     chunks += (p.numel() + kChunk - 1) / kChunk;
   }
-  std::vector<double> partial(2 * chunks, 0.0);
+  std::vector<std::pair<double, double>> partial(chunks);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "swats_adam", [&] {
     using T = at::opmath_type<scalar_t>;
-    const T w1 = 1.0 - beta1, b2 = beta2, one_b2 = 1.0 - beta2, e = eps, wd = l2_weight_decay;
-    const T sign = maximize ? -1.0 : 1.0;
     with_flag(l2_weight_decay != 0, [&](auto l2) {
       for_chunks(params, [&](int64_t w, int64_t t, int64_t b, int64_t end) {
-        scalar_t* __restrict__ P = ptr<scalar_t>(params, t);
-        const scalar_t* __restrict__ G = ptr<scalar_t>(grads, t);
-        scalar_t* __restrict__ M = ptr<scalar_t>(exp_avg, t);
-        scalar_t* __restrict__ A = ptr<scalar_t>(exp_avg_sq, t);
-        const T c = coef[t];
-        double pg = 0.0, pp = 0.0;
-        for (int64_t i = b; i < end; ++i) {
-          const T p = P[i];
-          const T g = grad<decltype(l2)::value>(T(G[i]), p, sign, wd);
-          const T m = lerp(T(M[i]), g, w1);  // (1)
-          const T a = T(A[i]) * b2 + one_b2 * g * g;
-          M[i] = m;
-          A[i] = a;
-          // (2): the step is rounded to the parameter dtype, as the readable path stores it
-          const double step = static_cast<scalar_t>(m / (std::sqrt(a) + e) * c);
-          const double gd = static_cast<scalar_t>(g);
-          P[i] = p + T(step);
-          pg += step * gd;
-          pp += step * step;
-        }
-        partial[2 * w] = pg;
-        partial[2 * w + 1] = pp;
+        partial[w] = swats_loop<decltype(l2)::value>(
+            ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
+            ptr<scalar_t>(exp_avg_sq, t), b, end, T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+            T(eps), T(l2_weight_decay), T(maximize ? -1.0 : 1.0), T(coef[t]));
       });
     });
   });
@@ -394,8 +420,8 @@ at::Tensor swats_adam(const TensorList& params, const TensorList& grads,
   for (size_t t = 0; t < params.size(); ++t) {
     const int64_t last = t + 1 < params.size() ? first_chunk[t + 1] : chunks;
     for (int64_t w = first_chunk[t]; w < last; ++w) {
-      out[2 * t] += partial[2 * w];
-      out[2 * t + 1] += partial[2 * w + 1];
+      out[2 * t] += partial[w].first;
+      out[2 * t + 1] += partial[w].second;
     }
   }
   return dots;
