@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..optim import create
+from ..viz._figure import pyplot, save
 
 __all__ = [
     "ESTIMATES",
@@ -209,9 +210,7 @@ def online_counterexample(
 
 def plot_large_gradient(result: LargeGradient, path: str | Path) -> Path:
     """Step size (in units of lr, log scale) around the large gradient, one line per optimizer."""
-    from ..viz.plot import _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     styles = ("-", "--", "-.", (0, (1, 1)), (0, (5, 1)))  # overlapping lines stay visible
     for i, (name, size) in enumerate(result.sizes.items()):
@@ -223,14 +222,12 @@ def plot_large_gradient(result: LargeGradient, path: str | Path) -> Path:
     ax.set_title(f"One gradient of 1e5 after {result.spike} gradients of 1")
     ax.legend(fontsize="small")
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save(fig, path)
 
 
 def plot_online_counterexample(result: OnlineCounterexample, path: str | Path) -> Path:
     """The iterate x_t and the average regret R_t / t, one line per optimizer."""
-    from ..viz.plot import _pyplot
-
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_x, ax_r) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, xs in result.iterates.items():
         t = np.arange(len(xs))
@@ -248,12 +245,4 @@ def plot_online_counterexample(result: OnlineCounterexample, path: str | Path) -
     ax_r.set_title("Average regret against x* = −1")
     ax_r.legend(fontsize="small")
     fig.tight_layout()
-    return _save(fig, plt, path)
-
-
-def _save(fig, plt, path: str | Path) -> Path:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, path)

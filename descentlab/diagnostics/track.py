@@ -200,9 +200,9 @@ class Tracker:
         The ``lr`` panel draws the median with a min-max band, AdaBound's bounds (dashed) and
         SWATS's switch (a dotted vertical line). Returns the path written.
         """
-        from ..viz.plot import _pyplot
+        from ..viz._figure import pyplot, save
 
-        plt = _pyplot()
+        plt = pyplot()
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
@@ -237,11 +237,7 @@ class Tracker:
             axes[0][list(metrics).index("lr")].legend(fontsize="x-small")
         fig.suptitle(title or f"Tracked {type(self.optimizer).__name__}: per parameter tensor")
         fig.tight_layout()
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
-        plt.close(fig)
-        return out
+        return save(fig, path)
 
 
 def track(

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..diagnostics.landscape import Slice1D, Slice2D
-from .plot import _pyplot
+from ._figure import pyplot, save
 
 __all__ = ["plot_slices"]
 
@@ -30,7 +30,7 @@ def plot_slices(
     For an :func:`~descentlab.diagnostics.interpolate` result pass
     ``xlabel="α (0: model A, 1: model B)"``. Returns the path written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     ones = {k: s for k, s in slices.items() if isinstance(s, Slice1D)}
     twos = {k: s for k, s in slices.items() if isinstance(s, Slice2D)}
     if not slices or len(ones) + len(twos) != len(slices):
@@ -58,8 +58,4 @@ def plot_slices(
         ax.set_title(f"{title}: {'log10 ' if log else ''}loss around {label}")
         ax.legend(fontsize="small")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save(fig, path)

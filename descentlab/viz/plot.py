@@ -13,22 +13,13 @@ import numpy as np
 import torch
 from matplotlib.colors import BoundaryNorm
 
+from ._figure import pyplot, save
 from .functions2d import Function2D, get
 from .trajectories import Trajectory
 
 __all__ = ["animate", "plot"]
 
 _AXES = ("x (parameter 1, dimensionless)", "y (parameter 2, dimensionless)")
-
-
-def _pyplot():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "cairo"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _contour(ax, fn: Function2D, resolution: int = 200, *, bands: bool = False) -> None:
@@ -98,7 +89,7 @@ def plot(
 
     Returns the path written (PNG, or any format matplotlib infers from the suffix).
     """
-    plt = _pyplot()
+    plt = pyplot()
     fn = get(function) if isinstance(function, str) else function
     steps = max(t.steps for t in paths)
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1.2, 1]})
@@ -118,11 +109,7 @@ def plot(
     ax_loss.set_title("Loss above the minimum")
     ax_loss.legend(loc="best", fontsize="small")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    plt.close(fig)
-    return out
+    return save(fig, path, dpi=dpi)
 
 
 def animate(
@@ -143,7 +130,7 @@ def animate(
 
     Returns the path written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.animation import FFMpegWriter, FuncAnimation, PillowWriter
 
     fn = get(function) if isinstance(function, str) else function

@@ -72,3 +72,13 @@ def test_errors():
         trajectories("quadratic", ["adamm"], steps=1)
     with pytest.raises(ValueError, match="no default learning rate"):
         trajectories("quadratic", [torch.optim.Adadelta], steps=1)
+
+
+def test_sharp_flat_picture_large_sgd_steps_leave_the_sharp_well():
+    # From the default start next to the sharp well (curvature 362.5 > 2 / 0.05), SGD's steps are
+    # unstable there and it ends in the flat minimum; Adam's ~lr-sized steps stay in the sharp one.
+    fn = FUNCTIONS["sharp_flat"]
+    sgd, adam = trajectories(fn, ["sgd", "adam"], steps=300)
+    flat, sharp = (np.array(m) for m in fn.minima)
+    assert np.linalg.norm(sgd.xy[-1] - flat) < 1e-3
+    assert np.linalg.norm(adam.xy[-1] - sharp) < 1e-3
