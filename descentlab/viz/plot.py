@@ -43,29 +43,20 @@ def _contour(ax, fn: Function2D, resolution: int = 200, *, bands: bool = False) 
         z, extent=extent, origin="lower", cmap="Greys_r", norm=norm, alpha=0.45, aspect="auto"
     )
     ax.contour(gx, gy, z, levels=levels, colors="grey", linewidths=0.4)
-    mx, my = zip(*fn.minima)
-    ax.plot(
-        mx,
-        my,
-        "*",
-        color="gold",
-        markeredgecolor="black",
-        markersize=14,
-        label="known minima",
-        zorder=5,
-    )
-    if fn.saddles:
-        sx, sy = zip(*fn.saddles)
-        ax.plot(
-            sx,
-            sy,
-            "X",
-            color="white",
-            markeredgecolor="black",
-            markersize=9,
-            label="saddles",
-            zorder=5,
-        )
+    marks = ((fn.minima, "*", "gold", 14, "known minima"), (fn.saddles, "X", "white", 9, "saddles"))
+    for points, marker, color, size, label in marks:
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(
+                xs,
+                ys,
+                marker,
+                color=color,
+                markeredgecolor="black",
+                markersize=size,
+                label=label,
+                zorder=5,
+            )
     ax.set_xlim(*fn.xlim)
     ax.set_ylim(*fn.ylim)
     ax.set_xlabel(_AXES[0])
