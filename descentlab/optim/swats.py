@@ -14,7 +14,7 @@ import torch
 
 from . import _checks as c
 from . import _kernels
-from .base import Optimizer, split_options
+from .base import Optimizer, is_dtensor, split_options
 
 __all__ = ["SWATS"]
 
@@ -44,8 +44,13 @@ class SWATS(Optimizer):
     zero at the switch and is never rescaled. The state exposes ``switch_step`` (0 during the
     Adam phase, else the step :math:`k` of the switch), ``sgd_lr`` (:math:`\Lambda`) and
     ``switch_lr`` (:math:`\eta_s`); all are plain numbers (torch's ``load_state_dict`` mangles
-    strings in state). ``weight_decay`` is L2. The dot products need the whole tensor: under
-    sharding they must be reduced across shards.
+    strings in state). ``weight_decay`` is L2.
+
+    Sharding: the dot products of (3) are over the whole tensor. Under FSDP2 (DTensor
+    parameters, sharded along dim 0) each rank sums its shard's products and the partial sums are
+    all-reduced (``DTensor.full_tensor`` of a scalar: one all-reduce of one number per tensor and
+    step during the Adam phase), so every rank takes the same switch decision as an unsharded run.
+    Under ``ZeroRedundancyOptimizer`` a tensor lives whole on one rank and nothing is reduced.
     """
 
     _checks = {
@@ -103,11 +108,11 @@ class SWATS(Optimizer):
     @staticmethod
     def _projection(group: dict, state: dict, t: int, p_k: torch.Tensor, g: torch.Tensor) -> None:
         """Equations (3)-(4): update the rate estimate and switch when it has settled."""
-        pg = torch.dot(p_k.reshape(-1), g.reshape(-1)).item()
+        pg = _dot(p_k, g)
         if pg == 0:
             return
         b2 = group["betas"][1]
-        gamma = torch.dot(p_k.reshape(-1), p_k.reshape(-1)).item() / -pg  # (3)
+        gamma = _dot(p_k, p_k) / -pg  # (3)
         state["lam"] = b2 * state["lam"] + (1 - b2) * gamma
         estimate = state["lam"] / (1 - b2**t)
         if t > 1 and abs(estimate - gamma) < group["switch_tol"]:  # (4)
@@ -162,3 +167,12 @@ class SWATS(Optimizer):
             if t > 1 and abs(estimate - gamma) < group["switch_tol"]:
                 state.update(switch_step=t, sgd_lr=estimate, switch_lr=group["lr"])
                 state["momentum_buffer"].zero_()
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The dot product of two tensors of one shape, over all shards when they are DTensors."""
+    if is_dtensor(a):
+        # Shard(0) DTensors cannot be flattened (a view across unevenly sized shards); the sum of
+        # the products is a Partial scalar that full_tensor() all-reduces.
+        return (a * b).sum().full_tensor().item()
+    return torch.dot(a.reshape(-1), b.reshape(-1)).item()
