@@ -16,6 +16,7 @@ non-finite policy, and the choice between the two paths.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal
@@ -24,7 +25,14 @@ import torch
 
 from . import _validate as v
 
-__all__ = ["IMPLS", "NONFINITE", "NonFiniteGradientError", "Optimizer", "split_options"]
+__all__ = [
+    "IMPLS",
+    "NONFINITE",
+    "NonFiniteGradientError",
+    "Optimizer",
+    "is_dtensor",
+    "split_options",
+]
 
 IMPLS = ("auto", "forloop", "fused")
 NONFINITE = ("ignore", "raise", "skip")
@@ -107,9 +115,14 @@ class Optimizer(torch.optim.Optimizer):
     _fused: ClassVar[Callable[..., None] | None] = None
 
     def _fused_supported(self, p: torch.Tensor, g: torch.Tensor) -> bool:
-        """Whether the fast path can take this tensor (dense, real, contiguous, CPU)."""
+        """Whether the fast path can take this tensor (dense, real, contiguous, CPU, local).
+
+        DTensor parameters (FSDP2) take the readable path: its per-element ops run on the local
+        shards through DTensor's sharding rules, which the fused kernels have none of.
+        """
         return (
-            p.device.type == "cpu"
+            not is_dtensor(p)
+            and p.device.type == "cpu"
             and p.dtype in _FUSED_DTYPES
             and g.dtype == p.dtype
             and g.layout == torch.strided
@@ -273,6 +286,16 @@ class Optimizer(torch.optim.Optimizer):
                         f"{name}.load_state_dict: state {key!r} of parameter {index} has shape "
                         f"{tuple(value.shape)}, the parameter {tuple(p.shape)}"
                     )
+
+
+def is_dtensor(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a DTensor (FSDP2's sharded parameters), without importing DTensor.
+
+    Importing ``torch.distributed.tensor`` costs about a second; a DTensor exists only once
+    something imported it.
+    """
+    module = sys.modules.get("torch.distributed.tensor")
+    return module is not None and isinstance(t, module.DTensor)
 
 
 def split_options(options: dict[str, Any]) -> dict[str, Any]:
