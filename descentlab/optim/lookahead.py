@@ -14,6 +14,7 @@ import torch
 from . import _checks as c
 from ._validate import Interval, check_int
 from ._wrapper import Wrapper
+from .base import is_dtensor
 
 __all__ = ["Lookahead"]
 
@@ -30,6 +31,11 @@ class Lookahead(Wrapper):
     index-keyed state (they resume into a freshly built model), and synchronised after inner steps
     :math:`k, 2k, \dots`. The inner optimizer's state carries over across synchronisations, as in
     the paper. The wrapper shares the inner optimizer's ``param_groups``, so LR schedulers work.
+
+    Sharding: the synchronisation is elementwise, so it runs on each rank's shard as is (FSDP2:
+    the slow weights are DTensors sharded like the parameters). With
+    ``ZeroRedundancyOptimizer``, wrap it (``Lookahead(ZeroRedundancyOptimizer(...))``): every
+    rank then holds the slow weights of all parameters and synchronises after ZeRO's broadcast.
 
     Args:
         base_optimizer: the inner optimizer.
@@ -64,7 +70,11 @@ class Lookahead(Wrapper):
             fast = self._params()
             slow = [self.state[p]["slow"] for p in fast]
             torch._foreach_lerp_(slow, fast, self.alpha)  # (2)
-            torch._foreach_copy_(fast, slow)
+            if any(is_dtensor(p) for p in fast):  # DTensor has no rule for _foreach_copy_
+                for p, s in zip(fast, slow):
+                    p.copy_(s)
+            else:
+                torch._foreach_copy_(fast, slow)
         return loss
 
     def _extra_state(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import torch
 from . import _checks as c
 from ._validate import HyperparameterError
 from ._wrapper import Wrapper
+from .base import is_dtensor
 
 __all__ = ["GradientNoise"]
 
@@ -27,6 +28,12 @@ class GradientNoise(Wrapper):
     ``generator`` (a ``torch.Generator`` or an int seed), so a run is reproducible, and the
     generator's state is saved in the state dict. Under data parallelism every rank must use the
     same seed so that the replicas add the same noise and stay identical.
+
+    Sharding: the noise of a parameter is drawn for its whole (global) shape from the shared
+    generator, whatever the sharding, and each rank keeps its own shard of it (FSDP2's DTensor
+    gradients); a sharded run therefore adds exactly the noise of an unsharded one. The cost:
+    every rank draws the full tensor's noise, one parameter at a time (memory of the largest
+    parameter, time of an unsharded draw), and no communication.
 
     Args:
         base_optimizer: the inner optimizer.
@@ -79,8 +86,15 @@ class GradientNoise(Wrapper):
             noise = torch.randn(
                 p.shape, generator=self.generator, dtype=p.dtype, device=self.generator.device
             )
+            noise = noise.to(p.grad.device).mul_(std)
+            if is_dtensor(p.grad):  # keep this rank's shard of the whole tensor's noise
+                from torch.distributed.tensor import distribute_tensor  # imported if a DTensor is
+
+                noise = distribute_tensor(
+                    noise, p.grad.device_mesh, p.grad.placements, src_data_rank=None
+                )
             originals[p] = p.grad
-            p.grad = noise.to(p.device).mul_(std).add_(p.grad)
+            p.grad = noise.add_(p.grad)
         try:
             self.base_optimizer.step()
         finally:
