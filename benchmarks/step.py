@@ -155,13 +155,45 @@ def print_rows(result: dict) -> None:
     sys.stdout.flush()
 
 
+def print_summary(setting: str, results: list[dict]) -> None:
+    """One line per algorithm: descentlab's fast path against the fastest torch path and peer."""
+    print(f"\n#### ({setting}) summary: descentlab auto against the fastest alternative\n")
+    print(
+        "| algorithm | descentlab ms | roofline | faults/page | first ms | forloop ms "
+        "| fastest torch.optim (ms) | fastest peer (ms) | x torch | x peer |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|---|---:|---:|")
+    for res in results:
+        rows = {r["contestant"]: r for r in res["rows"]}
+        fast, slow = rows["descentlab auto"], rows["descentlab forloop"]
+        best = {}
+        for kind in ("torch", "peer"):
+            mine = [r for r in res["rows"] if r["kind"] == kind]
+            best[kind] = min(mine, key=lambda r: r["ms"]) if mine else None
+        cells = [
+            f"{best[k]['contestant']} ({best[k]['ms']:.1f})" if best[k] else "none"
+            for k in ("torch", "peer")
+        ]
+        ratios = [_fmt(best[k] and best[k]["ms"] / fast["ms"], ".2f") for k in ("torch", "peer")]
+        print(
+            f"| {fast['algorithm']} | {fast['ms']:.1f} | {fast['roofline']:.0%} | "
+            f"{fast['faults_per_page']:.3f} | {fast['first_ms']:.0f} | {slow['ms']:.1f} | "
+            f"{cells[0]} | {cells[1]} | {ratios[0]} | {ratios[1]} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1M values, 3 rounds (smoke run)")
     parser.add_argument("--only", default="", help="comma-separated algorithm names")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--report", type=Path, default=None, help="print the tables of a --json")
     args = parser.parse_args()
+    if args.report:
+        for setting, results in json.loads(args.report.read_text()).items():
+            print_summary(setting, results)
+        return
     warnings.filterwarnings("ignore")  # peers' deprecation chatter
     total = 1 << 20 if args.quick else 1 << 24
     rounds = args.rounds or (3 if args.quick else 7)
@@ -186,6 +218,7 @@ def main() -> None:
             print_rows(results[-1])
         copy = statistics.median(r["copy_gbps"] for r in results)
         print(f"\nx += a y bandwidth: {copy:.1f} GB/s (median over the algorithms' races)")
+        print_summary(setting, results)
         everything[setting] = results
         del params
         gc.collect()
