@@ -12,6 +12,7 @@ other optimizers) reports only what it now contains; trials it no longer uses st
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from rich.progress import (
 from ..store import Store, trial_key
 from ._backends import Backend, open_backend
 from .spec import Experiment
-from .tuning import Planned, plan_final, plan_initial
+from .tuning import Planned, Score, plan_final, plan_initial
 
 __all__ = ["SweepSummary", "run_experiment"]
 
@@ -106,14 +107,15 @@ class _Runner:
             self.progress.update(task, advance=1, running=running)
 
 
-def _score(store: Store, config: Mapping[str, Any]) -> tuple[bool, float | None]:
+def _score(store: Store, config: Mapping[str, Any]) -> tuple[bool, Score | None]:
     row = store.trial(trial_key(config))
     if row is None or row["status"] == "running":
         return False, None
     if row["status"] == "failed" or row["diverged"]:
         return True, None
     s = row["summary"]
-    return True, s["final"]["val"].get(s["main_metric"])
+    val = s["final"]["val"]
+    return True, (val.get(s["main_metric"], math.nan), val.get("loss", math.nan))
 
 
 def run_experiment(

@@ -3,7 +3,8 @@
 Schneider, Balles & Hennig 2019, "DeepOBS: A Deep Learning Optimizer Benchmark Suite": every
 optimizer gets the same number of learning rates (a log-spaced grid or a log-uniform random
 search), each trained once on the tuning seed; the setting with the best final validation metric is
-rerun on every seed, and only those reruns are reported. A diverged or failed tuning run scores
+rerun on every seed, and only those reruns are reported (ties on the metric go to the lower
+validation loss). A diverged or failed tuning run scores
 worst; if every setting diverged, the smallest learning rate is rerun, so the report shows it. The ``"defaults"`` method skips tuning and runs each optimizer at its paper's default
 learning rate (the registry's ``lr``, or the class default for an importable optimizer).
 """
@@ -20,7 +21,15 @@ import numpy as np
 from ._build import default_lr, load_problem
 from .spec import Experiment, OptimizerSpec, ProblemSpec, Tuning
 
-__all__ = ["DEFAULTS_SUFFIX", "Planned", "choose", "lr_candidates", "plan_final", "plan_initial"]
+__all__ = [
+    "DEFAULTS_SUFFIX",
+    "Planned",
+    "Score",
+    "choose",
+    "lr_candidates",
+    "plan_final",
+    "plan_initial",
+]
 
 DEFAULTS_SUFFIX = "@defaults"
 
@@ -116,16 +125,23 @@ def plan_initial(exp: Experiment) -> list[Planned]:
     return plan
 
 
-def choose(scores: Iterable[tuple[float, float | None]], *, higher_is_better: bool) -> float | None:
-    """The learning rate with the best score; ``None`` scores (diverged, failed) rank last.
+Score = tuple[float, float]
+"""A search run's final validation (main metric, loss); ``None`` if it diverged or failed."""
 
-    Ties go to the first (the smallest learning rate, as candidates are sorted).
+
+def choose(scores: Iterable[tuple[float, Score | None]], *, higher_is_better: bool) -> float | None:
+    """The learning rate with the best validation metric; ties go to the lower validation loss.
+
+    ``None`` or non-finite scores (diverged, failed) rank last. A tie on both goes to the first
+    (the smallest learning rate, as candidates are sorted). The loss breaks ties that a coarse
+    metric leaves (accuracy on a small split, or a metric stuck at one value for every setting).
     """
-    best: tuple[float, float] | None = None
+    best: tuple[float, tuple[float, float]] | None = None
     for lr, score in scores:
-        if score is None or not math.isfinite(score):
+        if score is None or not all(math.isfinite(x) for x in score):
             continue
-        signed = score if higher_is_better else -score
+        metric, loss = score
+        signed = (metric if higher_is_better else -metric, -loss)
         if best is None or signed > best[1]:
             best = (lr, signed)
     return None if best is None else best[0]
@@ -134,11 +150,11 @@ def choose(scores: Iterable[tuple[float, float | None]], *, higher_is_better: bo
 def plan_final(
     exp: Experiment,
     tuning_runs: Iterable[Planned],
-    score: Callable[[Mapping[str, Any]], tuple[bool, float | None]],
+    score: Callable[[Mapping[str, Any]], tuple[bool, Score | None]],
 ) -> list[Planned]:
     """The reruns of each optimizer's best learning rate on every seed.
 
-    ``score(config)`` returns ``(finished, validation score or None)`` for a tuning run. A problem
+    ``score(config)`` returns ``(finished, Score or None)`` for a tuning run. A problem
     and optimizer whose search is not complete yet (a capped or interrupted sweep) get no reruns.
     """
     by_group: dict[tuple[str, str], list[Planned]] = {}

@@ -52,10 +52,15 @@ def test_absolute_range_is_shared():
 
 
 def test_choose_skips_diverged_and_respects_direction():
-    scores = [(0.1, 0.5), (0.2, None), (0.3, math.nan), (0.4, 0.7)]
+    scores = [(0.1, (0.5, 1.0)), (0.2, None), (0.3, (math.nan, 1.0)), (0.4, (0.7, 1.0))]
     assert choose(scores, higher_is_better=True) == 0.4
     assert choose(scores, higher_is_better=False) == 0.1
     assert choose([(0.1, None)], higher_is_better=True) is None
+
+
+def test_choose_breaks_metric_ties_with_the_validation_loss():
+    scores = [(0.1, (0.9, 0.5)), (0.2, (0.9, 0.3)), (0.3, (0.9, 0.3)), (0.4, (0.8, 0.1))]
+    assert choose(scores, higher_is_better=True) == 0.2  # then the first of equal losses
 
 
 def test_plan_initial_tunes_on_one_seed_and_runs_defaults_on_all():
@@ -84,14 +89,14 @@ def test_plan_final_reruns_the_best_on_every_seed_once_search_is_complete():
 
     def score(config):
         lr = config["hparams"]["lr"]
-        return True, (1.0 if lr == best[config["optimizer"]] else 0.5)
+        return True, (1.0 if lr == best[config["optimizer"]] else 0.5, 1.0)
 
     final = plan_final(exp, plan, score)
     assert {(p.label, p.config["hparams"]["lr"]) for p in final} == {("adam", 1e-2), ("sgd", 0.01)}
     assert sorted(p.config["seed"] for p in final if p.label == "adam") == [0, 1, 2]
 
     def incomplete(config):
-        return config["optimizer"] == "adam", 1.0
+        return config["optimizer"] == "adam", (1.0, 1.0)
 
     assert {p.label for p in plan_final(exp, plan, incomplete)} == {"adam"}
 
