@@ -187,13 +187,24 @@ def profile_figure(costs: Mapping[str, Mapping[str, float]], palette: dict, path
     taus = np.geomspace(1.0, max(2.0, worst * 1.5), 200)
     rho = performance_profile(costs, taus)
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    for solver in sorted(rho, key=list(palette).index if set(rho) <= set(palette) else str):
-        r = rho[solver]
-        ax.step(taus, r, where="post", color=palette.get(solver), label=solver, lw=1.4)
+    solvers = sorted(rho, key=list(palette).index if set(rho) <= set(palette) else str)
+    styles = ("-", "--", ":", "-.")
+    for i, solver in enumerate(solvers):
+        # equal profiles would hide each other: a small vertical offset and line styles show all
+        offset = 0.006 * (i - (len(solvers) - 1) / 2)
+        ax.step(
+            taus,
+            rho[solver] + offset,
+            where="post",
+            color=palette.get(solver),
+            ls=styles[i % len(styles)],
+            label=solver,
+            lw=1.4,
+        )
     ax.set_xscale("log", base=2)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("tau: within this factor of the fastest optimizer")
-    ax.set_ylabel("fraction of problems")
+    ax.set_ylabel("fraction of problems (lines offset slightly)")
     ax.set_title(f"Performance profile over {len(costs)} problem(s): epochs to target", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
