@@ -428,15 +428,20 @@ at::Tensor swats_adam(const TensorList& params, const TensorList& grads,
 }
 
 // ------------------------------------------------------------------------------- steps
+// The 0-d float32 CPU tensors that hold step counters and NAdam's mu_product.
+float* scalar_ptr(const at::Tensor& s) {
+  TORCH_CHECK(s.numel() == 1 && s.scalar_type() == at::kFloat && s.device().is_cpu(),
+              "descentlab kernels: expected a float32 CPU scalar");
+  return s.data_ptr<float>();
+}
+
 // Add 1 to each 0-d float32 step counter and return the new values (one call, not one
 // Python op per tensor).
 std::vector<double> advance_steps(const TensorList& steps) {
   std::vector<double> out;
   out.reserve(steps.size());
   for (const auto& s : steps) {
-    TORCH_CHECK(s.numel() == 1 && s.scalar_type() == at::kFloat && s.device().is_cpu(),
-                "descentlab kernels: step counters must be float32 CPU scalars");
-    float* v = s.data_ptr<float>();
+    float* v = scalar_ptr(s);
     *v += 1.0f;
     out.push_back(*v);
   }
@@ -448,9 +453,7 @@ std::vector<double> read_scalars(const TensorList& scalars) {
   std::vector<double> out;
   out.reserve(scalars.size());
   for (const auto& s : scalars) {
-    TORCH_CHECK(s.numel() == 1 && s.scalar_type() == at::kFloat && s.device().is_cpu(),
-                "descentlab kernels: expected float32 CPU scalars");
-    out.push_back(*s.data_ptr<float>());
+    out.push_back(*scalar_ptr(s));
   }
   return out;
 }
@@ -458,10 +461,7 @@ std::vector<double> read_scalars(const TensorList& scalars) {
 void write_scalars(const TensorList& scalars, const Scalars& values) {
   TORCH_CHECK(scalars.size() == values.size(), "descentlab kernels: lists of different lengths");
   for (size_t i = 0; i < scalars.size(); ++i) {
-    TORCH_CHECK(scalars[i].numel() == 1 && scalars[i].scalar_type() == at::kFloat &&
-                    scalars[i].device().is_cpu(),
-                "descentlab kernels: expected float32 CPU scalars");
-    *scalars[i].data_ptr<float>() = static_cast<float>(values[i]);
+    *scalar_ptr(scalars[i]) = static_cast<float>(values[i]);
   }
 }
 
