@@ -78,11 +78,12 @@ class Store:
     """A results database (``runs.db``); safe to open from several processes.
 
     Args:
-        path: the SQLite file, created with its tables if missing.
+        path: the SQLite file, created with its tables (and its folder) if missing.
     """
 
     def __init__(self, path: str | Path = "runs.db") -> None:
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")

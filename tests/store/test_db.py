@@ -35,7 +35,7 @@ def test_key_hashes_the_full_config_and_the_version():
 
 
 def test_wal_mode_and_lifecycle(tmp_path):
-    with Store(tmp_path / "runs.db") as store:
+    with Store(tmp_path / "new" / "runs.db") as store:
         key = trial_key(CONFIG)
         assert store.statuses([key]) == {}
         store.mark_running(key, CONFIG)
@@ -45,7 +45,7 @@ def test_wal_mode_and_lifecycle(tmp_path):
         assert row["status"] == "finished" and row["config"] == CONFIG
         assert row["summary"]["epochs_to_target"] == 2 and row["started"] <= row["finished"]
         assert store.curves(key)["test", "loss"] == {"unit": "epoch", "values": [3.0, 1.0]}
-    con = sqlite3.connect(tmp_path / "runs.db")
+    con = sqlite3.connect(tmp_path / "new" / "runs.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
