@@ -67,15 +67,26 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+# Only the learning rate may be a tensor: a tensor LR that a schedule changes does not recompile
+# under torch.compile (see CONVENTIONS). The algorithms read every other value as a Python number.
+TENSOR_OK = ("lr",)
+
+
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
         raise HyperparameterError(
             f"Invalid {name}: {value!r} (a {type(value).__name__}); expected a real number"
         )
     if isinstance(value, torch.Tensor):
-        if value.numel() != 1 or value.is_complex():
+        if name not in TENSOR_OK:
             raise HyperparameterError(
-                f"Invalid {name}: a tensor of shape {tuple(value.shape)}; expected a real scalar"
+                f"Invalid {name}: a tensor; expected a Python real number "
+                f"(only {', '.join(TENSOR_OK)} may be a tensor)"
+            )
+        if value.numel() != 1 or not value.is_floating_point():
+            raise HyperparameterError(
+                f"Invalid {name}: a {value.dtype} tensor of shape {tuple(value.shape)}; "
+                "expected a floating-point scalar"
             )
         value = value.item()
     value = float(value)
@@ -84,12 +95,13 @@ def _as_float(name: str, value: Any) -> float:
     return value
 
 
-def check_number(name: str, value: Any, interval: Interval = NONNEGATIVE) -> float:
-    """Check that ``value`` is a real number (or a one-element tensor) in ``interval``."""
+def check_number(name: str, value: Any, interval: Interval = NONNEGATIVE) -> Any:
+    """Check that ``value`` is a real number (or, for ``lr``, a one-element float tensor) in
+    ``interval``; return it as a Python float (a tensor as it is)."""
     x = _as_float(name, value)
     if x not in interval:
         raise HyperparameterError(f"Invalid {name}: {value!r}; valid range is {interval}")
-    return x
+    return value if isinstance(value, torch.Tensor) else x
 
 
 def check_int(name: str, value: Any, interval: Interval = Interval(1.0)) -> int:
@@ -113,7 +125,8 @@ def check_betas(name: str, betas: Any, interval: Interval = UNIT_OPEN_RIGHT) -> 
         x = _as_float(f"{name}[{i}]", beta)
         if x not in interval:
             raise HyperparameterError(
-                f"Invalid beta parameter at index {i}: {beta!r}; valid range is {interval}"
+                f"Invalid beta parameter at index {i} of {name}: {beta!r}; "
+                f"valid range is {interval}"
             )
 
 

@@ -85,10 +85,16 @@ class Optimizer(torch.optim.Optimizer):
 
     # ----------------------------------------------------------------- hyperparameters
     def _check_group(self, group: dict[str, Any]) -> None:
-        """Run the class's checks on every hyperparameter that ``group`` sets."""
+        """Run the class's checks on every hyperparameter that ``group`` sets.
+
+        A number is stored as the Python float the check returns (an int as large as ``10**30``
+        or a NumPy scalar would otherwise reach torch's kernels as it is).
+        """
         for name, check in self._checks.items():
             if name in group:
-                check(name, group[name])
+                checked = check(name, group[name])
+                if isinstance(checked, float):
+                    group[name] = checked
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group after checking its hyperparameters; a bad group changes nothing."""
@@ -277,7 +283,7 @@ class Optimizer(torch.optim.Optimizer):
                         f"{len(group['params'])} here"
                     )
                 )
-            self._check_group(saved)
+            self._check_group(dict(saved))  # a copy: the caller's dict stays as it is
             params += zip(saved["params"], group["params"])
         for index, p in params:
             for key, value in sd["state"].get(index, {}).items():

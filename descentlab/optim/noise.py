@@ -53,8 +53,10 @@ class GradientNoise(Wrapper):
     ) -> None:
         c.nonnegative("eta", eta)
         c.nonnegative("gamma", gamma)
-        if generator is None or isinstance(generator, int):
+        if generator is None or (isinstance(generator, int) and not isinstance(generator, bool)):
             seed = 0 if generator is None else generator
+            if not -(2**63) <= seed < 2**64:  # what torch.Generator.manual_seed takes
+                raise HyperparameterError(f"Invalid generator: seed {seed} is not a 64-bit integer")
             generator = torch.Generator().manual_seed(seed)
         elif not isinstance(generator, torch.Generator):
             raise HyperparameterError(
@@ -68,7 +70,7 @@ class GradientNoise(Wrapper):
 
     def std(self, t: int) -> float:
         """The noise standard deviation at step ``t`` (from 1)."""
-        return math.sqrt(self.eta / (1 + t) ** self.gamma)
+        return math.sqrt(self.eta * (1 + t) ** -self.gamma)  # underflows to 0, never overflows
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
