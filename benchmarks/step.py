@@ -20,8 +20,8 @@ parameters and gradient; their steps are interleaved round-robin with the bandwi
 * ``faults/page``: minor page faults per 4 KiB page of parameters per step, over the timed
   steps; above ~0.01 means full-size temporaries are allocated every step.
 
-``--quick`` runs 1M values and fewer rounds: a smoke run, about a minute on an idle 2-core
-machine. Its times are not meaningful: 1M values fit in the caches, and ops on small tensors
+``--quick`` runs 1M values and fewer rounds: a smoke run (2 minutes on our 2-core machine
+while other jobs ran on it). Its times are not meaningful: 1M values fit in the caches, and ops on small tensors
 are dominated by per-op costs.
 """
 
