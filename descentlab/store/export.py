@@ -75,12 +75,12 @@ def results(
 def load_results(
     db: str | Path = "runs.db", *, experiment: str | None = None, role: str | None = "final"
 ) -> Any:
-    """:func:`results` as a pandas DataFrame (pandas is the optional extra ``descentlab[pandas]``)."""
+    """:func:`results` as a pandas DataFrame (pandas is the optional extra ``descentlab[lab]``)."""
     try:
         import pandas as pd
     except ImportError as e:
         raise ImportError(
-            "load_results needs pandas: pip install 'descentlab[pandas]' (or pandas); "
+            "load_results needs pandas: pip install 'descentlab[lab]' (or pandas); "
             "descentlab.store.results gives the same rows as dicts"
         ) from e
     return pd.DataFrame(results(db, experiment=experiment, role=role))
