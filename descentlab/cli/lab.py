@@ -111,7 +111,16 @@ def register(app: typer.Typer) -> None:
             title=f"{problem}: {n_epochs} epochs, seed {seed} + {seeds - 1} more, "
             f"learning rate tuned (grid of {exp.tuning.budget})"
         )
-        for col in ("optimizer", "lr", "runs", "diverged", f"test {metric} median [IQR]"):
+        columns = (
+            "optimizer",
+            "lr",
+            "runs",
+            "diverged",
+            "train loss median",
+            f"test {metric} median [IQR]",
+            "time/run (s)",
+        )
+        for col in columns:
             table.add_column(col, justify="left" if col == "optimizer" else "right")
         for r in rows:
             t = r["test"]
@@ -120,7 +129,9 @@ def register(app: typer.Typer) -> None:
                 ", ".join(f"{lr:g}" for lr in r["lrs"]),
                 str(r["runs"]),
                 str(r["diverged"]),
+                f"{r['train_loss'].median:.4g}",
                 f"{t.median:.4f} [{t.q1:.4f}, {t.q3:.4f}]",
+                f"{r['wall_time'].median:.1f}",
             )
         Console().print(table)
         print(write_report(db, out, experiments=[exp.name]))

@@ -218,6 +218,7 @@ def summary(store: Store, experiment: str) -> dict[str, list[dict[str, Any]]]:
                     "metric": g.main_metric,
                     "test": stats(g.final("test", g.main_metric)),
                     "train_loss": stats(g.final("train", "loss")),
+                    "wall_time": stats([g.runs[i]["wall_time"] for i in g.finished]),
                     "epochs_to_target": g.median_epochs_to_target(),
                 }
             )
