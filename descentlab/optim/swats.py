@@ -105,14 +105,20 @@ class SWATS(Optimizer):
         p.add_(step)
         self._projection(group, state, t, step, g)
 
+    @classmethod
+    def _projection(
+        cls, group: dict, state: dict, t: int, p_k: torch.Tensor, g: torch.Tensor
+    ) -> None:
+        """Equations (3)-(4) on the tensors of the readable path."""
+        cls._switch(group, state, t, _dot(p_k, g), _dot(p_k, p_k))
+
     @staticmethod
-    def _projection(group: dict, state: dict, t: int, p_k: torch.Tensor, g: torch.Tensor) -> None:
-        """Equations (3)-(4): update the rate estimate and switch when it has settled."""
-        pg = _dot(p_k, g)
+    def _switch(group: dict, state: dict, t: int, pg: float, pp: float) -> None:
+        """Equations (3)-(4) from p_k.g_k and p_k.p_k: update the rate estimate, switch if settled."""
         if pg == 0:
             return
         b2 = group["betas"][1]
-        gamma = _dot(p_k, p_k) / -pg  # (3)
+        gamma = pp / -pg  # (3)
         state["lam"] = b2 * state["lam"] + (1 - b2) * gamma
         estimate = state["lam"] / (1 - b2**t)
         if t > 1 and abs(estimate - gamma) < group["switch_tol"]:  # (4)
@@ -156,17 +162,8 @@ class SWATS(Optimizer):
             wd,
             group["maximize"],
         ).tolist()
-        for i, (pg, pp) in zip(adam, dots):
-            # (3)-(4) as in _projection, on the dot products the kernel reduced in float64
-            if pg == 0:
-                continue
-            state, t = states[i], int(steps[i])
-            gamma = pp / -pg
-            state["lam"] = b2 * state["lam"] + (1 - b2) * gamma
-            estimate = state["lam"] / (1 - b2**t)
-            if t > 1 and abs(estimate - gamma) < group["switch_tol"]:
-                state.update(switch_step=t, sgd_lr=estimate, switch_lr=group["lr"])
-                state["momentum_buffer"].zero_()
+        for i, (pg, pp) in zip(adam, dots):  # the dot products the kernel reduced in float64
+            self._switch(group, states[i], int(steps[i]), pg, pp)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
