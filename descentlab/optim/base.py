@@ -148,9 +148,10 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = [self._gather(group) for group in self.param_groups]
-        if self.nonfinite != "ignore" and not self._all_finite(work):
+        # Checked before _gather creates any lazy state: a skipped first step leaves none.
+        if self.nonfinite != "ignore" and not self._all_finite():
             return loss
+        work = [self._gather(group) for group in self.param_groups]
         for group, (params, grads) in zip(self.param_groups, work):
             if params:
                 self._update_group(group, params, grads)
@@ -174,8 +175,13 @@ class Optimizer(torch.optim.Optimizer):
             grads.append(p.grad)
         return params, grads
 
-    def _all_finite(self, work: list[tuple[list[torch.Tensor], list[torch.Tensor]]]) -> bool:
-        grads = [g for _, gs in work for g in gs]
+    def _all_finite(self) -> bool:
+        grads = [  # sparse gradients are refused by _gather
+            p.grad
+            for group in self.param_groups
+            for p in group["params"]
+            if p.grad is not None and not p.grad.is_sparse
+        ]
         if not grads:
             return True
         # The max-abs norm is NaN/inf exactly when some element is: one read, no temporaries.
@@ -188,7 +194,7 @@ class Optimizer(torch.optim.Optimizer):
         for gi, group in enumerate(self.param_groups):
             for pi, p in enumerate(group["params"]):
                 if p.grad is not None and not bool(p.grad.isfinite().all()):
-                    step = int(self.state[p]["step"]) + 1
+                    step = int(self.state[p]["step"]) + 1 if self.state[p] else 1
                     raise NonFiniteGradientError(
                         f"non-finite gradient in param_groups[{gi}]['params'][{pi}] "
                         f"(shape {tuple(p.shape)}) at step {step}; nothing was updated"
@@ -199,13 +205,16 @@ class Optimizer(torch.optim.Optimizer):
         self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
     ) -> None:
         fast: list[int] = []
-        if self.impl != "forloop" and self._fused_available():
+        if self.impl != "forloop":
             fast = [i for i, (p, g) in enumerate(zip(params, grads)) if self._fused_supported(p, g)]
-        elif self.impl == "fused":
-            raise RuntimeError(
-                f"{type(self).__name__}(impl='fused'): the fast path is not available here "
-                f"({_fused_unavailable_reason()}); use impl='auto' or 'forloop'"
-            )
+        # Ask for the kernels only when a tensor could use them (an all-GPU model builds nothing).
+        if fast and not self._fused_available():
+            if self.impl == "fused":
+                raise RuntimeError(
+                    f"{type(self).__name__}(impl='fused'): the fast path is not available here "
+                    f"({_fused_unavailable_reason()}); use impl='auto' or 'forloop'"
+                )
+            fast = []
         buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
         for i in fast:  # the kernels take tensors of one device and dtype per call
             buckets.setdefault((params[i].device, params[i].dtype), []).append(i)
@@ -242,6 +251,7 @@ class Optimizer(torch.optim.Optimizer):
         """torch's state dict plus ``skipped_steps``."""
         sd = super().state_dict()
         sd["skipped_steps"] = self.skipped_steps
+        sd["optimizer"] = type(self).__name__  # checked on load: moments of RAdam are not Adam's
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -249,6 +259,7 @@ class Optimizer(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         self._check_state_dict(state_dict)
         self.skipped_steps = int(state_dict.pop("skipped_steps", 0))
+        state_dict.pop("optimizer", None)
         super().load_state_dict(state_dict)
         # torch casts every state tensor but "step" to the parameter's dtype: undo it for the
         # float32 scalars that the algorithm keeps (exact, since they were float32 when saved).
@@ -265,6 +276,14 @@ class Optimizer(torch.optim.Optimizer):
                 f"{name}.load_state_dict: not an optimizer state dict (it needs a 'state' dict "
                 f"and a 'param_groups' list; got keys {sorted(map(str, sd))})"
             )
+        extra = sorted(map(str, set(sd) - {"state", "param_groups", "skipped_steps", "optimizer"}))
+        if extra:
+            raise ValueError(
+                f"{name}.load_state_dict: unexpected entries {extra} (saved by a wrapper such as "
+                "Lookahead? load it into the same wrapper)"
+            )
+        if not isinstance(sd.get("skipped_steps", 0), int):
+            raise ValueError(f"{name}.load_state_dict: 'skipped_steps' is not an integer")
         if len(sd["param_groups"]) != len(self.param_groups):
             raise ValueError(
                 f"{name}.load_state_dict: {len(sd['param_groups'])} parameter groups saved, "
@@ -272,7 +291,12 @@ class Optimizer(torch.optim.Optimizer):
             )
         params = []
         for i, (saved, group) in enumerate(zip(sd["param_groups"], self.param_groups)):
-            missing = sorted(k for k in self.defaults if k not in saved)
+            if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
+                raise ValueError(
+                    f"{name}.load_state_dict: parameter group {i} is not a dict with a "
+                    f"'params' list: {_describe(saved)}"
+                )
+            missing = sorted(k for k in group if k != "params" and k not in saved)
             if missing or len(saved.get("params", ())) != len(group["params"]):
                 raise ValueError(
                     f"{name}.load_state_dict: parameter group {i} does not match: "
@@ -284,14 +308,51 @@ class Optimizer(torch.optim.Optimizer):
                     )
                 )
             self._check_group(dict(saved))  # a copy: the caller's dict stays as it is
-            params += zip(saved["params"], group["params"])
-        for index, p in params:
-            for key, value in sd["state"].get(index, {}).items():
-                if torch.is_tensor(value) and value.dim() and value.shape != p.shape:
-                    raise ValueError(
-                        f"{name}.load_state_dict: state {key!r} of parameter {index} has shape "
-                        f"{tuple(value.shape)}, the parameter {tuple(p.shape)}"
-                    )
+            merged = {**group, **{k: val for k, val in saved.items() if k != "params"}}
+            params += [(index, p, merged) for index, p in zip(saved["params"], group["params"])]
+        saved_by = sd.get("optimizer", name)  # absent: torch.optim's state dict, checked above
+        if saved_by != name:
+            raise ValueError(f"{name}.load_state_dict: the state dict was saved by {saved_by!r}")
+        for index, p, group in params:
+            self._check_param_state(sd["state"].get(index), index, p, group)
+
+    def _check_param_state(self, entry: Any, index: Any, p: torch.Tensor, group: dict) -> None:
+        """The saved state of one parameter has what ``_init_state`` makes, of the same kind."""
+        name = f"{type(self).__name__}.load_state_dict: state of parameter {index}"
+        if entry is None or entry == {}:
+            return
+        if not isinstance(entry, dict):
+            raise ValueError(f"{name} is a {type(entry).__name__}, not a dict")
+        expected: dict[str, Any] = {"step": torch.tensor(0.0)}
+        self._init_state(group, p, expected)
+        missing = sorted(k for k in expected if k not in entry)
+        if missing:
+            raise ValueError(f"{name} lacks {missing} (saved by another optimizer?)")
+        for key, value in entry.items():
+            want = expected.get(key)
+            if torch.is_tensor(value) and value.dim() and value.shape != p.shape:
+                raise ValueError(
+                    f"{name}: {key!r} has shape {tuple(value.shape)}, the parameter "
+                    f"{tuple(p.shape)}"
+                )
+            if torch.is_tensor(want) and not (
+                torch.is_tensor(value)
+                and value.shape == want.shape
+                and value.dtype.is_floating_point == want.dtype.is_floating_point
+            ):
+                raise ValueError(
+                    f"{name}: {key!r} is {_describe(value)}, expected {_describe(want)}"
+                )
+            if isinstance(want, (int, float)) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise ValueError(f"{name}: {key!r} is {_describe(value)}, expected a number")
+
+
+def _describe(value: Any) -> str:
+    if torch.is_tensor(value):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"{value!r} (a {type(value).__name__})"
 
 
 def is_dtensor(t: torch.Tensor) -> bool:
