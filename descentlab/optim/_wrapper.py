@@ -10,6 +10,8 @@ from ._validate import HyperparameterError
 
 __all__ = ["Wrapper"]
 
+_MISSING = object()
+
 
 class Wrapper(torch.optim.Optimizer):
     """An optimizer that wraps another and shares its parameter groups.
@@ -40,6 +42,15 @@ class Wrapper(torch.optim.Optimizer):
     def _extra_repr(self) -> str:
         return ""
 
+    @property
+    def skipped_steps(self) -> int:
+        """The inner optimizer's count of steps skipped for non-finite gradients (0 if none).
+
+        A wrapper whose inner step was skipped skips its own work too (no Lookahead step, no
+        noise drawn), so ``nonfinite="skip"`` acts the same through any stack of wrappers.
+        """
+        return getattr(self.base_optimizer, "skipped_steps", 0)
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group to the base optimizer (the list is shared) and set up its wrapper state."""
         if not hasattr(self, "base_optimizer"):  # torch's __init__ registering the shared groups
@@ -62,6 +73,26 @@ class Wrapper(torch.optim.Optimizer):
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         """Restore what ``_extra_state`` saved (override)."""
 
+    def _check_entry(self, mine: Any) -> None:
+        """The wrapper's saved entry has the structure and kinds of values that it saves."""
+        where = f"{type(self).__name__}.load_state_dict: the {self.key!r} entry"
+        if not isinstance(mine, dict) or not isinstance(mine.get("state"), dict):
+            raise ValueError(f"{where} is not a dict with a 'state' dict: {mine!r:.80}")
+        for i, entries in mine["state"].items():
+            if not isinstance(entries, dict) or not all(map(torch.is_tensor, entries.values())):
+                raise ValueError(f"{where}: parameter {i!r} must map names to tensors")
+        for key, want in self._extra_state().items():
+            got = mine.get(key, _MISSING)
+            if torch.is_tensor(want):
+                ok = torch.is_tensor(got) and (got.dtype, got.shape) == (want.dtype, want.shape)
+            else:
+                ok = isinstance(got, (int, float)) and not isinstance(got, bool)
+            if not ok:
+                raise ValueError(
+                    f"{where}: {key!r} is {'missing' if got is _MISSING else repr(got)[:80]}, "
+                    f"expected {'a tensor like ' if torch.is_tensor(want) else ''}{want!r:.40}"
+                )
+
     def state_dict(self) -> dict[str, Any]:
         """The base optimizer's state dict plus the wrapper's state under ``self.key``."""
         sd = self.base_optimizer.state_dict()
@@ -79,7 +110,8 @@ class Wrapper(torch.optim.Optimizer):
             )
         mine = state_dict.pop(self.key)
         params = self._params()
-        saved = mine.get("state", {})
+        self._check_entry(mine)
+        saved = mine["state"]
         if any(not isinstance(i, int) or not 0 <= i < len(params) for i in saved):
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: the saved wrapper state names parameters "

@@ -64,7 +64,10 @@ class Lookahead(Wrapper):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One inner step; every k-th also moves the slow weights and resets the fast ones."""
+        skipped = self.skipped_steps
         loss = self.base_optimizer.step(closure)
+        if self.skipped_steps != skipped:
+            return loss  # the inner step was skipped (nonfinite="skip"): not a step here either
         self.inner_steps += 1
         if self.inner_steps % self.k == 0:
             fast = self._params()

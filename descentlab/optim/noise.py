@@ -79,6 +79,8 @@ class GradientNoise(Wrapper):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        skipped = self.skipped_steps
+        rng = self.generator.get_state()
         self.noise_steps += 1
         std = self.std(self.noise_steps)
         originals = {}
@@ -102,6 +104,10 @@ class GradientNoise(Wrapper):
         finally:
             for p, g in originals.items():
                 p.grad = g
+        if self.skipped_steps != skipped:
+            # the inner step was skipped (nonfinite="skip"): as if this step never happened
+            self.noise_steps -= 1
+            self.generator.set_state(rng)
         return loss
 
     def _extra_state(self) -> dict[str, Any]:
