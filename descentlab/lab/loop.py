@@ -94,7 +94,23 @@ def _train(config: Mapping[str, Any], data_dir: str | None) -> dict[str, Any]:
         if h.diverged or not all(math.isfinite(v) for v in losses):
             diverged = True
             break
-    return _record(problem, steps, epoch_evals, seconds, diverged)
+    out = _record(problem, steps, epoch_evals, seconds, diverged)
+    if config.get("sharpness") and not diverged:
+        out["summary"]["sharpness"] = _sharpness(task)
+    return out
+
+
+def _sharpness(task: Any, examples: int = 512) -> dict[str, float] | None:
+    """The sharpness of the final point on the first training examples (supervised tasks)."""
+    splits, criterion = getattr(task, "splits", None), getattr(task, "criterion", None)
+    if splits is None or criterion is None:
+        return None
+    from ..diagnostics import sharpness
+
+    x, y = splits["train"]
+    batches = [(x[i : i + 256], y[i : i + 256]) for i in range(0, min(len(x), examples), 256)]
+    s = sharpness(task.model, criterion, batches)
+    return {"top_eigenvalue": s.top_eigenvalue, "epsilon_sharpness": s.epsilon_sharpness}
 
 
 def _record(

@@ -60,7 +60,17 @@ __all__ = [
 ]
 
 METHODS = ("grid", "random", "defaults")
-_TOP = ("name", "description", "problems", "seeds", "epochs", "batch_size", "tuning", "optimizers")
+_TOP = (
+    "name",
+    "description",
+    "problems",
+    "seeds",
+    "epochs",
+    "batch_size",
+    "sharpness",
+    "tuning",
+    "optimizers",
+)
 _TUNING = ("method", "budget", "lr_factor", "lr_range", "seed", "defaults", "epochs")
 _OPTIMIZER = ("name", "label", "hparams", "schedule", "schedule_args", "tune")
 _PROBLEM = ("name", "options")
@@ -122,6 +132,7 @@ class Experiment:
     epochs: int | None = None
     batch_size: int | None = None
     description: str = ""
+    sharpness: bool = False  # measure the sharpness of each final point (supervised problems)
 
 
 def _unknown(where: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
@@ -297,6 +308,9 @@ def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
                 " and must not end in '@defaults'"
             )
     epochs, batch = data.get("epochs"), data.get("batch_size")
+    sharpness = data.get("sharpness", False)
+    if not isinstance(sharpness, bool):
+        raise SpecError(f"sharpness: {sharpness!r}; allowed: true or false")
     return Experiment(
         name=_str("name", data.get("name", name)),
         description=str(data.get("description", "")),
@@ -306,6 +320,7 @@ def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
         tuning=_tuning(data.get("tuning", {})),
         epochs=None if epochs is None else _int("epochs", epochs),
         batch_size=None if batch is None else _int("batch_size", batch),
+        sharpness=sharpness,
     )
 
 

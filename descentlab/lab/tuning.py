@@ -77,9 +77,17 @@ def lr_candidates(opt: OptimizerSpec, tuning: Tuning) -> list[float]:
 
 
 def _config(
-    opt: OptimizerSpec, problem: ProblemSpec, seed: int, lr: float, epochs: int, batch: int
+    opt: OptimizerSpec,
+    problem: ProblemSpec,
+    seed: int,
+    lr: float,
+    epochs: int,
+    batch: int,
+    sharpness: bool = False,
 ) -> dict[str, Any]:
+    extra = {"sharpness": True} if sharpness else {}  # absent when off: keys stay as they were
     return {
+        **extra,
         "problem": problem.name,
         "options": dict(problem.options),
         "seed": seed,
@@ -114,13 +122,17 @@ def plan_initial(exp: Experiment) -> list[Planned]:
             if _tuned(exp, opt):
                 tune_epochs = exp.tuning.epochs or epochs
                 for lr in lr_candidates(opt, exp.tuning):
-                    config = _config(opt, problem, _tuning_seed(exp), lr, tune_epochs, batch)
+                    config = _config(
+                        opt, problem, _tuning_seed(exp), lr, tune_epochs, batch, exp.sharpness
+                    )
                     plan.append(Planned(config, problem.label, opt.label, "tune"))
             label = opt.label if not _tuned(exp, opt) else opt.label + DEFAULTS_SUFFIX
             if _tuned(exp, opt) and not exp.tuning.defaults:
                 continue
             for seed in exp.seeds:
-                config = _config(opt, problem, seed, _round(_center(opt)), epochs, batch)
+                config = _config(
+                    opt, problem, seed, _round(_center(opt)), epochs, batch, exp.sharpness
+                )
                 plan.append(Planned(config, problem.label, label, "final"))
     return plan
 
@@ -176,6 +188,6 @@ def plan_final(
             best = min(lrs)
         epochs, batch = _budget(exp, problem)
         for seed in exp.seeds:
-            config = _config(opts[label], problem, seed, best, epochs, batch)
+            config = _config(opts[label], problem, seed, best, epochs, batch, exp.sharpness)
             plan.append(Planned(config, label_p, label, "final"))
     return plan

@@ -112,6 +112,13 @@ class Group:
             [self.curves[i].get((split, metric), {}).get("values", []) for i in self.finished]
         )
 
+    def sharpness(self, key: str) -> list[float]:
+        """A sharpness measure of each finished run's final point (NaN where not measured)."""
+        return [
+            float((self.runs[i]["summary"].get("sharpness") or {}).get(key, math.nan))
+            for i in self.finished
+        ]
+
     def epochs_to_target(self) -> list[float]:
         """Epochs to reach the problem's target per finished run; a miss is ``inf``."""
         out = []

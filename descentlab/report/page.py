@@ -82,6 +82,9 @@ def _export_runs(store: Store, out: Path, experiments: Collection[str]) -> list[
     return sorted(by_key)
 
 
+_SHARPNESS = ("top_eigenvalue", "epsilon_sharpness")
+
+
 def _best(groups: Mapping[str, Group]) -> str | None:
     scored = [(stats(g.final("test", g.main_metric)).median, label) for label, g in groups.items()]
     scored = [(m, label) for m, label in scored if math.isfinite(m)]
@@ -108,6 +111,9 @@ def _final_metrics(groups: Mapping[str, Group]) -> tuple[list[str], list[tuple[b
         "epochs to target: median (misses)",
         "wall time s (mean)",
     ]
+    sharp = any(g.runs[i]["summary"].get("sharpness") for g in groups.values() for i in g.finished)
+    if sharp:  # Adam vs SGDM: do flatter minima go with better test metrics?
+        head += ["top Hessian eigenvalue (median)", "ε-sharpness (median)"]
     rows = []
     for label, g in groups.items():
         m = stats(g.final("test", metric))
@@ -128,6 +134,8 @@ def _final_metrics(groups: Mapping[str, Group]) -> tuple[list[str], list[tuple[b
             f"{_fmt(g.median_epochs_to_target())} ({misses})",
             _fmt(wall.mean),
         ]
+        if sharp:
+            cells += [_fmt(stats(g.sharpness(key)).median) for key in _SHARPNESS]
         rows.append((label == best, cells))
     return head, rows
 

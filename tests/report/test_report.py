@@ -122,3 +122,34 @@ def test_report_of_chosen_experiments(report, tmp_path):
     assert len(list((tmp_path / "out" / "runs").glob("*.json"))) == 1
     with pytest.raises(ValueError, match=r"nope.*stored: demo, other"):
         write_report(db, tmp_path / "x", experiments=["nope"])
+
+
+def test_sharpness_of_the_minima_next_to_the_test_metric(tmp_path):
+    """With ``sharpness = true`` every final point is measured and the table shows it."""
+    exp = parse(
+        {
+            "problems": [TINY],
+            "seeds": 2,
+            "sharpness": True,
+            "tuning": {"method": "grid", "budget": 1},
+            "optimizers": ["sgdm", "adam"],
+        },
+        name="sharp",
+    )
+    run_experiment(exp, db=tmp_path / "runs.db", progress=False)
+    page = write_report(tmp_path / "runs.db", tmp_path / "out").read_text()
+    table = re.search(r"<table class=final-metrics>(.*?)</table>", page, re.S).group(1)
+    assert "top Hessian eigenvalue (median)" in table and "ε-sharpness (median)" in table
+    for label in ("sgdm", "adam"):
+        cells = re.findall(
+            r"<td>(.*?)</td>", re.search(rf"<tr[^>]*><td>{label}.*?</tr>", table).group(0)
+        )
+        eig, eps = float(cells[-2]), float(cells[-1])
+        assert eig > 0 and eps >= 0
+
+
+def test_sharpness_key_is_validated():
+    from descentlab.lab import SpecError
+
+    with pytest.raises(SpecError, match="sharpness: 'yes'; allowed: true or false"):
+        parse({"problems": [TINY], "optimizers": ["adam"], "sharpness": "yes"})
