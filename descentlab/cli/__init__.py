@@ -18,7 +18,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """descentlab: optimizers from the lecture, verified and fast, and a lab to compare them."""

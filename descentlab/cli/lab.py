@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ._common import fail
+
 
 def _problems_table() -> Table:
     from ..problems import PROBLEMS
@@ -27,12 +29,6 @@ def _problems_table() -> Table:
             f"{p.description} [dim]({p.source})[/dim]",
         )
     return table
-
-
-def _fail(message: str) -> typer.Exit:
-    """Print a one-line error on stderr; the caller raises the returned exit (status 2)."""
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:
@@ -164,9 +160,9 @@ def _register_engine(app: typer.Typer) -> None:
         try:
             spec = load(experiment)
         except FileNotFoundError as e:
-            raise _fail(f"no experiment file {experiment}") from e
+            raise fail(f"no experiment file {experiment}") from e
         except SpecError as e:
-            raise _fail(f"{experiment}: {e}") from e
+            raise fail(f"{experiment}: {e}") from e
         try:
             s = run_experiment(
                 spec,
@@ -178,7 +174,7 @@ def _register_engine(app: typer.Typer) -> None:
                 data_dir=data_dir,
             )
         except (ValueError, RuntimeError) as e:
-            raise _fail(str(e)) from e
+            raise fail(str(e)) from e
         Console(stderr=True).print(
             f"{s.planned} trials: {s.skipped} already done, {s.finished} finished "
             f"({s.diverged} diverged), {s.failed} failed, {s.capped} left by --max-trials",
@@ -201,7 +197,7 @@ def _register_engine(app: typer.Typer) -> None:
         try:
             print(write_report(db, out, experiments=experiment))
         except (FileNotFoundError, ValueError) as e:
-            raise _fail(str(e)) from e
+            raise fail(str(e)) from e
 
     @app.command("export")
     def export(
@@ -222,4 +218,4 @@ def _register_engine(app: typer.Typer) -> None:
         try:
             print(to_csv(db, csv, experiment=experiment, role=None if role == "all" else role))
         except FileNotFoundError as e:
-            raise _fail(str(e)) from e
+            raise fail(str(e)) from e

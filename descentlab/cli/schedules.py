@@ -10,11 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-
-def _fail(message: str) -> typer.Exit:
-    """Print a one-line error on stderr; the caller raises the returned exit (status 2)."""
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(2)
+from ._common import fail
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -23,7 +19,7 @@ def _options(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise _fail(f"--option expects key=value, got {pair!r}")
+            raise fail(f"--option expects key=value, got {pair!r}")
         try:
             options[key.strip()] = ast.literal_eval(text.strip())
         except (ValueError, SyntaxError):
@@ -79,7 +75,7 @@ def register(app: typer.Typer) -> None:
         try:
             ax = plot(name, steps, lr=lr, **_options(option or []))
         except ValueError as err:
-            raise _fail(str(err)) from None
+            raise fail(str(err)) from None
         _save(ax, output)
         print(output)
 
@@ -130,7 +126,7 @@ def register(app: typer.Typer) -> None:
             suggestions = result.suggestions()
             ax = result.plot(method=method)
         except ValueError as err:
-            raise _fail(str(err)) from None
+            raise fail(str(err)) from None
         stop = f" at lr {result.diverged_at:.3g}" if result.diverged_at is not None else ""
         print(f"{problem} / {optimizer}: {len(result.lrs)} steps, {result.stop_reason}{stop}")
         for name, lr in suggestions.items():
