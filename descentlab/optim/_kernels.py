@@ -98,6 +98,21 @@ def unavailable_reason() -> str | None:
     return _error
 
 
+def advance_steps(steps: list[torch.Tensor]) -> list[float]:
+    """Add one to each 0-d step counter and return the new values.
+
+    One C++ loop when the kernels are loaded or sit built in the cache (this never triggers a
+    build: the torch-fused optimizers need no kernels), else ``torch._foreach_add_`` and one
+    ``item()`` per counter.
+    """
+    if _module is None and _error is None and (build_directory() / f"{_name()}.so").exists():
+        unavailable_reason()  # loads from the cache (a fraction of a second)
+    if _module is not None:
+        return _module.advance_steps(steps)
+    torch._foreach_add_(steps, 1)
+    return [s.item() for s in steps]
+
+
 def kernels() -> ModuleType:
     """The loaded kernel module (building it if needed)."""
     return _module if _module is not None else build()

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
+from . import _kernels
 from .base import Optimizer, split_options
 
 __all__ = ["Adagrad"]
@@ -76,7 +77,7 @@ class Adagrad(Optimizer):
 
     def _fused(self, group, params, grads, states):
         steps = [s["step"] for s in states]
-        torch._foreach_add_(steps, 1)
+        _kernels.advance_steps(steps)  # torch's kernels read the incremented counters
         torch._fused_adagrad_(
             params,
             grads,

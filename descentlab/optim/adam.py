@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
+from . import _kernels
 from .base import Optimizer, split_options
 
 __all__ = ["Adam", "AdamW"]
@@ -95,7 +96,7 @@ class Adam(Optimizer):
 
     def _fused(self, group, params, grads, states):
         steps = [s["step"] for s in states]
-        torch._foreach_add_(steps, 1)
+        _kernels.advance_steps(steps)  # torch's kernels read the incremented counters
         kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
         b1, b2 = group["betas"]
         kernel(

@@ -41,6 +41,7 @@ NonFinite = Literal["ignore", "raise", "skip"]
 Check = Callable[[str, Any], Any]
 
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_PLAIN = (torch.nn.Parameter, torch.Tensor)  # never DTensors
 
 
 class NonFiniteGradientError(RuntimeError):
@@ -127,13 +128,13 @@ class Optimizer(torch.optim.Optimizer):
         shards through DTensor's sharding rules, which the fused kernels have none of.
         """
         return (
-            not is_dtensor(p)
+            p.dtype in _FUSED_DTYPES
+            and g.dtype is p.dtype
             and p.device.type == "cpu"
-            and p.dtype in _FUSED_DTYPES
-            and g.dtype == p.dtype
-            and g.layout == torch.strided
             and p.is_contiguous()
             and g.is_contiguous()
+            and g.layout is torch.strided
+            and (type(p) in _PLAIN or not is_dtensor(p))  # cheap test first: it runs every step
         )
 
     def _fused_available(self) -> bool:

@@ -112,12 +112,10 @@ class SGD(Optimizer):
         if wd != 0 and decoupled and _kernels.unavailable_reason() is None:
             self._fused_decoupled(group, params, grads, states)
             return
-        steps = [s["step"] for s in states]
-        torch._foreach_add_(steps, 1)
+        first = [t == 1 for t in _kernels.advance_steps([s["step"] for s in states])]
         if wd != 0 and decoupled:  # without the compiled kernels: a second pass over p
             torch._foreach_mul_(params, 1 - group["lr"] * wd)
         mu = group["momentum"]
-        first = [s["step"].item() == 1 for s in states]
         for is_first in set(first):  # torch's kernel takes one first-step flag per call
             idx = [i for i, f in enumerate(first) if f == is_first]
             torch._fused_sgd_(
