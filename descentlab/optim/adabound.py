@@ -14,7 +14,7 @@ import torch
 
 from . import _checks as c
 from . import _kernels
-from .base import Optimizer, split_options
+from .base import Optimizer, hyperparameters, split_options, zeros
 
 __all__ = ["AdaBound"]
 
@@ -63,17 +63,7 @@ class AdaBound(Optimizer):
         maximize: bool = False,
         **options: Any,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            final_lr=final_lr,
-            gamma=gamma,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsbound=amsbound,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, **split_options(options))
+        super().__init__(params, hyperparameters(locals()), **split_options(options))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group; its current ``lr`` becomes its ``base_lr`` (eta_0 of eq. 2)."""
@@ -84,10 +74,9 @@ class AdaBound(Optimizer):
         c.positive("base_lr", group["base_lr"])
 
     def _init_state(self, group, p, state):
-        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        zeros(state, p, "exp_avg", "exp_avg_sq")
         if group["amsbound"]:
-            state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            zeros(state, p, "max_exp_avg_sq")
 
     @staticmethod
     def bounds(group: dict[str, Any], t: int) -> tuple[float, float, float]:

@@ -16,7 +16,7 @@ import torch
 
 from . import _checks as c
 from . import _kernels
-from .base import Optimizer, split_options
+from .base import Optimizer, hyperparameters, split_options, zeros
 
 __all__ = ["Adam", "AdamW"]
 
@@ -62,22 +62,12 @@ class Adam(Optimizer):
         maximize: bool = False,
         **options: Any,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, **split_options(options))
+        super().__init__(params, hyperparameters(locals()), **split_options(options))
 
     def _init_state(self, group, p, state):
-        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        zeros(state, p, "exp_avg", "exp_avg_sq")
         if group["amsgrad"]:
-            state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            zeros(state, p, "max_exp_avg_sq")
 
     def _reference(self, group, p, g, state, t):
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]

@@ -366,6 +366,17 @@ def is_dtensor(t: torch.Tensor) -> bool:
     return module is not None and isinstance(t, module.DTensor)
 
 
+def hyperparameters(local: dict[str, Any]) -> dict[str, Any]:
+    """An ``__init__``'s hyperparameters from its ``locals()``: all but self, params, options."""
+    return {k: v for k, v in local.items() if k not in ("self", "params", "options", "__class__")}
+
+
+def zeros(state: dict[str, Any], p: torch.Tensor, *keys: str) -> None:
+    """Create the state tensors ``keys`` as zeros shaped (and strided) like ``p``."""
+    for key in keys:
+        state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+
 def split_options(options: dict[str, Any]) -> dict[str, Any]:
     """Separate the base options (``impl``, ``nonfinite``) from unknown keywords."""
     known = {k: options.pop(k) for k in ("impl", "nonfinite") if k in options}

@@ -14,7 +14,7 @@ import torch
 
 from . import _checks as c
 from . import _kernels
-from .base import Optimizer, split_options
+from .base import Optimizer, hyperparameters, split_options, zeros
 
 __all__ = ["RAdam"]
 
@@ -56,19 +56,10 @@ class RAdam(Optimizer):
         maximize: bool = False,
         **options: Any,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, **split_options(options))
+        super().__init__(params, hyperparameters(locals()), **split_options(options))
 
     def _init_state(self, group, p, state):
-        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        zeros(state, p, "exp_avg", "exp_avg_sq")
 
     @staticmethod
     def rectification(beta2: float, t: int) -> float | None:

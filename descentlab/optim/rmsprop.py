@@ -13,7 +13,7 @@ import torch
 
 from . import _checks as c
 from . import _kernels
-from .base import Optimizer, split_options
+from .base import Optimizer, hyperparameters, split_options, zeros
 
 __all__ = ["RMSprop"]
 
@@ -54,23 +54,14 @@ class RMSprop(Optimizer):
         maximize: bool = False,
         **options: Any,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, **split_options(options))
+        super().__init__(params, hyperparameters(locals()), **split_options(options))
 
     def _init_state(self, group, p, state):
-        state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        zeros(state, p, "square_avg")
         if group["momentum"] > 0:
-            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            zeros(state, p, "momentum_buffer")
         if group["centered"]:
-            state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            zeros(state, p, "grad_avg")
 
     def _reference(self, group, p, g, state, t):
         alpha, lr = group["alpha"], group["lr"]

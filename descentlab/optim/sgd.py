@@ -16,7 +16,7 @@ import torch
 from . import _checks as c
 from . import _kernels
 from ._validate import HyperparameterError
-from .base import Optimizer, split_options
+from .base import Optimizer, hyperparameters, split_options, zeros
 
 __all__ = ["SGD", "SGDW"]
 
@@ -65,16 +65,7 @@ class SGD(Optimizer):
         maximize: bool = False,
         **options: Any,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, **split_options(options))
+        super().__init__(params, hyperparameters(locals()), **split_options(options))
 
     def _check_combination(self, group: dict[str, Any]) -> None:
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
@@ -86,7 +77,7 @@ class SGD(Optimizer):
 
     def _init_state(self, group: dict[str, Any], p: torch.Tensor, state: dict[str, Any]) -> None:
         if group["momentum"] != 0:
-            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            zeros(state, p, "momentum_buffer")
 
     def _reference(self, group, p, g, state, t):
         lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]

@@ -14,7 +14,7 @@ import torch
 
 from . import _checks as c
 from . import _kernels
-from .base import Optimizer, is_dtensor, split_options
+from .base import Optimizer, hyperparameters, is_dtensor, split_options, zeros
 
 __all__ = ["SWATS"]
 
@@ -74,20 +74,10 @@ class SWATS(Optimizer):
         maximize: bool = False,
         **options: Any,
     ) -> None:
-        defaults = dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            switch_tol=switch_tol,
-            maximize=maximize,
-        )
-        super().__init__(params, defaults, **split_options(options))
+        super().__init__(params, hyperparameters(locals()), **split_options(options))
 
     def _init_state(self, group, p, state):
-        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        zeros(state, p, "exp_avg", "exp_avg_sq", "momentum_buffer")
         state.update(switch_step=0, lam=0.0, sgd_lr=0.0, switch_lr=0.0)
 
     def _reference(self, group, p, g, state, t):
