@@ -104,10 +104,6 @@ class SGD(Optimizer):
             self._fused_decoupled(group, params, grads, states)
             return
         first = [t == 1 for t in _kernels.advance_steps([s["step"] for s in states])]
-        if group["momentum"] == 0 and wd == 0:  # plain SGD: one add, faster than the fused kernel
-            lr = group["lr"]
-            torch._foreach_add_(params, grads, alpha=lr if group["maximize"] else -lr)
-            return
         if wd != 0 and decoupled:  # without the compiled kernels: a second pass over p
             torch._foreach_mul_(params, 1 - group["lr"] * wd)
         mu = group["momentum"]

@@ -108,7 +108,7 @@ def test_load_results_dataframe(tmp_path):
 
 def test_load_results_without_pandas_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(ImportError, match=r"pip install 'descentlab\[pandas\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'descentlab\[lab\]'"):
         load_results(_filled(tmp_path))
 
 
