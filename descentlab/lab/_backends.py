@@ -125,7 +125,8 @@ class Ray:
                 **local,
             )
         self.slots = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._remote = ray.remote(num_cpus=1)(run_trial)
+        # A task whose worker process dies is retried (Ray's default of 3, made explicit).
+        self._remote = ray.remote(num_cpus=1, max_retries=3)(run_trial)
         self._data_dir = data_dir
         self._refs: dict[Any, str] = {}
 
