@@ -29,6 +29,7 @@ __all__ = [
     "hparams",
     "innermost",
     "make_model",
+    "rank_result",
     "reference",
     "spawn",
     "switch_steps",
@@ -152,3 +153,10 @@ def guarded(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     except Exception:  # reported per optimizer by the test
         return traceback.format_exc()
+
+
+def rank_result(runs: list[dict], rank: int, name: str) -> Any:
+    """What rank ``rank`` recorded for optimizer ``name``; a failure's traceback fails the test."""
+    got = runs[rank][name]
+    assert not isinstance(got, str), f"rank {rank} failed:\n{got}"
+    return got

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ._jobs import fsdp_job
-from ._setup import NAMES, assert_trajectory, reference, spawn
+from ._setup import NAMES, assert_trajectory, rank_result, reference, spawn
 
 
 @pytest.fixture(scope="module")
@@ -17,17 +17,11 @@ def runs(tmp_path_factory):
     return spawn(fsdp_job, tmp_path_factory.mktemp("fsdp"))
 
 
-def _result(runs, rank, name):
-    got = runs[rank][name]
-    assert not isinstance(got, str), f"rank {rank} failed:\n{got}"
-    return got
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_fsdp2_equals_unsharded(runs, name):
     want = reference(name)
     for rank in range(len(runs)):
-        got = _result(runs, rank, name)
+        got = rank_result(runs, rank, name)
         assert_trajectory(got["traj"], want["traj"], f"{name} FSDP2 rank {rank}")
 
 
@@ -35,4 +29,4 @@ def test_fsdp2_swats_switches_where_the_unsharded_run_does(runs):
     want = reference("swats")["switch"]
     assert any(want), "the test's switch_tol should make SWATS switch"
     for rank in range(len(runs)):
-        assert _result(runs, rank, "swats")["switch"] == want, f"rank {rank}"
+        assert rank_result(runs, rank, "swats")["switch"] == want, f"rank {rank}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ._jobs import RESUME_AT, zero_job
-from ._setup import NAMES, assert_trajectory, reference, spawn
+from ._setup import NAMES, assert_trajectory, rank_result, reference, spawn
 
 
 @pytest.fixture(scope="module")
@@ -18,24 +18,18 @@ def runs(tmp_path_factory):
     return spawn(zero_job, tmp_path_factory.mktemp("zero"))
 
 
-def _result(runs, rank, name):
-    got = runs[rank][name]
-    assert not isinstance(got, str), f"rank {rank} failed:\n{got}"
-    return got
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_zero_equals_unsharded(runs, name):
     want = reference(name)
     for rank in range(len(runs)):
-        got = _result(runs, rank, name)
+        got = rank_result(runs, rank, name)
         assert_trajectory(got["traj"], want["traj"], f"{name} ZeRO rank {rank}")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_zero_consolidated_state_dict_resumes_exactly(runs, name):
     for rank in range(len(runs)):
-        got = _result(runs, rank, name)
+        got = rank_result(runs, rank, name)
         assert_trajectory(
             got["resumed"], got["traj"], f"{name} ZeRO resumed after step {RESUME_AT}, rank {rank}"
         )
@@ -46,5 +40,5 @@ def test_zero_swats_switches_on_the_rank_that_owns_the_tensor(runs):
     # switch steps of both ranks' local optimizers together are those of the unsharded run.
     want = reference("swats")["switch"]
     assert any(want), "the test's switch_tol should make SWATS switch"
-    got = sorted(s for rank in range(len(runs)) for s in _result(runs, rank, "swats")["switch"])
+    got = sorted(s for rank in range(len(runs)) for s in rank_result(runs, rank, "swats")["switch"])
     assert got == sorted(want)
