@@ -27,6 +27,7 @@ import torch
 
 from ..optim import NonFiniteGradientError
 from ..problems import SPLITS, train
+from . import tricks as tr
 from ._build import build_optimizer, build_schedule, load_problem
 
 __all__ = ["failed", "run_trial"]
@@ -54,50 +55,113 @@ def _total_steps(task: Any, epochs: int) -> int:
         ) from e
 
 
-def _train(config: Mapping[str, Any], data_dir: str | None) -> dict[str, Any]:
-    problem = load_problem(config["problem"])
-    seed, epochs = config["seed"], config["epochs"]
-    task = problem.build(
-        seed, data_dir=data_dir, batch_size=config["batch_size"], **config.get("options", {})
-    )
-    torch.manual_seed(seed)  # optimizer noise, dropout: part of the seed too
-    optimizers = {
-        group: build_optimizer(config["optimizer"], params, dict(config["hparams"]))
+def _optimizers(task: Any, config: Mapping[str, Any]) -> dict[str, torch.optim.Optimizer]:
+    tricks, seed = config.get("tricks", {}), config["seed"]
+    return {
+        group: tr.wrap(
+            build_optimizer(config["optimizer"], params, dict(config["hparams"])), tricks, seed
+        )
         for group, params in task.param_groups().items()
     }
-    schedulers = []
-    if config.get("schedule"):
-        total = _total_steps(task, epochs)
-        schedulers = [
-            build_schedule(config["schedule"], o, total_steps=total, args=config["schedule_args"])
-            for o in optimizers.values()
-        ]
+
+
+def _schedulers(
+    task: Any,
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    config: Mapping[str, Any],
+    epochs: int,
+) -> list[Any]:
+    name, args = config.get("schedule"), config.get("schedule_args", {})
+    if not name and "warmup" not in config.get("tricks", {}):
+        return []
+    total = _total_steps(task, epochs)
+    name, args = tr.warmup_schedule(config.get("tricks", {}), name, args, total)
+    return [build_schedule(name, o, total_steps=total, args=args) for o in optimizers.values()]
+
+
+def _build(
+    config: Mapping[str, Any], problem: Any, options: Mapping[str, Any], data_dir: str | None
+) -> Any:
+    """Build the task, then re-initialise it and set its data order as the trial's axes say."""
+    seed, tricks = config["seed"], config.get("tricks", {})
+    task = problem.build(seed, data_dir=data_dir, batch_size=config["batch_size"], **options)
+    tr.initialize_model(task, tricks, seed, problem.name)
+    tr.apply_order(task, tricks, seed, problem.name)
+    return task
+
+
+def _fit(task: Any, config: Mapping[str, Any], epochs: int, **kwargs: Any) -> Any:
+    """Train with fresh optimizers and schedules; yields per-epoch histories (see ``train``)."""
+    torch.manual_seed(config["seed"])  # optimizer noise, dropout: part of the seed too
+    optimizers = _optimizers(task, config)
+    schedulers = _schedulers(task, optimizers, config, epochs)
 
     def after_step(step: int, loss: float) -> None:
         for s in schedulers:
             s.step()
 
+    for _ in range(epochs):
+        yield train(task, optimizers, 1, after_step, eval_splits=(), **kwargs)
+
+
+def _pretrain(task: Any, config: Mapping[str, Any], data_dir: str | None) -> dict[str, Any]:
+    """Fine-tuning: train the same architecture on ``tricks.finetune``'s problem, load its weights."""
+    ft = config["tricks"]["finetune"]
+    source = load_problem(ft["problem"])
+    shared = {
+        k: v
+        for k, v in config["options"].items()
+        if k in source.axes and k in ("normalization", "dropout")
+    }
+    pre = _build(config, source, {**shared, **ft["options"]}, data_dir)
+    start = time.perf_counter()
+    for h in _fit(pre, config, ft["epochs"], final_splits=()):
+        if h.diverged:
+            raise ValueError(f"finetune: pre-training on {ft['problem']!r} diverged")
+    tr.pretrained_from(task, pre, config["problem"], ft["problem"])
+    return {
+        "problem": ft["problem"],
+        "epochs": ft["epochs"],
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _train(config: Mapping[str, Any], data_dir: str | None) -> dict[str, Any]:
+    problem = load_problem(config["problem"])
+    epochs = config["epochs"]
+    task = _build(config, problem, config.get("options", {}), data_dir)
+    pretrained = None
+    if "finetune" in config.get("tricks", {}):
+        pretrained = _pretrain(task, config, data_dir)
     steps: list[float] = []
     epoch_evals = [{s: task.evaluate(s) for s in SPLITS}]
     seconds = [0.0]
     diverged = False
-    for _ in range(epochs):
-        try:
-            h = train(task, optimizers, 1, after_step, eval_splits=(), final_splits=SPLITS)
-        except NonFiniteGradientError:
-            diverged = True
-            break
-        steps += h.train_loss
-        seconds.append(seconds[-1] + h.train_time)
-        epoch_evals.append(h.final)
-        losses = [split["loss"] for split in h.final.values()]
-        if h.diverged or not all(math.isfinite(v) for v in losses):
-            diverged = True
-            break
+    try:
+        for h in _fit(task, config, epochs, final_splits=SPLITS):
+            steps += h.train_loss
+            seconds.append(seconds[-1] + h.train_time)
+            epoch_evals.append(h.final)
+            losses = [split["loss"] for split in h.final.values()]
+            if h.diverged or not all(math.isfinite(v) for v in losses):
+                diverged = True
+                break
+    except NonFiniteGradientError:
+        diverged = True
     out = _record(problem, steps, epoch_evals, seconds, diverged)
+    out["summary"]["steps_per_epoch"] = len(task.train_loader)
+    out["summary"]["examples_per_epoch"] = _examples(task, config)
+    if pretrained is not None:
+        out["summary"]["pretrained"] = pretrained
     if config.get("sharpness") and not diverged:
         out["summary"]["sharpness"] = _sharpness(task)
     return out
+
+
+def _examples(task: Any, config: Mapping[str, Any]) -> int:
+    """Training examples seen per epoch: the training split, or the batches drawn (GAN, RL)."""
+    n = getattr(task, "examples_per_epoch", None)
+    return n if n is not None else len(task.train_loader) * int(config["batch_size"])
 
 
 def _sharpness(task: Any, examples: int = 512) -> dict[str, float] | None:

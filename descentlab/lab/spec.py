@@ -7,7 +7,7 @@ An experiment file looks like this (every key but ``problems`` and ``optimizers`
     problems = ["digits-mlp", { name = "digits-cnn", options = { n_train = 200 } }]
     seeds = 5                  # 5 means seeds 0..4; or a list such as [0, 7, 42]
     epochs = 10                # overrides every problem's budget
-    batch_size = 64
+    batch_size = 64            # or a list: an axis (see descentlab.lab.axes for every axis)
 
     [tuning]
     method = "random"          # "grid", "random" (log-uniform) or "defaults" (no tuning)
@@ -27,7 +27,10 @@ An experiment file looks like this (every key but ``problems`` and ``optimizers`
 
 Tuning follows DeepOBS (Schneider, Balles & Hennig 2019): every optimizer gets the same number of
 learning rates, chosen on the validation metric on the tuning seed, and the best setting is rerun
-on all seeds. Every error raised here is a :class:`SpecError` naming the key and what is allowed.
+on all seeds. Besides the optimizers, an experiment may vary what helps optimization (batch
+size, shuffling, curriculum, initialization, normalization, dropout, weight decay, gradient noise,
+warm-up, fine-tuning): the keys of :mod:`descentlab.lab.axes`. Every error raised here is a
+:class:`SpecError` naming the key and what is allowed.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from typing import Any
 import torch
 
 from ._build import build_optimizer, build_schedule, default_lr, load_problem
+from ._errors import SpecError
+from .axes import AXES, Variant, variants
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,18 +71,15 @@ _TOP = (
     "problems",
     "seeds",
     "epochs",
-    "batch_size",
     "sharpness",
     "tuning",
     "optimizers",
+    "design",
+    *AXES,
 )
 _TUNING = ("method", "budget", "lr_factor", "lr_range", "seed", "defaults", "epochs")
 _OPTIMIZER = ("name", "label", "hparams", "schedule", "schedule_args", "tune")
 _PROBLEM = ("name", "options")
-
-
-class SpecError(ValueError):
-    """An experiment file is invalid; the message names the key and what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -130,9 +132,10 @@ class Experiment:
     seeds: tuple[int, ...] = (0,)
     tuning: Tuning = Tuning()
     epochs: int | None = None
-    batch_size: int | None = None
     description: str = ""
     sharpness: bool = False  # measure the sharpness of each final point (supervised problems)
+    variants: tuple[Variant, ...] = (Variant(),)  # the axes' combinations (descentlab.lab.axes)
+    design: str = "grid"
 
 
 def _unknown(where: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
@@ -307,21 +310,84 @@ def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
                 f"optimizers.label: {label!r} is repeated or reserved; labels must be distinct"
                 " and must not end in '@defaults'"
             )
-    epochs, batch = data.get("epochs"), data.get("batch_size")
+    epochs = data.get("epochs")
     sharpness = data.get("sharpness", False)
     if not isinstance(sharpness, bool):
         raise SpecError(f"sharpness: {sharpness!r}; allowed: true or false")
+    design = data.get("design", "grid")
+    problems = _problems(data["problems"])
+    combos = variants(data, design)
+    _check_axes(problems, specs, combos)
     return Experiment(
         name=_str("name", data.get("name", name)),
         description=str(data.get("description", "")),
-        problems=_problems(data["problems"]),
+        problems=problems,
         optimizers=specs,
         seeds=_seeds(data.get("seeds", 1)),
         tuning=_tuning(data.get("tuning", {})),
         epochs=None if epochs is None else _int("epochs", epochs),
-        batch_size=None if batch is None else _int("batch_size", batch),
         sharpness=sharpness,
+        variants=combos,
+        design=design,
     )
+
+
+def _check_axes(
+    problems: tuple[ProblemSpec, ...],
+    optimizers: tuple[OptimizerSpec, ...],
+    combos: tuple[Variant, ...],
+) -> None:
+    """Every axis value fits every problem and optimizer it meets, or a SpecError names both."""
+    used = {k: [v.settings[k] for v in combos] for k in combos[0].settings}
+    for i, p in enumerate(problems):
+        problem = load_problem(p.name)
+        where = f"problems[{i}] ({p.label})"
+        for axis, values in used.items():
+            spec = AXES[axis]
+            needs_supervised = spec.supervised_only and any(v != spec.off for v in values)
+            if (needs_supervised or "full" in values) and problem.kind != "supervised":
+                raise SpecError(
+                    f"{axis}: problem {p.name!r} (kind {problem.kind}) cannot take the axis "
+                    f"{axis}{'' if needs_supervised else ' = full'}: only supervised problems "
+                    f"have a fixed training set ({where})"
+                )
+            if spec.where == "option" and axis not in problem.axes:
+                allowed = ", ".join(sorted(problem.axes - {"batch_size", "data_dir"})) or "none"
+                raise SpecError(
+                    f"{axis}: problem {p.name!r} has no place for {axis} ({where}); "
+                    f"its options: {allowed}"
+                )
+            if spec.where == "option" and axis in p.options:
+                raise SpecError(f"{axis}: also set in {where}.options; set it in one place")
+    for v in combos:
+        ft = v.settings.get("finetune")
+        if isinstance(ft, dict):
+            _check_finetune(ft)
+    for i, o in enumerate(optimizers):
+        key = f"optimizers[{i}] ({o.label})"
+        if "weight_decay" in used and "weight_decay" in o.hparams:
+            raise SpecError(
+                f"weight_decay: also set in {key}.hparams; the weight_decay axis applies it "
+                "to every optimizer (L2 or decoupled): set it in one place"
+            )
+        if "warmup" in used and (o.schedule or "").startswith("warmup"):
+            raise SpecError(f"warmup: {key} already has the schedule {o.schedule!r}")
+        if "gradient_noise" in used and o.name.startswith("noisy("):
+            raise SpecError(f"gradient_noise: {key} already adds gradient noise ({o.name!r})")
+
+
+def _check_finetune(ft: dict[str, Any]) -> None:
+    try:
+        problem = load_problem(ft["problem"])
+    except (ValueError, ImportError, AttributeError) as e:
+        raise SpecError(f"finetune.problem: {e}") from e
+    allowed = problem.axes - {"batch_size", "data_dir"}
+    for option in ft["options"]:
+        if option not in allowed:
+            raise SpecError(
+                f"finetune.options.{option}: unknown option of {ft['problem']!r}; allowed: "
+                f"{', '.join(sorted(allowed)) or 'none'}"
+            )
 
 
 def load(path: str | Path) -> Experiment:

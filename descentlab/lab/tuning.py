@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._build import default_lr, load_problem
+from .axes import Variant
 from .spec import Experiment, OptimizerSpec, ProblemSpec, Tuning
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "lr_candidates",
     "plan_final",
     "plan_initial",
+    "row_label",
 ]
 
 DEFAULTS_SUFFIX = "@defaults"
@@ -77,22 +79,31 @@ def lr_candidates(opt: OptimizerSpec, tuning: Tuning) -> list[float]:
 
 
 def _config(
+    exp: Experiment,
     opt: OptimizerSpec,
     problem: ProblemSpec,
+    variant: Variant,
     seed: int,
     lr: float,
-    epochs: int,
-    batch: int,
-    sharpness: bool = False,
+    *,
+    tuning: bool = False,
 ) -> dict[str, Any]:
-    extra = {"sharpness": True} if sharpness else {}  # absent when off: keys stay as they were
+    """A trial's configuration; keys that are off stay absent, so older trials keep their keys."""
+    budget = load_problem(problem.name).budget
+    epochs = exp.epochs or budget.epochs
+    if tuning:
+        epochs = exp.tuning.epochs or epochs
+    extra: dict[str, Any] = {"sharpness": True} if exp.sharpness else {}
+    tricks = variant.tricks()
+    if tricks:
+        extra["tricks"] = tricks
     return {
         **extra,
         "problem": problem.name,
-        "options": dict(problem.options),
+        "options": {**problem.options, **variant.options()},
         "seed": seed,
         "epochs": epochs,
-        "batch_size": batch,
+        "batch_size": variant.batch_size() or budget.batch_size,
         "optimizer": opt.name,
         "hparams": {**opt.hparams, "lr": lr},
         "schedule": opt.schedule,
@@ -100,9 +111,9 @@ def _config(
     }
 
 
-def _budget(exp: Experiment, problem: ProblemSpec) -> tuple[int, int]:
-    budget = load_problem(problem.name).budget
-    return exp.epochs or budget.epochs, exp.batch_size or budget.batch_size
+def row_label(opt: OptimizerSpec, variant: Variant) -> str:
+    """How reports call the runs of ``opt`` in ``variant``: ``"sgdm [init=zeros]"``."""
+    return f"{opt.label} [{variant.label}]" if variant.label else opt.label
 
 
 def _tuned(exp: Experiment, opt: OptimizerSpec) -> bool:
@@ -117,23 +128,21 @@ def plan_initial(exp: Experiment) -> list[Planned]:
     """Every trial that needs no tuning result: the search runs and the untuned final runs."""
     plan: list[Planned] = []
     for problem in exp.problems:
-        epochs, batch = _budget(exp, problem)
-        for opt in exp.optimizers:
-            if _tuned(exp, opt):
-                tune_epochs = exp.tuning.epochs or epochs
-                for lr in lr_candidates(opt, exp.tuning):
-                    config = _config(
-                        opt, problem, _tuning_seed(exp), lr, tune_epochs, batch, exp.sharpness
-                    )
-                    plan.append(Planned(config, problem.label, opt.label, "tune"))
-            label = opt.label if not _tuned(exp, opt) else opt.label + DEFAULTS_SUFFIX
-            if _tuned(exp, opt) and not exp.tuning.defaults:
-                continue
-            for seed in exp.seeds:
-                config = _config(
-                    opt, problem, seed, _round(_center(opt)), epochs, batch, exp.sharpness
-                )
-                plan.append(Planned(config, problem.label, label, "final"))
+        for variant in exp.variants:
+            for opt in exp.optimizers:
+                label = row_label(opt, variant)
+                if _tuned(exp, opt):
+                    for lr in lr_candidates(opt, exp.tuning):
+                        config = _config(
+                            exp, opt, problem, variant, _tuning_seed(exp), lr, tuning=True
+                        )
+                        plan.append(Planned(config, problem.label, label, "tune"))
+                    if not exp.tuning.defaults:
+                        continue
+                    label += DEFAULTS_SUFFIX
+                for seed in exp.seeds:
+                    config = _config(exp, opt, problem, variant, seed, _round(_center(opt)))
+                    plan.append(Planned(config, problem.label, label, "final"))
     return plan
 
 
@@ -174,7 +183,7 @@ def plan_final(
         if p.role == "tune":
             by_group.setdefault((p.problem, p.label), []).append(p)
     plan: list[Planned] = []
-    opts = {o.label: o for o in exp.optimizers}
+    rows = {row_label(o, v): (o, v) for o in exp.optimizers for v in exp.variants}
     problems = {p.label: p for p in exp.problems}
     for (label_p, label), runs in by_group.items():
         problem = problems[label_p]
@@ -186,8 +195,8 @@ def plan_final(
         best = choose(zip(lrs, (s for _, s in results)), higher_is_better=higher)
         if best is None:  # every setting diverged: rerun the smallest, the report shows it
             best = min(lrs)
-        epochs, batch = _budget(exp, problem)
+        opt, variant = rows[label]
         for seed in exp.seeds:
-            config = _config(opts[label], problem, seed, best, epochs, batch, exp.sharpness)
+            config = _config(exp, opt, problem, variant, seed, best)
             plan.append(Planned(config, label_p, label, "final"))
     return plan
