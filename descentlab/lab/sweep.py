@@ -31,7 +31,7 @@ from rich.progress import (
 from ..store import Store, trial_key
 from ._backends import Backend, open_backend
 from .spec import Experiment
-from .tuning import Planned, Score, plan_final, plan_initial
+from .tuning import Planned, Score, plan_final, plan_initial, row_label
 
 __all__ = ["SweepSummary", "run_experiment"]
 
@@ -107,6 +107,21 @@ class _Runner:
             self.progress.update(task, advance=1, running=running)
 
 
+def _rows(exp: Experiment) -> list[dict[str, Any]]:
+    """The report's rows in order (each optimizer, then its variants) and the axes each changes."""
+    base = exp.variants[0].settings
+    return [
+        {
+            "label": row_label(o, v),
+            "optimizer": o.label,
+            "variant": v.label,
+            "changed": [k for k, x in v.settings.items() if x != base[k]],
+        }
+        for o in exp.optimizers
+        for v in exp.variants
+    ]
+
+
 def _score(store: Store, config: Mapping[str, Any]) -> tuple[bool, Score | None]:
     row = store.trial(trial_key(config))
     if row is None or row["status"] == "running":
@@ -164,6 +179,7 @@ def run_experiment(
         with Store(db) as store, bar:
             spec = dataclasses.asdict(experiment)
             spec["problem_labels"] = [p.label for p in experiment.problems]  # report order
+            spec["rows"] = _rows(experiment)
             store.save_experiment(experiment.name, spec)
             store.clear_tags(experiment.name)  # its trials are those of its current plan
             initial = plan_initial(experiment)

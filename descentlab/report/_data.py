@@ -112,6 +112,11 @@ class Group:
             [self.curves[i].get((split, metric), {}).get("values", []) for i in self.finished]
         )
 
+    def per_epoch(self, key: str) -> float:
+        """``steps_per_epoch`` or ``examples_per_epoch`` of the runs (NaN for older runs)."""
+        values = [self.runs[i]["summary"].get(key) for i in self.finished]
+        return float(next((v for v in values if v is not None), math.nan))
+
     def sharpness(self, key: str) -> list[float]:
         """A sharpness measure of each finished run's final point (NaN where not measured)."""
         return [
@@ -161,7 +166,8 @@ def load_groups(store: Store) -> dict[str, dict[str, dict[str, Group]]]:
     specs = store.experiments()
     for name, problems in out.items():
         spec = specs.get(name, {})
-        labels = [o["label"] for o in spec.get("optimizers", [])]
+        rows = [r["label"] for r in spec.get("rows", [])]
+        labels = rows or [o["label"] for o in spec.get("optimizers", [])]
         ordered = _order(list(problems), spec.get("problem_labels", []))
         out[name] = {
             p: {k: problems[p][k] for k in _order(list(problems[p]), labels)} for p in ordered

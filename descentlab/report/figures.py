@@ -19,6 +19,7 @@ from ._data import Group, band, performance_profile, stats
 
 __all__ = [
     "colors",
+    "cost_figure",
     "gap_figure",
     "learning_curves",
     "profile_figure",
@@ -86,6 +87,40 @@ def learning_curves(groups: Mapping[str, Group], palette: dict, path: Path) -> P
     fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
     fig.suptitle(f"{first.problem}: mean over seeds, band = interquartile range", fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.84, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def cost_figure(groups: Mapping[str, Group], palette: dict, path: Path) -> Path:
+    """Train loss (full split, per epoch) against steps, examples seen and training seconds.
+
+    What a batch size buys: fewer, costlier steps. The x positions are each epoch's step and
+    example counts (from the runs' summaries) and the mean cumulative training seconds.
+    """
+    first = next(iter(groups.values()))
+    axes_x = [("steps_per_epoch", "optimizer steps"), ("examples_per_epoch", "examples seen")]
+    fig, axes = plt.subplots(1, 3, figsize=(13.0, 3.8))
+    for label, g in groups.items():
+        rows = g.curve("train", "loss")
+        if rows.size == 0:
+            continue
+        mean, q1, q3 = band(rows)
+        epochs = np.arange(mean.size)
+        seconds = band(g.curve("time", "train_seconds"))[0]
+        xs = [epochs * g.per_epoch(key) for key, _ in axes_x] + [seconds[: mean.size]]
+        for ax, x in zip(axes, xs):
+            ax.plot(x, mean, color=palette[label], label=label, lw=1.4)
+            ax.fill_between(x, q1, q3, color=palette[label], alpha=0.2, lw=0)
+    for ax, title in zip(axes, [t for _, t in axes_x] + ["training seconds"]):
+        ax.set_xlabel(title)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_yscale("log")
+        ax.set_title(f"train loss against {title}", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.suptitle(f"{first.problem}: the cost of a step (mean over seeds, IQR band)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.82, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

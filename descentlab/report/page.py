@@ -18,6 +18,7 @@ from ..store import Store
 from ._data import Group, load_groups, load_searches, stats
 from .figures import (
     colors,
+    cost_figure,
     gap_figure,
     learning_curves,
     profile_figure,
@@ -152,10 +153,33 @@ def _table(groups: Mapping[str, Group]) -> str:
     return f"<table class=final-metrics><tr>{th}</tr>{body}</table>"
 
 
+def _sections(
+    problem: str, groups: Mapping[str, Group], spec: Mapping[str, Any]
+) -> list[tuple[str, dict[str, Group], bool]]:
+    """A problem's tables: ``(title, groups, show the cost figure)``.
+
+    An experiment that varies its axes one at a time gets one table per axis: the baseline rows
+    and the rows that change that axis. The cost figure (loss against steps, examples and
+    seconds) is shown where the batch size varies.
+    """
+    changed = {r["label"]: r["changed"] for r in spec.get("rows", [])}
+    steps = {g.per_epoch("steps_per_epoch") for g in groups.values()}
+    costly = len({x for x in steps if math.isfinite(x)}) > 1
+    if spec.get("design") != "one-at-a-time" or not any(changed.values()):
+        return [(problem, dict(groups), costly)]
+    axes = list(dict.fromkeys(a for c in changed.values() for a in c))
+    sections = []
+    for axis in axes:
+        sub = {k: g for k, g in groups.items() if changed.get(k, []) in ([], [axis])}
+        sections.append((f"{problem}: {axis}", sub, axis == "batch_size"))
+    return sections
+
+
 def _markdown(name: str, problems: Mapping[str, Mapping[str, Group]], spec: Mapping) -> str:
     """The experiment's final-metrics tables in Markdown (for a README)."""
     parts = [f"## {name}\n\n{_describe(spec)}\n"]
-    for problem, groups in problems.items():
+    sections = [s for p, g in problems.items() for s in _sections(p, g, spec)]
+    for problem, groups, _ in sections:
         head, rows = _final_metrics(groups)
         parts.append(f"### {problem}\n\n{_target(groups)}\n")
         parts.append("| " + " | ".join(head) + " |")
@@ -184,6 +208,16 @@ def _describe(spec: Mapping[str, Any]) -> str:
         text += "No tuning: every optimizer at its default learning rate."
     if t.get("defaults") and t.get("method") != "defaults":
         text += " Labels ending in @defaults: the same optimizer untuned, at its default."
+    variants = spec.get("variants", [])
+    if len(variants) > 1:
+        axes = sorted({a for r in spec.get("rows", []) for a in r["changed"]})
+        how = "one at a time from the baseline (the first value of each)"
+        if spec.get("design") != "one-at-a-time":
+            how = "in every combination"
+        text += (
+            f" Besides the optimizer, {len(variants)} variants vary {', '.join(axes)} {how};"
+            " every variant is tuned like an optimizer of its own, and rows show it in brackets."
+        )
     return text
 
 
@@ -216,9 +250,10 @@ def _experiment(
     if spec.get("description"):
         parts.append(f"<p>{html.escape(spec['description'])}</p>")
     parts.append(f"<p class=note>{html.escape(_describe(spec))}</p>")
-    for problem, groups in problems.items():
-        p = _slug(problem)
-        parts.append(f"<h3>{html.escape(problem)}</h3>")
+    sections = [(p, *s) for p, g in problems.items() for s in _sections(p, g, spec)]
+    for problem, title, groups, costly in sections:
+        p = _slug(title)
+        parts.append(f"<h3>{html.escape(title)}</h3>")
         parts.append(f"<p class=note>{html.escape(_target(groups))}</p>")
         parts.append(_table(groups))
         parts.append(
@@ -227,14 +262,16 @@ def _experiment(
         )
         curves = learning_curves(groups, palette, figs / f"{slug}-{p}-curves.png")
         gap = gap_figure(groups, palette, figs / f"{slug}-{p}-gap.png")
-        parts.append(_img(curves, out, f"learning curves on {problem}"))
-        parts.append(_img(gap, out, f"generalization gap on {problem}"))
-        if searches.get(problem):
+        parts.append(_img(curves, out, f"learning curves on {title}"))
+        parts.append(_img(gap, out, f"generalization gap on {title}"))
+        if costly:
+            cost = cost_figure(groups, palette, figs / f"{slug}-{p}-cost.png")
+            parts.append(_img(cost, out, f"loss against steps, examples and seconds on {title}"))
+        search = {k: v for k, v in searches.get(problem, {}).items() if k in groups}
+        if search:
             metric = next(iter(groups.values())).main_metric
-            search = search_figure(
-                searches[problem], metric, palette, figs / f"{slug}-{p}-search.png"
-            )
-            parts.append(_img(search, out, f"learning-rate search on {problem}"))
+            fig = search_figure(search, metric, palette, figs / f"{slug}-{p}-search.png")
+            parts.append(_img(fig, out, f"learning-rate search on {title}"))
     parts.append("<h3>Time to target</h3>")
     target = target_figure(problems, palette, figs / f"{slug}-time-to-target.png")
     parts.append(_img(target, out, "time to target"))
