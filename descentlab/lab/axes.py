@@ -209,8 +209,8 @@ def _label_init(v: dict[str, Any]) -> str:
     return f"init={v['scheme']}" + ("" if extra is None else f"({_g(extra)})")
 
 
-def _label_wd(v: dict[str, Any] | float) -> str:
-    return "wd=0" if not isinstance(v, dict) else f"wd={_g(v['value'])} {v['coupling']}"
+def _label_wd(v: dict[str, Any]) -> str:
+    return f"wd={_g(v['value'])} {v['coupling']}"
 
 
 def _label_noise(v: dict[str, Any]) -> str:
@@ -238,26 +238,33 @@ class Axis:
     """
 
     name: str
+    short: str
     parse: Callable[[str, Any], Any]
     where: str
     off: Any
-    label: Callable[[Any], str]
+    describe: Callable[[dict[str, Any]], str] | None = None
     supervised_only: bool = False
+
+    def label(self, value: Any) -> str:
+        """A short label of a parsed value (``"bs=full"``, ``"init=normal(0.01)"``)."""
+        if isinstance(value, dict) and self.describe is not None:
+            return self.describe(value)
+        return f"{self.short}={_g(value) if isinstance(value, float) else value}"
 
 
 AXES: dict[str, Axis] = {
     a.name: a
     for a in (
-        Axis("batch_size", _batch_size, "batch", None, lambda v: f"bs={v}"),
-        Axis("shuffle", _shuffle, "trick", "epoch", lambda v: f"shuffle={v}", True),
-        Axis("curriculum", _curriculum, "trick", _OFF, _label_curriculum, True),
-        Axis("init", _init, "trick", "default", _label_init),
-        Axis("normalization", _normalization, "option", None, lambda v: f"norm={v}"),
-        Axis("dropout", _dropout, "option", None, lambda v: f"dropout={_g(v)}"),
-        Axis("weight_decay", _weight_decay, "trick", 0.0, _label_wd),
-        Axis("gradient_noise", _gradient_noise, "trick", _OFF, _label_noise),
-        Axis("warmup", _warmup, "trick", _OFF, _label_warmup),
-        Axis("finetune", _finetune, "trick", _OFF, _label_finetune, True),
+        Axis("batch_size", "bs", _batch_size, "batch", None),
+        Axis("shuffle", "shuffle", _shuffle, "trick", "epoch", None, True),
+        Axis("curriculum", "curriculum", _curriculum, "trick", _OFF, _label_curriculum, True),
+        Axis("init", "init", _init, "trick", "default", _label_init),
+        Axis("normalization", "norm", _normalization, "option", None),
+        Axis("dropout", "dropout", _dropout, "option", None),
+        Axis("weight_decay", "wd", _weight_decay, "trick", 0.0, _label_wd),
+        Axis("gradient_noise", "noise", _gradient_noise, "trick", _OFF, _label_noise),
+        Axis("warmup", "warmup", _warmup, "trick", _OFF, _label_warmup),
+        Axis("finetune", "finetune", _finetune, "trick", _OFF, _label_finetune, True),
     )
 }
 
