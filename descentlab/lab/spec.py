@@ -79,7 +79,7 @@ _TOP = (
 )
 _TUNING = ("method", "budget", "lr_factor", "lr_range", "seed", "defaults", "epochs")
 _OPTIMIZER = ("name", "label", "hparams", "schedule", "schedule_args", "tune")
-_PROBLEM = ("name", "options")
+_PROBLEM = ("name", "options", "axes")
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ class ProblemSpec:
 
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    variants: tuple[Variant, ...] | None = None  # its own axes, instead of the experiment's
 
     @property
     def label(self) -> str:
@@ -136,6 +137,10 @@ class Experiment:
     sharpness: bool = False  # measure the sharpness of each final point (supervised problems)
     variants: tuple[Variant, ...] = (Variant(),)  # the axes' combinations (descentlab.lab.axes)
     design: str = "grid"
+
+    def variants_for(self, problem: ProblemSpec) -> tuple[Variant, ...]:
+        """The variants run on ``problem``: its own axes if it has them, else the experiment's."""
+        return problem.variants if problem.variants is not None else self.variants
 
 
 def _unknown(where: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
@@ -193,7 +198,7 @@ def _entry(key: str, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
     return entry
 
 
-def _problem(i: int, value: Any) -> ProblemSpec:
+def _problem(i: int, value: Any, design: str) -> ProblemSpec:
     key = f"problems[{i}]"
     p = _entry(key, value, _PROBLEM)
     name = _str(f"{key}.name", p.get("name"))
@@ -209,16 +214,24 @@ def _problem(i: int, value: Any) -> ProblemSpec:
                 f"{key}.options.{option}: unknown option of {name!r}; allowed: "
                 f"{', '.join(allowed) or 'none'}"
             )
-    return ProblemSpec(name, options)
+    own = None
+    if "axes" in p:
+        axes = _table(f"{key}.axes", p["axes"])
+        _unknown(f"{key}.axes.", axes, tuple(AXES))
+        try:
+            own = variants(axes, design)
+        except SpecError as e:
+            raise SpecError(f"{key}.axes.{e}") from e
+    return ProblemSpec(name, options, own)
 
 
-def _problems(value: Any) -> tuple[ProblemSpec, ...]:
+def _problems(value: Any, design: str) -> tuple[ProblemSpec, ...]:
     if not isinstance(value, list) or not value:
         raise SpecError(
             f"problems: {value!r}; expected a non-empty list of problem names or tables"
             " { name = ..., options = {...} }"
         )
-    specs = tuple(_problem(i, p) for i, p in enumerate(value))
+    specs = tuple(_problem(i, p, design) for i, p in enumerate(value))
     labels = [p.label for p in specs]
     for label in labels:
         if labels.count(label) > 1:
@@ -315,9 +328,10 @@ def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
     if not isinstance(sharpness, bool):
         raise SpecError(f"sharpness: {sharpness!r}; allowed: true or false")
     design = data.get("design", "grid")
-    problems = _problems(data["problems"])
-    combos = variants(data, design)
-    _check_axes(problems, specs, combos)
+    combos = variants(data, design)  # checks the design first
+    problems = _problems(data["problems"], design)
+    for i, p in enumerate(problems):
+        _check_axes(i, p, specs, combos if p.variants is None else p.variants)
     return Experiment(
         name=_str("name", data.get("name", name)),
         description=str(data.get("description", "")),
@@ -333,38 +347,35 @@ def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
 
 
 def _check_axes(
-    problems: tuple[ProblemSpec, ...],
-    optimizers: tuple[OptimizerSpec, ...],
-    combos: tuple[Variant, ...],
+    i: int, p: ProblemSpec, optimizers: tuple[OptimizerSpec, ...], combos: tuple[Variant, ...]
 ) -> None:
-    """Every axis value fits every problem and optimizer it meets, or a SpecError names both."""
+    """Every axis value fits the problem and the optimizers it meets, or a SpecError names both."""
     used = {k: [v.settings[k] for v in combos] for k in combos[0].settings}
-    for i, p in enumerate(problems):
-        problem = load_problem(p.name)
-        where = f"problems[{i}] ({p.label})"
-        for axis, values in used.items():
-            spec = AXES[axis]
-            needs_supervised = spec.supervised_only and any(v != spec.off for v in values)
-            if (needs_supervised or "full" in values) and problem.kind != "supervised":
-                raise SpecError(
-                    f"{axis}: problem {p.name!r} (kind {problem.kind}) cannot take the axis "
-                    f"{axis}{'' if needs_supervised else ' = full'}: only supervised problems "
-                    f"have a fixed training set ({where})"
-                )
-            if spec.where == "option" and axis not in problem.axes:
-                allowed = ", ".join(sorted(problem.axes - {"batch_size", "data_dir"})) or "none"
-                raise SpecError(
-                    f"{axis}: problem {p.name!r} has no place for {axis} ({where}); "
-                    f"its options: {allowed}"
-                )
-            if spec.where == "option" and axis in p.options:
-                raise SpecError(f"{axis}: also set in {where}.options; set it in one place")
+    problem = load_problem(p.name)
+    where = f"problems[{i}] ({p.label})"
+    for axis, values in used.items():
+        spec = AXES[axis]
+        needs_supervised = spec.supervised_only and any(v != spec.off for v in values)
+        if (needs_supervised or "full" in values) and problem.kind != "supervised":
+            raise SpecError(
+                f"{axis}: problem {p.name!r} (kind {problem.kind}) cannot take the axis "
+                f"{axis}{'' if needs_supervised else ' = full'}: only supervised problems "
+                f"have a fixed training set ({where})"
+            )
+        if spec.where == "option" and axis not in problem.axes:
+            allowed = ", ".join(sorted(problem.axes - {"batch_size", "data_dir"})) or "none"
+            raise SpecError(
+                f"{axis}: problem {p.name!r} has no place for {axis} ({where}); "
+                f"its options: {allowed}"
+            )
+        if spec.where == "option" and axis in p.options:
+            raise SpecError(f"{axis}: also set in {where}.options; set it in one place")
     for v in combos:
         ft = v.settings.get("finetune")
         if isinstance(ft, dict):
             _check_finetune(ft)
-    for i, o in enumerate(optimizers):
-        key = f"optimizers[{i}] ({o.label})"
+    for j, o in enumerate(optimizers):
+        key = f"optimizers[{j}] ({o.label})"
         if "weight_decay" in used and "weight_decay" in o.hparams:
             raise SpecError(
                 f"weight_decay: also set in {key}.hparams; the weight_decay axis applies it "

@@ -109,17 +109,23 @@ class _Runner:
 
 def _rows(exp: Experiment) -> list[dict[str, Any]]:
     """The report's rows in order (each optimizer, then its variants) and the axes each changes."""
-    base = exp.variants[0].settings
-    return [
-        {
-            "label": row_label(o, v),
-            "optimizer": o.label,
-            "variant": v.label,
-            "changed": [k for k, x in v.settings.items() if x != base[k]],
-        }
-        for o in exp.optimizers
-        for v in exp.variants
-    ]
+    rows: dict[str, dict[str, Any]] = {}
+    for problem in exp.problems:
+        variants = exp.variants_for(problem)
+        base = variants[0].settings
+        for o in exp.optimizers:
+            for v in variants:
+                changed = [k for k, x in v.settings.items() if x != base[k]]
+                rows.setdefault(
+                    row_label(o, v),
+                    {
+                        "label": row_label(o, v),
+                        "optimizer": o.label,
+                        "variant": v.label,
+                        "changed": changed,
+                    },
+                )
+    return list(rows.values())
 
 
 def _score(store: Store, config: Mapping[str, Any]) -> tuple[bool, Score | None]:

@@ -128,7 +128,7 @@ def plan_initial(exp: Experiment) -> list[Planned]:
     """Every trial that needs no tuning result: the search runs and the untuned final runs."""
     plan: list[Planned] = []
     for problem in exp.problems:
-        for variant in exp.variants:
+        for variant in exp.variants_for(problem):
             for opt in exp.optimizers:
                 label = row_label(opt, variant)
                 if _tuned(exp, opt):
@@ -183,8 +183,13 @@ def plan_final(
         if p.role == "tune":
             by_group.setdefault((p.problem, p.label), []).append(p)
     plan: list[Planned] = []
-    rows = {row_label(o, v): (o, v) for o in exp.optimizers for v in exp.variants}
     problems = {p.label: p for p in exp.problems}
+    rows = {
+        (p.label, row_label(o, v)): (o, v)
+        for p in exp.problems
+        for o in exp.optimizers
+        for v in exp.variants_for(p)
+    }
     for (label_p, label), runs in by_group.items():
         problem = problems[label_p]
         results = [score(p.config) for p in runs]
@@ -195,7 +200,7 @@ def plan_final(
         best = choose(zip(lrs, (s for _, s in results)), higher_is_better=higher)
         if best is None:  # every setting diverged: rerun the smallest, the report shows it
             best = min(lrs)
-        opt, variant = rows[label]
+        opt, variant = rows[label_p, label]
         for seed in exp.seeds:
             config = _config(exp, opt, problem, variant, seed, best)
             plan.append(Planned(config, label_p, label, "final"))

@@ -216,3 +216,20 @@ def test_a_trick_that_does_not_fit_fails_the_trial_with_a_clear_message():
     )
     assert bad["status"] == "failed"
     assert "finetune: the model of 'digits-mlp' does not fit the model of" in bad["error"]
+
+
+def test_a_problem_may_bring_its_own_axes():
+    own = {"name": TINY, "options": {"width": 4}, "axes": {"finetune": ["none", {"problem": TINY}]}}
+    doc = _doc(init=["default", "zeros"], design="one-at-a-time")
+    exp = parse({**doc, "problems": [TINY, own]})
+    plain, special = exp.problems
+    assert [v.label for v in exp.variants_for(plain)] == ["", "init=zeros"]
+    assert [v.label for v in exp.variants_for(special)] == ["", "finetune=tests.lab.tiny:problem"]
+    planned = {(p.problem, p.label) for p in plan_initial(exp)}
+    assert ("tests.lab.tiny:problem[width=4]", "sgdm [finetune=tests.lab.tiny:problem]") in planned
+    assert ("tests.lab.tiny:problem[width=4]", "sgdm [init=zeros]") not in planned
+    bad = {**own, "axes": {"dropout": "x"}}
+    with pytest.raises(SpecError, match=r"problems\[1\].axes.dropout: 'x'; expected a number"):
+        parse({**doc, "problems": [TINY, bad]})
+    with pytest.raises(SpecError, match=r"problems\[1\].axes.epochs: unknown key"):
+        parse({**doc, "problems": [TINY, {**own, "axes": {"epochs": 3}}]})
