@@ -211,11 +211,11 @@ def _register_engine(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Export one row per trial (configuration, outcome, final metrics) to CSV."""
-        from ..store import to_csv
+        from ..store import StoreError, to_csv
 
         if role not in ("final", "tune", "all"):
             raise typer.BadParameter(f"{role!r}; allowed: final, tune, all", param_hint="--role")
         try:
             print(to_csv(db, csv, experiment=experiment, role=None if role == "all" else role))
-        except FileNotFoundError as e:
+        except (FileNotFoundError, StoreError) as e:
             raise fail(str(e)) from e

@@ -1,6 +1,6 @@
 """The results store (SQLite, resumable) and its exports (CSV, pandas)."""
 
-from .db import Store, trial_key
+from .db import Store, StoreError, trial_key
 from .export import load_results, results, to_csv
 
-__all__ = ["Store", "load_results", "results", "to_csv", "trial_key"]
+__all__ = ["Store", "StoreError", "load_results", "results", "to_csv", "trial_key"]

@@ -14,22 +14,36 @@ Schema (SQLite in WAL mode, so a reader never blocks the writer):
 Every write is one transaction: a trial's row and its curves appear together or not at all, so a
 process killed (even with SIGKILL) loses only the trials that were still running, and those are
 rerun next time because their status is not ``finished``.
+
+A file that cannot be a store (not SQLite, truncated, another program's database, damaged pages,
+rows of invalid JSON) raises :class:`StoreError` naming the file and the problem. The checks on
+opening only read: they run before the store sets WAL mode or creates its tables, so a refused
+file is left byte for byte as it was.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import __version__
 
-__all__ = ["Store", "trial_key"]
+__all__ = ["Store", "StoreError", "trial_key"]
+
+_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite 3 database
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class StoreError(ValueError):
+    """The results store cannot be used; the message names the file and what is wrong."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -68,6 +82,73 @@ CREATE TABLE IF NOT EXISTS experiments (
 """
 
 
+@functools.cache
+def _columns() -> dict[str, list[str]]:
+    """Each table of the schema and its columns, read from the schema itself (in memory)."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(_SCHEMA)
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        db.close()
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, before SQLite opens it, a file that is not a SQLite database or is truncated.
+
+    The header (https://www.sqlite.org/fileformat.html#the_database_header) gives the page size
+    (offset 16) and the page count (offset 28, valid when the change counter at 24 equals the
+    number at 92). A file shorter than that is truncated, unless a log (``-wal``, ``-journal``) is
+    beside it: a checkpoint cut short may leave the file short, and SQLite completes it from the
+    log.
+    """
+    if not path.is_file() or path.stat().st_size == 0:  # SQLite makes an empty file a new store
+        return
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(100)
+    if not head.startswith(_MAGIC):
+        raise StoreError(f"{path}: not a SQLite database (it starts with {head[:16]!r})")
+    if len(head) < 100:
+        raise StoreError(f"{path}: truncated: {size} bytes, shorter than SQLite's header")
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    for log in ("-wal", "-journal"):
+        side = path.with_name(path.name + log)
+        if side.is_file() and side.stat().st_size > 0:
+            return
+    if pages and head[24:28] == head[92:96] and size < pages * page_size:
+        raise StoreError(
+            f"{path}: truncated: its header says {pages} pages of {page_size} bytes "
+            f"({pages * page_size} bytes) but the file has {size}"
+        )
+    if page_size and size % page_size:
+        raise StoreError(f"{path}: truncated: {size} bytes is not a whole number of pages")
+
+
+def _guarded(method: _F) -> _F:
+    """Turn SQLite's errors about the file (damaged, locked, unreadable) into a StoreError.
+
+    Errors of the caller's own making (``IntegrityError``, ``ProgrammingError``) pass unchanged.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+            raise
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
+            # "malformed", "not a database", or text that is not UTF-8: damaged pages
+            damaged = type(e) in (sqlite3.DatabaseError, UnicodeDecodeError)
+            hint = "; the file is damaged (restore a copy, or try sqlite3's .recover)"
+            raise StoreError(f"{self.path}: {e}{hint if damaged else ''}") from e
+
+    return wrapper  # type: ignore[return-value]
+
+
 def trial_key(config: Mapping[str, Any], version: str = __version__) -> str:
     """The trial's identity: a hash of its full configuration and the package version."""
     blob = json.dumps({"config": config, "version": version}, sort_keys=True, default=str)
@@ -79,19 +160,74 @@ class Store:
 
     Args:
         path: the SQLite file, created with its tables (and its folder) if missing.
+
+    Raises:
+        StoreError: the file is not a store (see the module's docstring); it is left unchanged.
     """
 
     def __init__(self, path: str | Path = "runs.db") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        _check_file(self.path)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open it as SQLite: {e}") from e
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @_guarded
+    def _open(self) -> None:
         self._db.row_factory = sqlite3.Row
+        if self._check_schema():
+            self._check_rows()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+
+    def _check_schema(self) -> bool:
+        """Whether the file already holds a store; a StoreError if it holds something else."""
+        rows = self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        tables = {r[0] for r in rows}
+        expected = _columns()
+        if not tables & set(expected):
+            if tables:
+                raise StoreError(
+                    f"{self.path}: not a descentlab results store: it holds another program's "
+                    f"tables ({', '.join(sorted(tables))})"
+                )
+            return False
+        for table, columns in expected.items():
+            if table not in tables:
+                raise StoreError(f"{self.path}: not a complete results store: no table {table!r}")
+            found = [r[1] for r in self._db.execute(f"PRAGMA table_info({table})")]
+            if found != columns:
+                raise StoreError(
+                    f"{self.path}: table {table!r} has the columns {', '.join(found)}; "
+                    f"a results store's has {', '.join(columns)}"
+                )
+        return True
+
+    def _check_rows(self) -> None:
+        """Every trial's configuration and summary, and every experiment's spec, is JSON."""
+        for r in self._db.execute("SELECT key, config, summary FROM trials"):
+            self._json(r["config"], f"trial {r['key']}: config")
+            if r["summary"] is not None:
+                self._json(r["summary"], f"trial {r['key']}: summary")
+        for r in self._db.execute("SELECT name, spec FROM experiments"):
+            self._json(r["spec"], f"experiment {r['name']}: spec")
+
+    def _json(self, text: Any, where: str) -> Any:
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"{self.path}: {where} is not valid JSON ({e})") from e
 
     def close(self) -> None:
         """Close the connection."""
@@ -109,12 +245,14 @@ class Store:
         try:
             yield self._db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite rolls back by itself on some errors
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
     # --- writes -------------------------------------------------------------------------------
 
+    @_guarded
     def save_experiment(self, name: str, spec: Mapping[str, Any]) -> None:
         """Record (or replace) an experiment's specification."""
         with self._transaction() as db:
@@ -123,11 +261,13 @@ class Store:
                 (name, json.dumps(spec, sort_keys=True, default=str), time.time()),
             )
 
+    @_guarded
     def clear_tags(self, experiment: str) -> None:
         """Forget which trials an experiment had (the trials themselves stay)."""
         with self._transaction() as db:
             db.execute("DELETE FROM tags WHERE experiment=?", (experiment,))
 
+    @_guarded
     def set_tags(
         self, experiment: str, role: str, problem: str, label: str, keys: Iterable[str]
     ) -> None:
@@ -142,6 +282,7 @@ class Store:
                 [(experiment, role, problem, label, k) for k in keys],
             )
 
+    @_guarded
     def mark_running(self, key: str, config: Mapping[str, Any]) -> None:
         """Record that a trial started; a finished trial of the same key is replaced."""
         with self._transaction() as db:
@@ -152,6 +293,7 @@ class Store:
                 (key, json.dumps(config, sort_keys=True), __version__, time.time()),
             )
 
+    @_guarded
     def save_result(self, key: str, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
         """Store a trial's outcome and curves in one transaction."""
         with self._transaction() as db:
@@ -183,6 +325,7 @@ class Store:
 
     # --- reads --------------------------------------------------------------------------------
 
+    @_guarded
     def statuses(self, keys: Iterable[str]) -> dict[str, str]:
         """The status of each stored key (keys never started are absent)."""
         keys = list(keys)
@@ -194,11 +337,13 @@ class Store:
             out.update({r["key"]: r["status"] for r in rows})
         return out
 
+    @_guarded
     def trial(self, key: str) -> dict[str, Any] | None:
         """One trial's row, with ``config`` and ``summary`` decoded; ``None`` if absent."""
         row = self._db.execute("SELECT * FROM trials WHERE key=?", (key,)).fetchone()
-        return None if row is None else _decode(row)
+        return None if row is None else self._decode(row)
 
+    @_guarded
     def trials(self, *, experiment: str | None = None, role: str | None = "final") -> list[dict]:
         """Trials with their tags (one entry per tag), optionally of one experiment and role."""
         sql = (
@@ -213,25 +358,31 @@ class Store:
             sql += " AND g.role=?"
             args.append(role)
         sql += " ORDER BY g.experiment, g.problem, g.label, t.key"
-        return [_decode(r) for r in self._db.execute(sql, args)]
+        return [self._decode(r) for r in self._db.execute(sql, args)]
 
+    @_guarded
     def experiments(self) -> dict[str, dict[str, Any]]:
         """Every stored experiment's specification, by name."""
         rows = self._db.execute("SELECT name, spec FROM experiments ORDER BY name")
-        return {r["name"]: json.loads(r["spec"]) for r in rows}
+        return {r["name"]: self._json(r["spec"], f"experiment {r['name']}: spec") for r in rows}
 
+    @_guarded
     def curves(self, key: str) -> dict[tuple[str, str], dict[str, Any]]:
         """A trial's curves by ``(split, metric)``: ``{"unit": ..., "values": [...]}``."""
         rows = self._db.execute("SELECT * FROM curves WHERE key=?", (key,))
         return {
-            (r["split"], r["metric"]): {"unit": r["unit"], "values": json.loads(r["vals"])}
+            (r["split"], r["metric"]): {
+                "unit": r["unit"],
+                "values": self._json(r["vals"], f"trial {key}: curve {r['split']}/{r['metric']}"),
+            }
             for r in rows
         }
 
-
-def _decode(row: sqlite3.Row) -> dict[str, Any]:
-    d = dict(row)
-    d["config"] = json.loads(d["config"])
-    d["summary"] = json.loads(d["summary"]) if d.get("summary") else {}
-    d["diverged"] = bool(d["diverged"]) if d.get("diverged") is not None else False
-    return d
+    def _decode(self, row: sqlite3.Row) -> dict[str, Any]:
+        d = dict(row)
+        d["config"] = self._json(d["config"], f"trial {d['key']}: config")
+        d["summary"] = (
+            self._json(d["summary"], f"trial {d['key']}: summary") if d.get("summary") else {}
+        )
+        d["diverged"] = bool(d["diverged"]) if d.get("diverged") is not None else False
+        return d
