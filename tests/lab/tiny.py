@@ -2,7 +2,9 @@
 
 Each build takes milliseconds, so sweeps of dozens of trials stay fast. ``slow()`` sleeps in every
 step so that a test can kill a sweep in the middle of a trial; ``dies()`` kills the process that trains
-it (run it only in a pool worker).
+it (run it only in a pool worker); ``dies_once()`` does so only for the first trial to reach a step
+while the environment variable ``DESCENTLAB_TINY_DIE_ONCE`` names a marker file not yet there (the
+retry, and every other trial, then train as ``problem()`` does).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from torch import nn
 
 from descentlab.problems import Budget, Problem, SupervisedTask, Target
 
-__all__ = ["dies", "problem", "slow"]
+__all__ = ["DIE_ONCE", "dies", "dies_once", "problem", "slow"]
+
+DIE_ONCE = "DESCENTLAB_TINY_DIE_ONCE"
 
 
 def _splits(n: int = 96) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -39,6 +43,21 @@ class _SlowTask(SupervisedTask):
 class _DyingTask(SupervisedTask):
     def train_step(self, optimizers, batch):
         os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+
+
+class _DyingOnceTask(SupervisedTask):
+    def train_step(self, optimizers, batch):
+        marker = os.environ.get(DIE_ONCE)
+        if marker:
+            try:  # O_EXCL: exactly one process creates the marker, and only that one dies
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.write(fd, str(os.getpid()).encode())
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().train_step(optimizers, batch)
 
 
 def _build(task_cls):
@@ -78,3 +97,8 @@ def slow() -> Problem:
 def dies() -> Problem:
     """The tiny problem whose first step kills its own process."""
     return _problem("tiny-dies", _DyingTask)
+
+
+def dies_once() -> Problem:
+    """The tiny problem; the first step under ``DESCENTLAB_TINY_DIE_ONCE`` kills its process."""
+    return _problem("tiny-dies-once", _DyingOnceTask)
