@@ -13,6 +13,11 @@ The text is split contiguously 90/5/5 into train/val/test and cut into sequences
 ``seq_len + 1`` characters (input: the first ``seq_len``, target: the last ``seq_len``); the
 vocabulary is the set of characters of the whole text. The seed sets the initialisation and the
 order of the training sequences.
+
+Option ``dropout`` (default 0, see :mod:`descentlab.problems._options`): dropout on the LSTM's
+outputs before the read-out (where Zaremba, Sutskever & Vinyals 2014, "Recurrent Neural Network
+Regularization", put it: on the non-recurrent connections). The LSTM has no place for
+``normalization``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import torch
 from torch import nn
 
 from ._base import Budget, Problem, SupervisedTask, Target
+from ._options import check_dropout
 
 __all__ = ["CHARLM_LSTM", "CharLSTM", "load_corpus", "stdlib_text"]
 
@@ -56,17 +62,24 @@ def load_corpus(*, text_file: str | None = None, chars: int = _CHARS) -> str:
 
 
 class CharLSTM(nn.Module):
-    """Embedding -> one-layer LSTM -> linear read-out: ``(B, T)`` indices to ``(B, T, V)`` logits."""
+    """Embedding -> one-layer LSTM -> linear read-out: ``(B, T)`` indices to ``(B, T, V)`` logits.
 
-    def __init__(self, vocab: int, *, hidden: int = _HIDDEN, embed: int = 32) -> None:
+    ``dropout > 0`` adds ``nn.Dropout`` on the LSTM's outputs; ``0`` adds no module.
+    """
+
+    def __init__(
+        self, vocab: int, *, hidden: int = _HIDDEN, embed: int = 32, dropout: float = 0.0
+    ) -> None:
         super().__init__()
+        p = check_dropout(dropout)
         self.embed = nn.Embedding(vocab, embed)
         self.lstm = nn.LSTM(embed, hidden, batch_first=True)
         self.out = nn.Linear(hidden, vocab)
+        self.drop = nn.Dropout(p) if p > 0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.lstm(self.embed(x))
-        return self.out(h)
+        return self.out(h if self.drop is None else self.drop(h))
 
 
 def _sequences(ids: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,6 +108,7 @@ def _build(
     corpus_chars: int = _CHARS,
     seq_len: int = _SEQ,
     hidden: int = _HIDDEN,
+    dropout: float = 0.0,
 ) -> SupervisedTask:
     del data_dir  # the corpus is on every machine, or text_file
     text = load_corpus(text_file=text_file, chars=corpus_chars)
@@ -109,7 +123,7 @@ def _build(
     }
     torch.manual_seed(seed)
     return SupervisedTask(
-        CharLSTM(len(vocab), hidden=hidden),
+        CharLSTM(len(vocab), hidden=hidden, dropout=dropout),
         splits,
         _cross_entropy,
         seed=seed,
@@ -133,6 +147,8 @@ CHARLM_LSTM = Problem(
     target=Target("bpc", 2.5, higher_is_better=False),
     main_metric="bpc",
     higher_is_better=False,
-    axes=frozenset({"batch_size", "data_dir", "text_file", "corpus_chars", "seq_len", "hidden"}),
+    axes=frozenset(
+        {"batch_size", "data_dir", "text_file", "corpus_chars", "seq_len", "hidden", "dropout"}
+    ),
     factory=_build,
 )

@@ -9,18 +9,34 @@ the last 500 training signals are held out as the validation split (3,500/500/1,
 a run sets the model's initialisation and the data order only.
 
 The generator seeds numpy's and Python's global random states; they are restored afterwards.
+
+Options (see :mod:`descentlab.problems._options`): ``classes`` keeps the signals of some labels
+only, in every split, before ``n_train``; ``normalization`` (default ``"none"``) adds a norm layer
+after each hidden linear or convolutional layer; ``dropout`` follows each hidden ReLU of the MLP
+and sits before the CNN's linear read-out.
 """
 
 from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ._base import Budget, Problem, SupervisedTask, Target
+from ._options import (
+    check_classes,
+    check_dropout,
+    check_normalization,
+    conv_layers,
+    dropout_layers,
+    keep_classes,
+    mlp,
+)
 
 __all__ = ["MNIST1D_CNN", "MNIST1D_MLP", "mnist1d_splits"]
 
@@ -55,14 +71,17 @@ def _arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def mnist1d_splits(
-    *, channels: bool = False, n_train: int | None = None
+    *, channels: bool = False, n_train: int | None = None, classes: Sequence[int] | None = None
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The splits as tensors: ``(n, 40)``, or ``(n, 1, 40)`` with ``channels=True``.
 
+    ``classes`` keeps only the signals with those labels (not remapped) in every split; then
     ``n_train`` keeps only the first training signals (for quick tests).
     """
+    keep = check_classes(classes)
     out = {}
-    for split, (x, y) in _arrays().items():
+    for split, (x_all, y_all) in _arrays().items():
+        x, y = keep_classes(x_all, y_all, keep)
         if split == "train" and n_train is not None:
             x, y = x[:n_train], y[:n_train]
         xt = torch.from_numpy(x.copy())
@@ -70,36 +89,43 @@ def mnist1d_splits(
     return out
 
 
-def _mlp() -> nn.Module:
+def _mlp(*, normalization: str = "none", dropout: float = 0.0) -> nn.Module:
     """The paper's MLP: 40-100-100-10 with ReLU."""
-    return nn.Sequential(
-        nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10)
-    )
+    return mlp((40, 100, 100, 10), normalization=normalization, dropout=dropout)
 
 
-def _cnn() -> nn.Module:
+def _cnn(*, normalization: str = "none", dropout: float = 0.0) -> nn.Module:
     """The paper's CNN: three 25-channel conv layers (stride 2), ReLU, linear (length 40->19->10->5)."""
+    norm = check_normalization(normalization)
     return nn.Sequential(
-        nn.Conv1d(1, 25, 5, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv1d(25, 25, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv1d(25, 25, 3, stride=2, padding=1),
-        nn.ReLU(),
+        *conv_layers(norm, 1, 25, 5, spatial=1, stride=2, padding=1),
+        *conv_layers(norm, 25, 25, 3, spatial=1, stride=2, padding=1),
+        *conv_layers(norm, 25, 25, 3, spatial=1, stride=2, padding=1),
         nn.Flatten(),
+        *dropout_layers(check_dropout(dropout)),
         nn.Linear(25 * 5, 10),
     )
 
 
 def _factory(model_fn, channels: bool):
     def build(
-        seed: int, *, data_dir: str | None, batch_size: int, n_train: int | None = None
+        seed: int,
+        *,
+        data_dir: str | None,
+        batch_size: int,
+        n_train: int | None = None,
+        classes: Sequence[int] | None = None,
+        **model_options: Any,
     ) -> SupervisedTask:
         del data_dir  # generated
-        splits = mnist1d_splits(channels=channels, n_train=n_train)
+        splits = mnist1d_splits(channels=channels, n_train=n_train, classes=classes)
         torch.manual_seed(seed)
         return SupervisedTask(
-            model_fn(), splits, nn.CrossEntropyLoss(), seed=seed, batch_size=batch_size
+            model_fn(**model_options),
+            splits,
+            nn.CrossEntropyLoss(),
+            seed=seed,
+            batch_size=batch_size,
         )
 
     return build
@@ -115,7 +141,9 @@ def _problem(name: str, what: str, model_fn, *, channels: bool, target: float) -
         target=Target("accuracy", target, higher_is_better=True),
         main_metric="accuracy",
         higher_is_better=True,
-        axes=frozenset({"batch_size", "data_dir", "n_train"}),
+        axes=frozenset(
+            {"batch_size", "data_dir", "n_train", "classes", "normalization", "dropout"}
+        ),
         factory=_factory(model_fn, channels),
     )
 

@@ -17,6 +17,10 @@ augmentation. The seed sets the initialisation and the data order.
 ResNet-20: He, Zhang, Ren & Sun 2016, "Deep Residual Learning for Image Recognition", section 4.2
 (3 stages of 3 basic blocks, 16/32/64 channels, identity shortcuts with zero-padded channels,
 "option A").
+
+Options (see :mod:`descentlab.problems._options`): ``normalization`` after every convolution
+(the CNN's default ``"none"``, ResNet-20's ``"batch"``) and ``dropout`` before the linear
+read-out.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from __future__ import annotations
 import gzip
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ._base import Budget, Problem, SupervisedTask, Target
+from ._options import check_dropout, check_normalization, conv_layers, dropout_layers, norm_layers
 
 __all__ = [
     "CIFAR10_RESNET20",
@@ -146,17 +152,17 @@ class _Standardise(nn.Module):
         return (x.float() / 255 - self.mean) / self.std
 
 
-def _mnist_cnn() -> nn.Sequential:
+def _mnist_cnn(*, normalization: str = "none", dropout: float = 0.0) -> nn.Sequential:
+    norm = check_normalization(normalization)
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1),
-        nn.ReLU(),
+        *conv_layers(norm, 1, 32, 3, spatial=2, padding=1),
         nn.MaxPool2d(2),  # 28 -> 14
-        nn.Conv2d(32, 64, 3, padding=1),
-        nn.ReLU(),
+        *conv_layers(norm, 32, 64, 3, spatial=2, padding=1),
         nn.MaxPool2d(2),  # 14 -> 7
         nn.Flatten(),
         nn.Linear(64 * 7 * 7, 128),
         nn.ReLU(),
+        *dropout_layers(check_dropout(dropout)),
         nn.Linear(128, 10),
     )
 
@@ -164,14 +170,12 @@ def _mnist_cnn() -> nn.Sequential:
 class _Block(nn.Module):
     """A basic residual block; the shortcut subsamples and zero-pads channels (option A)."""
 
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, normalization: str) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(cout),
+            *conv_layers(normalization, cin, cout, 3, spatial=2, stride=stride, padding=1),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=normalization != "batch"),
+            *norm_layers(normalization, cout, spatial=2),
         )
         self.stride, self.pad = stride, cout - cin
 
@@ -183,21 +187,29 @@ class _Block(nn.Module):
 
 
 class ResNet20(nn.Module):
-    """ResNet-20 for 32x32 images (He et al. 2016, section 4.2): 6n + 2 layers with n = 3."""
+    """ResNet-20 for 32x32 images (He et al. 2016, section 4.2): 6n + 2 layers with n = 3.
 
-    def __init__(self, classes: int = 10, *, n: int = 3) -> None:
+    ``normalization`` replaces the batch normalization after every convolution (``"none"``,
+    ``"layer"``); ``dropout`` acts on the pooled features before the read-out.
+    """
+
+    def __init__(
+        self, classes: int = 10, *, n: int = 3, normalization: str = "batch", dropout: float = 0.0
+    ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [
-            nn.Conv2d(3, 16, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(16),
-            nn.ReLU(),
-        ]
+        norm, p = check_normalization(normalization), check_dropout(dropout)
+        layers: list[nn.Module] = conv_layers(norm, 3, 16, 3, spatial=2, padding=1)
         cin = 16
         for cout, stride in ((16, 1), (32, 2), (64, 2)):
             for i in range(n):
-                layers.append(_Block(cin, cout, stride if i == 0 else 1))
+                layers.append(_Block(cin, cout, stride if i == 0 else 1, norm))
                 cin = cout
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)]
+        layers += [
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            *dropout_layers(p),
+            nn.Linear(64, classes),
+        ]
         self.net = nn.Sequential(*layers)
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
@@ -215,6 +227,7 @@ def _factory(reader, model_fn):
         batch_size: int,
         n_train: int | None = None,
         n_val: int = 5000,
+        **model_options: Any,
     ) -> SupervisedTask:
         arrays = reader(Path(data_dir) if data_dir is not None else Path("data"))
         x, y = arrays["train"]
@@ -237,7 +250,8 @@ def _factory(reader, model_fn):
         }
         torch.manual_seed(seed)
         model = nn.Sequential(
-            _Standardise(torch.tensor(mean).float(), torch.tensor(std).float() + 1e-8), model_fn()
+            _Standardise(torch.tensor(mean).float(), torch.tensor(std).float() + 1e-8),
+            model_fn(**model_options),
         )
         return SupervisedTask(
             model, splits, nn.CrossEntropyLoss(), seed=seed, batch_size=batch_size
@@ -256,7 +270,7 @@ def _problem(name, description, source, reader, model_fn, *, epochs, target) -> 
         target=Target("accuracy", target, higher_is_better=True),
         main_metric="accuracy",
         higher_is_better=True,
-        axes=frozenset({"batch_size", "data_dir", "n_train", "n_val"}),
+        axes=frozenset({"batch_size", "data_dir", "n_train", "n_val", "normalization", "dropout"}),
         factory=_factory(reader, model_fn),
     )
 
