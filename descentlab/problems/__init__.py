@@ -40,20 +40,29 @@ The contract (used by the lab's engine, the schedules and the viz areas):
   per-epoch evaluations, final evaluations, train and wall time, divergence: a NaN/inf training
   loss stops the run, never raises); :func:`optimizers_for` (``task, name, **hparams``) builds one
   registry optimizer per param group, at the registry's default LR unless ``lr`` is given.
+- Order and batch size (supervised problems): ``build(seed, batch_size="full")`` trains on the
+  whole training set in one batch; :meth:`SupervisedTask.set_order` (``shuffle``, ``curriculum``:
+  a :class:`Curriculum` of per-example scores, e.g. :func:`reference_difficulty`) chooses the
+  order of the examples, see :mod:`descentlab.problems.ordering`.
 - Small models run fastest with one torch thread (``torch.set_num_threads(1)``); the problems do
   not set it.
 """
 
-from ._base import SPLITS, Budget, DrawnEpoch, Problem, SupervisedTask, Target, Task
+from ._base import FULL_BATCH, SPLITS, Budget, DrawnEpoch, Problem, SupervisedTask, Target, Task
 from ._train import History, optimizers_for, train
+from .ordering import SHUFFLES, Curriculum, OrderSampler, reference_difficulty
 from .registry import PROBLEMS, get, names
 
 __all__ = [
+    "FULL_BATCH",
     "PROBLEMS",
+    "SHUFFLES",
     "SPLITS",
     "Budget",
+    "Curriculum",
     "DrawnEpoch",
     "History",
+    "OrderSampler",
     "Problem",
     "SupervisedTask",
     "Target",
@@ -61,5 +70,6 @@ __all__ = [
     "get",
     "names",
     "optimizers_for",
+    "reference_difficulty",
     "train",
 ]

@@ -8,15 +8,19 @@ AlgoPerf (Dahl et al. 2023, "Benchmarking Neural Network Training Algorithms").
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, TensorDataset
+
+from .ordering import Curriculum, OrderSampler, WholeBatchSampler
 
 __all__ = [
+    "FULL_BATCH",
     "SPLITS",
     "Budget",
     "DrawnEpoch",
@@ -32,6 +36,9 @@ __all__ = [
 
 Kind = Literal["supervised", "gan", "rl"]
 SPLITS = ("train", "val", "test")
+FULL_BATCH = sys.maxsize
+"""What :meth:`Problem.build` passes as ``batch_size`` for ``"full"``: a supervised task clamps it
+to its number of training examples (one batch per epoch: full-batch gradient descent)."""
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``(output, target) -> sum over the batch`` (a 0-d tensor); divided by the target count."""
 
@@ -100,13 +107,15 @@ class Problem:
         seed: int,
         *,
         data_dir: str | None = None,
-        batch_size: int | None = None,
+        batch_size: int | str | None = None,
         **options: Any,
     ) -> Task:
         """A fresh task: model initialised and data shuffled from ``seed``.
 
-        ``options`` are the problem's own axes (for example smaller sizes for tests); an unknown
-        one raises ``ValueError`` naming the allowed ones.
+        ``batch_size`` defaults to the budget's; ``"full"`` (supervised problems only) makes one
+        batch of the whole training set (the factory gets :data:`FULL_BATCH`). ``options`` are
+        the problem's own axes (for example smaller sizes for tests); an unknown one raises
+        ``ValueError`` naming the allowed ones.
         """
         unknown = set(options) - set(self.axes)
         if unknown:
@@ -115,10 +124,23 @@ class Problem:
                 f"Problem {self.name!r} has no option {', '.join(sorted(unknown))}; "
                 f"its options: {allowed}"
             )
-        bs = self.budget.batch_size if batch_size is None else batch_size
+        bs = self.budget.batch_size if batch_size is None else self._batch_size(batch_size)
         if bs < 1:
             raise ValueError(f"batch_size must be >= 1, got {bs}")
         return self.factory(seed, data_dir=data_dir, batch_size=bs, **options)
+
+    def _batch_size(self, batch_size: int | str) -> int:
+        """An integer batch size as given, or :data:`FULL_BATCH` for ``"full"``."""
+        if not isinstance(batch_size, str):
+            return batch_size
+        if batch_size != "full":
+            raise ValueError(f"batch_size must be an integer >= 1 or 'full', got {batch_size!r}")
+        if self.kind != "supervised":
+            raise ValueError(
+                f"problem {self.name!r} (kind {self.kind}) cannot take batch_size='full': "
+                "only supervised problems have a fixed training set"
+            )
+        return FULL_BATCH
 
 
 class DrawnEpoch:
@@ -155,7 +177,9 @@ class SupervisedTask:
 
     Each split is a pair ``(x, y)``. The training loader draws batches of indices from a
     generator seeded by ``seed`` (so the data order is part of the seed) and indexes the tensors
-    directly (no per-example collation). Evaluation runs the model in ``eval`` mode without
+    directly (no per-example collation); it reshuffles every epoch unless :meth:`set_order`
+    chose another order or a curriculum. With ``batch_size=FULL_BATCH`` the one batch of an epoch
+    comes in index order (see :mod:`descentlab.problems.ordering`). Evaluation runs the model in ``eval`` mode without
     gradients over the whole split and reports ``loss`` (the criterion, averaged over all
     targets), each of ``metrics`` (summed, divided by the number of targets) and whatever
     ``derived`` computes from those (for example bits per character from the loss).
@@ -164,10 +188,13 @@ class SupervisedTask:
         model: the network; its parameters are the single ``"model"`` param group.
         splits: ``{"train": (x, y), "val": (x, y), "test": (x, y)}``.
         criterion: ``loss_fn(output, target)``, a mean over targets.
-        seed: seeds the loader's generator.
-        batch_size: training batch size (evaluation uses the same size).
+        seed: seeds the loader's generator (kept as ``generator``).
+        batch_size: training batch size (evaluation uses the same size), at most the number of
+            training examples; :data:`FULL_BATCH` means all of them, in one sorted batch.
         metrics: per-batch sums, keyed by name; defaults to ``{"accuracy": accuracy}``.
         derived: extra metrics computed from the averaged ones.
+        difficulty: the problem's own per-training-example difficulty (higher = harder) for a
+            curriculum, or ``None`` (kept as ``difficulty``).
     """
 
     def __init__(
@@ -180,6 +207,7 @@ class SupervisedTask:
         batch_size: int,
         metrics: Mapping[str, MetricFn] | None = None,
         derived: Callable[[dict[str, float]], dict[str, float]] | None = None,
+        difficulty: torch.Tensor | None = None,
     ) -> None:
         missing = set(SPLITS) - set(splits)
         if missing:
@@ -187,15 +215,52 @@ class SupervisedTask:
         self.model = model
         self.splits = dict(splits)
         self.criterion = criterion
-        self.batch_size = batch_size
+        self._train = TensorDataset(*self.splits["train"])
+        n = len(self._train)
+        self.batch_size = min(batch_size, n)
+        self._full = batch_size >= FULL_BATCH
         self.metrics = dict(metrics) if metrics is not None else {"accuracy": accuracy}
         self.derived = derived
-        train = TensorDataset(*self.splits["train"])
-        sampler = RandomSampler(train, generator=seeded_generator(seed))
-        # batch_size=None with a BatchSampler: the dataset is indexed by a list of indices at once.
-        self.train_loader = DataLoader(
-            train, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None
-        )
+        if difficulty is not None and (difficulty.dim() != 1 or len(difficulty) != n):
+            raise ValueError(
+                f"difficulty must have one score per training example ({n}), "
+                f"got shape {tuple(difficulty.shape)}"
+            )
+        self.difficulty = difficulty
+        self.generator = seeded_generator(seed)
+        self.train_loader = self._loader(RandomSampler(self._train, generator=self.generator))
+
+    def _loader(self, sampler: Sampler[int]) -> DataLoader:
+        # batch_size=None with a batch sampler: the dataset is indexed by a list of indices at once.
+        if self._full:
+            batches: Sampler[list[int]] = WholeBatchSampler(sampler)
+        else:
+            batches = BatchSampler(sampler, self.batch_size, drop_last=False)
+        return DataLoader(self._train, sampler=batches, batch_size=None)
+
+    @property
+    def examples_per_epoch(self) -> int:
+        """The number of training examples (every order and curriculum keeps it per epoch)."""
+        return len(self._train)
+
+    def set_order(self, *, shuffle: str = "epoch", curriculum: Curriculum | None = None) -> None:
+        """Choose the order of the training examples; rebuilds ``train_loader``.
+
+        ``shuffle`` is one of :data:`~descentlab.problems.ordering.SHUFFLES` (``"epoch"``:
+        reshuffle every epoch, ``"once"``: one permutation reused, ``"none"``: index order);
+        ``curriculum`` starts from the easiest examples (see
+        :class:`~descentlab.problems.ordering.Curriculum`). Epoch length and batch size stay the
+        same; the orders are drawn from the task's generator, and the defaults give exactly the
+        order the task had when built.
+        """
+        n = len(self._train)
+        if shuffle == "epoch" and curriculum is None:
+            sampler: Sampler[int] = RandomSampler(self._train, generator=self.generator)
+        else:
+            sampler = OrderSampler(
+                n, shuffle=shuffle, generator=self.generator, curriculum=curriculum
+            )
+        self.train_loader = self._loader(sampler)
 
     def param_groups(self) -> dict[str, Iterable[torch.Tensor]]:
         """The parameters of the one optimizer this task needs."""
