@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..problems.init import INITS
 from ._errors import SpecError
 
 __all__ = ["AXES", "DESIGNS", "Axis", "Variant", "variants"]
@@ -98,23 +99,11 @@ def _curriculum(key: str, value: Any) -> dict[str, Any] | str:
     }
 
 
-_INITS = (
-    "default",
-    "zeros",
-    "constant",
-    "normal",
-    "xavier_uniform",
-    "xavier_normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-)
-
-
 def _init(key: str, value: Any) -> dict[str, Any] | str:
     if value == "default":
         return value
     t = _fields(key, value, ("scheme", "std", "value"), "scheme")
-    scheme = _choice(f"{key}.scheme", t.get("scheme"), _INITS[1:])
+    scheme = _choice(f"{key}.scheme", t.get("scheme"), INITS[1:])
     out: dict[str, Any] = {"scheme": scheme}
     if scheme == "normal":
         out["std"] = _number(f"{key}.std", t.get("std", 0.01), 0.0, math.inf)
