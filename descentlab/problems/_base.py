@@ -179,10 +179,10 @@ class SupervisedTask:
     generator seeded by ``seed`` (so the data order is part of the seed) and indexes the tensors
     directly (no per-example collation); it reshuffles every epoch unless :meth:`set_order`
     chose another order or a curriculum. With ``batch_size=FULL_BATCH`` the one batch of an epoch
-    comes in index order (see :mod:`descentlab.problems.ordering`). Evaluation runs the model in ``eval`` mode without
-    gradients over the whole split and reports ``loss`` (the criterion, averaged over all
-    targets), each of ``metrics`` (summed, divided by the number of targets) and whatever
-    ``derived`` computes from those (for example bits per character from the loss).
+    comes in index order (see :mod:`descentlab.problems.ordering`). Evaluation runs the model in
+    ``eval`` mode without gradients over the whole split and reports ``loss`` (the criterion,
+    averaged over all targets), each of ``metrics`` (summed, divided by the number of targets)
+    and whatever ``derived`` computes from those (for example bits per character from the loss).
 
     Args:
         model: the network; its parameters are the single ``"model"`` param group.
