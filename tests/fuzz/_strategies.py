@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 import descentlab
@@ -19,6 +20,7 @@ __all__ = [
     "anything",
     "assert_raised_by_us",
     "experiment_specs",
+    "fuzz",
     "hyperparameters",
     "toml_values",
     "valid_specs",
@@ -29,6 +31,18 @@ PACKAGE = Path(descentlab.__file__).parent
 CLASSES = sorted(
     {e.cls for e in REGISTRY.values()} | set(WRAPPERS.values()), key=lambda c: c.__name__
 )
+
+
+def fuzz(examples: int, **options: Any) -> settings:
+    """Hypothesis settings of a fuzz test: deterministic (derandomized), no deadline; the
+    function-scoped ``tmp_path`` is shared by the examples (each writes its own files)."""
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        **options,
+    )
 
 
 def hyperparameters(cls: type) -> list[str]:

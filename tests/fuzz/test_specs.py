@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from descentlab.lab import Experiment, SpecError, load, parse
 
-from ._strategies import assert_raised_by_us, experiment_specs, toml_values
+from ._strategies import assert_raised_by_us, experiment_specs, fuzz, toml_values
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,12 +31,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 EXAMPLES = 400  # per fuzzed test; deterministic (derandomized), reported in docs/reliability.md
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+# One failure is enough to report: shrinking every distinct bug of a failing run takes minutes.
+FUZZ = fuzz(EXAMPLES, report_multiple_bugs=False)
 CAP = 2 << 30  # bytes of address space a parse may add
 
 

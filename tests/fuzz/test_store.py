@@ -13,22 +13,17 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from descentlab.cli import app
 from descentlab.store import Store, StoreError, trial_key
 
-from ._strategies import assert_raised_by_us
+from ._strategies import assert_raised_by_us, fuzz
 
 EXAMPLES = 100  # per fuzzed test; deterministic (derandomized), reported in docs/reliability.md
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+FUZZ = fuzz(EXAMPLES)
 TRIALS = 40
 
 
@@ -127,25 +122,24 @@ def test_a_store_cut_at_a_page_boundary_is_refused(tmp_path, good, pages):
     _refused(path, "truncated", "header says")
 
 
-def test_another_programs_database_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    ("script", "words"),
+    [
+        ("CREATE TABLE users (id, name); INSERT INTO users VALUES (1, 'a');", "tables (users)"),
+        (
+            "CREATE TABLE trials (id, score); CREATE TABLE curves (x);"
+            "CREATE TABLE tags (x); CREATE TABLE experiments (x);",
+            "table 'trials' has the columns id, score",
+        ),
+    ],
+    ids=["other-tables", "other-trials-table"],
+)
+def test_another_programs_database_is_refused(tmp_path, script, words):
     path = tmp_path / "other.db"
     con = sqlite3.connect(path)
-    con.executescript(
-        "CREATE TABLE users (id INTEGER, name TEXT); INSERT INTO users VALUES (1, 'a');"
-    )
+    con.executescript(script)
     con.close()
-    _refused(path, "another program's tables", "users")
-
-
-def test_a_foreign_trials_table_is_refused(tmp_path):
-    path = tmp_path / "other.db"
-    con = sqlite3.connect(path)
-    con.executescript(
-        "CREATE TABLE trials (id INTEGER, score REAL); CREATE TABLE curves (x);"
-        "CREATE TABLE tags (x); CREATE TABLE experiments (x);"
-    )
-    con.close()
-    _refused(path, "table 'trials' has the columns id, score")
+    _refused(path, words)
 
 
 def test_a_store_missing_a_table_is_refused(tmp_path, good):
