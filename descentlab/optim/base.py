@@ -11,7 +11,9 @@ An algorithm subclasses :class:`Optimizer` and supplies
 
 This class handles parameter groups, lazy state, closures, ``maximize`` (never changing ``p.grad``
 in place), complex parameters (updated through their real views), sparse-gradient errors, the
-non-finite policy, and the choice between the two paths.
+non-finite policy, and the choice between the two paths, which is made once per group and kept
+while it holds (:mod:`._plan`), so that a step costs no Python work per tensor beyond a few
+C-level passes over the lists.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any, ClassVar, Literal
 
 import torch
 
 from . import _validate as v
+from ._plan import Bucket, Plan
 
 __all__ = [
     "IMPLS",
@@ -42,6 +46,7 @@ Check = Callable[[str, Any], Any]
 
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _PLAIN = (torch.nn.Parameter, torch.Tensor)  # never DTensors
+_GRAD = attrgetter("grad")
 
 
 class NonFiniteGradientError(RuntimeError):
@@ -82,7 +87,13 @@ class Optimizer(torch.optim.Optimizer):
         self.impl: Impl = impl
         self.nonfinite: NonFinite = nonfinite
         self.skipped_steps = 0
+        self._plans: dict[int, Plan] = {}  # per group (by id): see _plan.py
         super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """torch's ``load_state_dict`` and unpickling come here: every plan is dropped."""
+        super().__setstate__(state)
+        self._plans = {}
 
     # ----------------------------------------------------------------- hyperparameters
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -100,6 +111,7 @@ class Optimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group after checking its hyperparameters; a bad group changes nothing."""
         self._check_group(param_group)
+        self._plans.clear()
         super().add_param_group(param_group)
         try:
             self._check_combination(self.param_groups[-1])
@@ -134,7 +146,7 @@ class Optimizer(torch.optim.Optimizer):
             and p.is_contiguous()
             and g.is_contiguous()
             and g.layout is torch.strided
-            and (type(p) in _PLAIN or not is_dtensor(p))  # cheap test first: it runs every step
+            and (type(p) in _PLAIN or not is_dtensor(p))  # cheap test first
         )
 
     def _fused_available(self) -> bool:
@@ -149,21 +161,30 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        # Checked before _gather creates any lazy state: a skipped first step leaves none.
-        if self.nonfinite != "ignore" and not self._all_finite():
+        grads = [list(map(_GRAD, group["params"])) for group in self.param_groups]
+        # Checked before _plan creates any lazy state: a skipped first step leaves none.
+        if self.nonfinite != "ignore" and not self._all_finite(grads):
             return loss
-        work = [self._gather(group) for group in self.param_groups]
-        for group, (params, grads) in zip(self.param_groups, work):
-            if params:
-                self._update_group(group, params, grads)
+        plans = [self._plan(group, g) for group, g in zip(self.param_groups, grads)]
+        for group, plan, g in zip(self.param_groups, plans, grads):
+            for bucket in plan.buckets:
+                self._fused(group, bucket.params, bucket.grads(g), bucket.states)
+            for i, state in plan.slow:
+                self._reference_step(group, plan.params[i], g[i], state)
         return loss
 
-    def _gather(self, group: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        params, grads = [], []
-        for p in group["params"]:
-            if p.grad is None:
+    def _plan(self, group: dict[str, Any], grads: list[torch.Tensor | None]) -> Plan:
+        """The group's step plan: the cached one while it holds, else a new one (see _plan.py)."""
+        plan = self._plans.get(id(group))
+        if plan is not None and plan.holds(group["params"], grads, self.impl, self.state):
+            return plan
+        params = list(group["params"])
+        fast: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+        slow: list[int] = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if g is None:
                 continue
-            if p.grad.is_sparse:
+            if g.is_sparse:
                 raise RuntimeError(
                     f"{type(self).__name__} does not support sparse gradients; "
                     "use torch.optim.SparseAdam or dense gradients"
@@ -172,21 +193,48 @@ class Optimizer(torch.optim.Optimizer):
             if not state:
                 state["step"] = torch.tensor(0.0)
                 self._init_state(group, p, state)
-            params.append(p)
-            grads.append(p.grad)
-        return params, grads
-
-    def _all_finite(self) -> bool:
-        grads = [  # sparse gradients are refused by _gather
-            p.grad
-            for group in self.param_groups
-            for p in group["params"]
-            if p.grad is not None and not p.grad.is_sparse
+            if self.impl != "forloop" and self._fused_supported(p, g):
+                # the kernels take tensors of one device and dtype per call
+                fast.setdefault((p.device, p.dtype), []).append(i)
+            else:
+                slow.append(i)
+        # Ask for the kernels only when a tensor could use them (an all-GPU model builds nothing).
+        if fast and not self._fused_available():
+            if self.impl == "fused":
+                raise RuntimeError(
+                    f"{type(self).__name__}(impl='fused'): the fast path is not available here "
+                    f"({_fused_unavailable_reason()}); use impl='auto' or 'forloop'"
+                )
+            slow = sorted(slow + [i for idx in fast.values() for i in idx])
+            fast = {}
+        buckets = [
+            Bucket(
+                None if len(idx) == len(params) else idx,
+                [params[i] for i in idx],
+                [self.state[params[i]] for i in idx],
+                device,
+                dtype,
+            )
+            for (device, dtype), idx in fast.items()
         ]
-        if not grads:
+        plan = Plan(
+            params=params,
+            grads=grads,
+            missing=[g is None for g in grads],
+            buckets=buckets,
+            slow=[(i, self.state[params[i]]) for i in slow],
+            impl=self.impl,
+            table=self.state,
+        )
+        self._plans[id(group)] = plan
+        return plan
+
+    def _all_finite(self, grads: list[list[torch.Tensor | None]]) -> bool:
+        dense = [g for gs in grads for g in gs if g is not None and not g.is_sparse]
+        if not dense:  # sparse gradients are refused by _plan
             return True
         # The max-abs norm is NaN/inf exactly when some element is: one read, no temporaries.
-        norms = torch._foreach_norm(grads, ord=float("inf"))
+        norms = torch._foreach_norm(dense, ord=float("inf"))
         if bool(torch.stack([n.to(norms[0].device) for n in norms]).isfinite().all()):
             return True
         if self.nonfinite == "skip":
@@ -201,31 +249,6 @@ class Optimizer(torch.optim.Optimizer):
                         f"(shape {tuple(p.shape)}) at step {step}; nothing was updated"
                     )
         raise AssertionError("unreachable: a norm was non-finite but no gradient was")
-
-    def _update_group(
-        self, group: dict[str, Any], params: list[torch.Tensor], grads: list[torch.Tensor]
-    ) -> None:
-        fast: list[int] = []
-        if self.impl != "forloop":
-            fast = [i for i, (p, g) in enumerate(zip(params, grads)) if self._fused_supported(p, g)]
-        # Ask for the kernels only when a tensor could use them (an all-GPU model builds nothing).
-        if fast and not self._fused_available():
-            if self.impl == "fused":
-                raise RuntimeError(
-                    f"{type(self).__name__}(impl='fused'): the fast path is not available here "
-                    f"({_fused_unavailable_reason()}); use impl='auto' or 'forloop'"
-                )
-            fast = []
-        buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
-        for i in fast:  # the kernels take tensors of one device and dtype per call
-            buckets.setdefault((params[i].device, params[i].dtype), []).append(i)
-        for idx in buckets.values():
-            fp = [params[i] for i in idx]
-            self._fused(group, fp, [grads[i] for i in idx], [self.state[p] for p in fp])
-        chosen = set(fast)
-        for i, (p, g) in enumerate(zip(params, grads)):
-            if i not in chosen:
-                self._reference_step(group, p, g, self.state[p])
 
     def _reference_step(
         self, group: dict[str, Any], p: torch.Tensor, g: torch.Tensor, state: dict[str, Any]

@@ -9,6 +9,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import compress
 from typing import Any
 
 import torch
@@ -103,16 +104,21 @@ class SGD(Optimizer):
         if wd != 0 and decoupled and _kernels.unavailable_reason() is None:
             self._fused_decoupled(group, params, grads, states)
             return
-        first = [t == 1 for t in _kernels.advance_steps([s["step"] for s in states])]
+        steps = _kernels.advance_steps([s["step"] for s in states])
         if wd != 0 and decoupled:  # without the compiled kernels: a second pass over p
             torch._foreach_mul_(params, 1 - group["lr"] * wd)
         mu = group["momentum"]
-        for is_first in set(first):  # torch's kernel takes one first-step flag per call
-            idx = [i for i, f in enumerate(first) if f == is_first]
+        calls = [(steps[0] == 1, params, grads, states)]
+        if 0 < steps.count(1.0) < len(steps):  # torch's kernel takes one first-step flag per call
+            calls = []
+            for flag in (True, False):
+                keep = [(t == 1) is flag for t in steps]
+                calls.append((flag, *(list(compress(x, keep)) for x in (params, grads, states))))
+        for is_first, ps, gs, ss in calls:
             torch._fused_sgd_(
-                [params[i] for i in idx],
-                [grads[i] for i in idx],
-                [states[i]["momentum_buffer"] for i in idx] if mu != 0 else [],
+                ps,
+                gs,
+                [s["momentum_buffer"] for s in ss] if mu != 0 else [],
                 weight_decay=0.0 if decoupled else wd,
                 momentum=mu,
                 lr=group["lr"],
