@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,16 +42,17 @@ _OFF = "none"
 
 
 def _number(key: str, value: Any, lo: float, hi: float, *, closed_hi: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and abs(value) <= sys.float_info.max and math.isfinite(value)
     if not ok or not (lo <= value and (value <= hi if closed_hi else value < hi)):
         bracket = "]" if closed_hi else ")"
         raise SpecError(f"{key}: {value!r}; expected a number in [{lo}, {hi}{bracket}")
     return float(value)
 
 
-def _int(key: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(f"{key}: {value!r}; expected an integer >= {minimum}")
+def _int(key: str, value: Any, minimum: int = 1, maximum: int = 10**6) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise SpecError(f"{key}: {value!r}; expected an integer >= {minimum} and <= {maximum}")
     return value
 
 

@@ -149,15 +149,19 @@ def _unknown(where: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> 
             raise SpecError(f"{where}{key}: unknown key; allowed keys: {', '.join(allowed)}")
 
 
-def _int(key: str, value: Any, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(f"{key}: {value!r}; expected an integer >= {minimum}")
+_MAX_INT = 2**63 - 1  # what torch.manual_seed takes; counts are capped lower
+_MAX_COUNT = 10_000  # seeds, learning rates tried, epochs
+
+
+def _int(key: str, value: Any, *, minimum: int = 1, maximum: int = _MAX_INT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise SpecError(f"{key}: {value!r}; expected an integer >= {minimum} and <= {maximum}")
     return value
 
 
 def _positive(key: str, value: Any) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
+    if not ok or abs(value) > sys.float_info.max or not math.isfinite(value) or value <= 0:
         raise SpecError(f"{key}: {value!r}; expected a positive finite number")
     return float(value)
 
@@ -182,7 +186,7 @@ def _bool(key: str, value: Any) -> bool:
 
 def _seeds(value: Any) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
-        return tuple(range(_int("seeds", value)))
+        return tuple(range(_int("seeds", value, maximum=_MAX_COUNT)))
     if not isinstance(value, list) or not value:
         raise SpecError(f"seeds: {value!r}; expected a count (5) or a non-empty list ([0, 1, 2])")
     seeds = tuple(_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(value))
@@ -260,12 +264,12 @@ def _tuning(value: Any) -> Tuning:
     epochs = t.get("epochs")
     return Tuning(
         method=method,
-        budget=_int("tuning.budget", t.get("budget", Tuning.budget)),
+        budget=_int("tuning.budget", t.get("budget", Tuning.budget), maximum=_MAX_COUNT),
         lr_factor=factor,
         lr_range=lr_range,
         seed=None if seed is None else _int("tuning.seed", seed, minimum=0),
         defaults=_bool("tuning.defaults", t.get("defaults", False)),
-        epochs=None if epochs is None else _int("tuning.epochs", epochs),
+        epochs=None if epochs is None else _int("tuning.epochs", epochs, maximum=_MAX_COUNT),
     )
 
 
@@ -339,7 +343,7 @@ def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
         optimizers=specs,
         seeds=_seeds(data.get("seeds", 1)),
         tuning=_tuning(data.get("tuning", {})),
-        epochs=None if epochs is None else _int("epochs", epochs),
+        epochs=None if epochs is None else _int("epochs", epochs, maximum=_MAX_COUNT),
         sharpness=sharpness,
         variants=combos,
         design=design,
@@ -405,7 +409,11 @@ def load(path: str | Path) -> Experiment:
     """Read and validate an experiment file; the experiment's name defaults to the file's stem."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path}: cannot read the experiment file: {e}") from e
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: not valid TOML: {e}") from e
     return parse(data, name=path.stem)

@@ -89,7 +89,10 @@ def _as_float(name: str, value: Any) -> float:
                 "expected a floating-point scalar"
             )
         value = value.item()
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise HyperparameterError(f"Invalid {name}: {value}; too large for a float") from None
     if math.isnan(value):
         raise HyperparameterError(f"Invalid {name}: nan; expected a real number")
     return value
