@@ -101,7 +101,7 @@ def _build(
         splits,
         _squared_error,
         seed=seed,
-        batch_size=min(batch_size, n_train),
+        batch_size=batch_size,  # SupervisedTask clamps it to n_train
         metrics={"accuracy": _sign_accuracy},
     )
 

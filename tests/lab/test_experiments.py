@@ -47,3 +47,17 @@ def test_builtin_overrides():
     assert default_experiment(epochs=2).epochs == 2
     with pytest.raises(SpecError, match=r"^optimizers\[0\]"):
         default_experiment(optimizers=["adma"])
+
+
+def test_tricks_covers_every_axis_on_two_problems():
+    from descentlab.lab.axes import AXES
+
+    exp = load(ROOT / "experiments" / "tricks.toml")
+    varied: dict[str, set[str]] = {}
+    for problem in exp.problems:
+        variants = exp.variants_for(problem)
+        for axis in variants[0].settings:
+            if len({repr(v.settings[axis]) for v in variants}) > 1:
+                varied.setdefault(axis, set()).add(problem.name)
+    assert set(varied) == set(AXES)
+    assert all(len(names) >= 2 for names in varied.values()), varied
