@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import pytest
 
 from descentlab.lab import SpecError, parse, run_trial
@@ -233,3 +236,32 @@ def test_a_problem_may_bring_its_own_axes():
         parse({**doc, "problems": [TINY, bad]})
     with pytest.raises(SpecError, match=r"problems\[1\].axes.epochs: unknown key"):
         parse({**doc, "problems": [TINY, {**own, "axes": {"epochs": 3}}]})
+
+
+def _digits(**over):
+    base = {"problem": "digits-logreg", "options": {"n_train": 300}, "epochs": 4}
+    return _config(**{**base, "optimizer": "sgd", "hparams": {"lr": 0.05}, **over})
+
+
+def test_full_batch_trials_take_one_step_per_epoch_whatever_the_order():
+    runs = [
+        run_trial(_digits(batch_size="full", tricks={"shuffle": s} if s != "epoch" else {}))
+        for s in ("epoch", "once", "none")
+    ]
+    assert all(r["summary"]["steps_per_epoch"] == 1 for r in runs)
+    assert runs[0]["summary"]["examples_per_epoch"] == 300
+    first = _curves(runs[0])
+    assert all(_curves(r) == first for r in runs[1:])
+    losses = first["train", "loss"]
+    assert all(b < a for a, b in itertools.pairwise(losses))
+
+
+def test_order_and_init_axes_reach_the_trial():
+    plain = run_trial(_digits())
+    curriculum = {"score": "reference", "start": 0.25, "epochs": 2, "pacing": "step"}
+    for tricks in ({"shuffle": "none"}, {"curriculum": curriculum}, {"init": {"scheme": "zeros"}}):
+        r = run_trial(_digits(tricks=tricks))
+        assert r["summary"]["steps"] == plain["summary"]["steps"]  # the same budget
+        assert _curves(r) != _curves(plain), tricks
+    zeros = _curves(run_trial(_digits(tricks={"init": {"scheme": "zeros"}})))
+    assert zeros["train", "loss"][0] == pytest.approx(math.log(10))  # uniform prediction
