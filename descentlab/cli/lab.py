@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         from ..lab import SpecError, default_experiment, run_experiment
         from ..problems import get
         from ..report import summary, write_report
-        from ..store import Store
+        from ..store import Store, StoreError
 
         try:
             exp = default_experiment(
@@ -98,7 +98,10 @@ def register(app: typer.Typer) -> None:
         except SpecError as e:
             hint = "--optimizer" if str(e).startswith("optimizers") else "--problem"
             raise typer.BadParameter(str(e), param_hint=hint) from e
-        run_experiment(exp, db=db, workers=workers or os.cpu_count() or 1, data_dir=data_dir)
+        try:
+            run_experiment(exp, db=db, workers=workers or os.cpu_count() or 1, data_dir=data_dir)
+        except StoreError as e:
+            raise fail(str(e)) from e
         n_epochs = exp.epochs or get(problem).budget.epochs
         with Store(db) as store:
             rows = next(iter(summary(store, exp.name).values()), [])

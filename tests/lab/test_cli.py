@@ -49,7 +49,10 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
     bad.write_text('problems = ["tests.lab.tiny:problem"]\noptimizers = ["adma"]\n')
     good = tmp_path / "good.toml"
     good.write_text(EXPERIMENT)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all")
     for args, words in (
+        (["compare", "-o", "sgdm", "--db", str(junk)], "not a SQLite database"),
         (["run", str(tmp_path / "none.toml")], "no experiment file"),
         (["run", str(bad)], "optimizers[0]"),
         (["run", str(good), "--backend", "mpi", "--db", str(tmp_path / "x.db")], "pool, ray"),
