@@ -3,12 +3,7 @@ only the trials in flight."""
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -117,44 +112,6 @@ def _count(db, status):
             return con.execute(query, (status,)).fetchone()[0]
         except sqlite3.OperationalError:  # the sweep has created the file, not yet its tables
             return 0
-
-
-def test_sigkill_loses_only_the_trials_in_flight(tmp_path):
-    exp_path = _write(tmp_path, problem="slow", seeds=5, method="defaults")  # 10 slow trials
-    db = tmp_path / "runs.db"
-    code = (
-        "from descentlab.lab import load, run_experiment;"
-        f"run_experiment(load({str(exp_path)!r}), db={str(db)!r}, workers=2, progress=False)"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=ROOT, start_new_session=True, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while _count(db, "finished") < 2:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the sweep finished no trial in time"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the pool's orphaned workers
-    finished = _count(db, "finished")
-    assert 2 <= finished < 10
-    assert _count(db, "running") <= 2  # the two workers' trials, nothing else
-    with Store(db) as store:
-        before = {
-            t["key"]: t["finished"] for t in store.trials(role=None) if t["status"] == "finished"
-        }
-
-    summary = run_experiment(load(exp_path), db=db, workers=1, progress=False)
-    assert summary.skipped == len(before) and summary.ran == 10 - len(before)
-    with Store(db) as store:
-        after = store.trials(role=None)
-        assert len(after) == 10 and len({t["key"] for t in after}) == 10
-        assert all(t["status"] == "finished" for t in after)
-        assert all(t["finished"] == before[t["key"]] for t in after if t["key"] in before)
-        assert all(len(store.curves(t["key"])) == 8 for t in after)  # every curve, once
 
 
 def test_an_edited_experiment_reports_only_what_it_contains(tmp_path):
