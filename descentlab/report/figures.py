@@ -83,10 +83,16 @@ def learning_curves(groups: Mapping[str, Group], palette: dict, path: Path) -> P
             if values.size:
                 lo, hi = np.percentile(values, [5, 100])
                 ax.set_ylim(lo - 0.05 * (hi - lo + 1e-12), hi + 0.02 * (hi - lo + 1e-12))
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    title = f"{first.problem}: mean over seeds, band = interquartile range"
+    return _legend_right(fig, axes.flat[0], title, path, 0.84)
+
+
+def _legend_right(fig: plt.Figure, ax: plt.Axes, title: str, path: Path, width: float) -> Path:
+    """Title the figure, put ``ax``'s legend on its right and save it."""
+    handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
-    fig.suptitle(f"{first.problem}: mean over seeds, band = interquartile range", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, width, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -117,13 +123,8 @@ def cost_figure(groups: Mapping[str, Group], palette: dict, path: Path) -> Path:
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_yscale("log")
         ax.set_title(f"train loss against {title}", fontsize=10)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
-    fig.suptitle(f"{first.problem}: the cost of a step (mean over seeds, IQR band)", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.82, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    title = f"{first.problem}: the cost of a step (mean over seeds, IQR band)"
+    return _legend_right(fig, axes[0], title, path, 0.82)
 
 
 def gap_figure(groups: Mapping[str, Group], palette: dict, path: Path) -> Path:
