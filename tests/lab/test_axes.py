@@ -11,6 +11,8 @@ from descentlab.lab import SpecError, parse, run_trial
 from descentlab.lab.axes import AXES, variants
 from descentlab.lab.tuning import plan_initial
 
+from .test_loop import _config as _loop_config
+
 TINY = "tests.lab.tiny:problem"
 
 
@@ -143,19 +145,7 @@ def test_variants_are_rows_tuned_on_their_own():
 
 
 def _config(**over):
-    config = {
-        "problem": TINY,
-        "options": {},
-        "seed": 0,
-        "epochs": 3,
-        "batch_size": 16,
-        "optimizer": "adam",
-        "hparams": {"lr": 0.05},
-        "schedule": None,
-        "schedule_args": {},
-    }
-    config.update(over)
-    return config
+    return _loop_config(**{"batch_size": 16, "optimizer": "adam", "hparams": {"lr": 0.05}, **over})
 
 
 def _curves(result):
