@@ -1,6 +1,7 @@
 """Time ``optimizer.step()`` for every descentlab optimizer against torch.optim and the peers.
 
-Run: ``.venv/bin/python benchmarks/step.py [--quick] [--only adam,radam] [--json out.json]``
+Run: ``.venv/bin/python benchmarks/step.py [--quick] [--only adam,radam] [--settings b]
+[--rounds 7] [--json out.json]``
 
 In one process, for (a) one float32 tensor of 16M values and (b) about 200 tensors shaped like
 a conv net totalling about 16M, and for each algorithm: every contestant (descentlab's fast and
@@ -189,6 +190,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1M values, 2 rounds (smoke run)")
     parser.add_argument("--only", default="", help="comma-separated algorithm names")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument(
+        "--settings", default="a,b", help="which workloads: a (one tensor), b (200 tensors)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--report", type=Path, default=None, help="print the tables of a --json")
     args = parser.parse_args()
@@ -212,7 +216,11 @@ def main() -> None:
         + f" ({_kernels.build_directory()})"
     )
     everything = {}
-    for setting in SETTINGS:
+    letters = [k for k in args.settings.split(",") if k]
+    if not letters or not set(letters) <= {"a", "b"}:
+        parser.error(f"--settings takes a, b or a,b; got {args.settings!r}")
+    chosen = [SETTINGS["ab".index(k)] for k in letters]
+    for setting in chosen:
         params = make_params(setting, total)
         print_header(setting, params)
         results = []

@@ -219,7 +219,6 @@ class Optimizer(torch.optim.Optimizer):
         ]
         plan = Plan(
             params=params,
-            grads=grads,
             missing=[g is None for g in grads],
             buckets=buckets,
             slow=[(i, self.state[params[i]]) for i in slow],

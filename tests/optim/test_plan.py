@@ -10,6 +10,7 @@ plan would skip or update the wrong tensors, or feed the kernels tensors they ca
 from __future__ import annotations
 
 import copy
+import weakref
 
 import pytest
 import torch
@@ -190,3 +191,14 @@ def test_the_plan_is_kept_while_nothing_changes(set_to_none):
         plans.append(opt._plans[id(opt.param_groups[0])])
     assert all(p is plans[0] for p in plans)
     assert plans[0].buckets and not plans[0].slow  # every tensor on the fast path
+
+
+def test_a_plan_holds_no_gradient():
+    """zero_grad(set_to_none=True) frees the gradients, as with torch.optim."""
+    p = torch.nn.Parameter(torch.randn(3))
+    opt = descentlab.create("adam", [p], lr=0.01)
+    p.grad = torch.randn(3)
+    opt.step()
+    grad = weakref.ref(p.grad)
+    opt.zero_grad(set_to_none=True)
+    assert grad() is None
