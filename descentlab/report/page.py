@@ -165,9 +165,9 @@ def _sections(
     changed = {r["label"]: r["changed"] for r in spec.get("rows", [])}
     steps = {g.per_epoch("steps_per_epoch") for g in groups.values()}
     costly = len({x for x in steps if math.isfinite(x)}) > 1
-    if spec.get("design") != "one-at-a-time" or not any(changed.values()):
+    if spec.get("design") != "one-at-a-time" or not any(changed.get(k) for k in groups):
         return [(problem, dict(groups), costly)]
-    axes = list(dict.fromkeys(a for c in changed.values() for a in c))
+    axes = list(dict.fromkeys(a for k in groups for a in changed.get(k, [])))
     sections = []
     for axis in axes:
         sub = {k: g for k, g in groups.items() if changed.get(k, []) in ([], [axis])}

@@ -153,3 +153,32 @@ def test_sharpness_key_is_validated():
 
     with pytest.raises(SpecError, match="sharpness: 'yes'; allowed: true or false"):
         parse({"problems": [TINY], "optimizers": ["adam"], "sharpness": "yes"})
+
+
+def test_one_table_per_axis_and_the_cost_of_a_step_where_the_batch_size_varies(tmp_path):
+    pretrain = {"problem": TINY, "options": {"width": 4}, "label": "pre"}
+    own = {"name": TINY, "options": {"width": 4}, "axes": {"finetune": ["none", pretrain]}}
+    exp = parse(
+        {
+            "problems": [TINY, own],
+            "seeds": 2,
+            "design": "one-at-a-time",
+            "batch_size": [32, "full"],
+            "init": ["default", "zeros"],
+            "tuning": {"method": "defaults"},
+            "optimizers": ["sgdm"],
+        },
+        name="tricks",
+    )
+    run_experiment(exp, db=tmp_path / "runs.db", progress=False)
+    write_report(tmp_path / "runs.db", tmp_path / "out")
+    tables = (tmp_path / "out" / "tables.md").read_text()
+    titles = re.findall(r"^### (.+)$", tables, flags=re.M)
+    plain, special = TINY, f"{TINY}[width=4]"
+    assert titles == [f"{plain}: batch_size", f"{plain}: init", f"{special}: finetune"]
+    init = tables.split(f"### {plain}: init")[1].split("###")[0]
+    assert "| sgdm " in init and "sgdm [init=zeros]" in init and "bs=full" not in init
+    figures = sorted(p.name for p in (tmp_path / "out" / "figures").glob("*-cost.png"))
+    assert figures == ["tricks-tests-lab-tiny-problem-batch-size-cost.png"]
+    assert "3 variants vary batch_size, finetune, init one at a time" in tables
+    assert re.search(r"\| sgdm \[finetune=pre\]( ★)? \| 0.01 \| 2 \| 0 \| 0 \|", tables)  # both ran
