@@ -260,17 +260,19 @@ def _experiment(
             "<p class=note>★ best median test metric. Statistics are over the finished runs; "
             "diverged runs count as NaN (and as misses for time-to-target).</p>"
         )
-        curves = learning_curves(groups, palette, figs / f"{slug}-{p}-curves.png")
-        gap = gap_figure(groups, palette, figs / f"{slug}-{p}-gap.png")
+        # One colour per row of this table (a table of an axis has few rows; the experiment many).
+        shades = palette if len(sections) == len(problems) else colors(list(groups))
+        curves = learning_curves(groups, shades, figs / f"{slug}-{p}-curves.png")
+        gap = gap_figure(groups, shades, figs / f"{slug}-{p}-gap.png")
         parts.append(_img(curves, out, f"learning curves on {title}"))
         parts.append(_img(gap, out, f"generalization gap on {title}"))
         if costly:
-            cost = cost_figure(groups, palette, figs / f"{slug}-{p}-cost.png")
+            cost = cost_figure(groups, shades, figs / f"{slug}-{p}-cost.png")
             parts.append(_img(cost, out, f"loss against steps, examples and seconds on {title}"))
         search = {k: v for k, v in searches.get(problem, {}).items() if k in groups}
         if search:
             metric = next(iter(groups.values())).main_metric
-            fig = search_figure(search, metric, palette, figs / f"{slug}-{p}-search.png")
+            fig = search_figure(search, metric, shades, figs / f"{slug}-{p}-search.png")
             parts.append(_img(fig, out, f"learning-rate search on {title}"))
     parts.append("<h3>Time to target</h3>")
     target = target_figure(problems, palette, figs / f"{slug}-time-to-target.png")
