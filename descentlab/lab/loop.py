@@ -29,6 +29,7 @@ from ..optim import NonFiniteGradientError
 from ..problems import SPLITS, train
 from . import tricks as tr
 from ._build import build_optimizer, build_schedule, load_problem
+from .axes import AXES
 
 __all__ = ["failed", "run_trial"]
 
@@ -90,7 +91,7 @@ def _build(
     return task
 
 
-def _fit(task: Any, config: Mapping[str, Any], epochs: int, **kwargs: Any) -> Any:
+def _fit(task: Any, config: Mapping[str, Any], epochs: int, **kwargs: Any) -> Iterator[Any]:
     """Train with fresh optimizers and schedules; yields per-epoch histories (see ``train``)."""
     torch.manual_seed(config["seed"])  # optimizer noise, dropout: part of the seed too
     optimizers = _optimizers(task, config)
@@ -111,7 +112,7 @@ def _pretrain(task: Any, config: Mapping[str, Any], data_dir: str | None) -> dic
     shared = {
         k: v
         for k, v in config["options"].items()
-        if k in source.axes and k in ("normalization", "dropout")
+        if k in source.axes and k in AXES and AXES[k].where == "option"
     }
     pre = _build(config, source, {**shared, **ft["options"]}, data_dir)
     start = time.perf_counter()
