@@ -17,12 +17,20 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
 import torch
 
-__all__ = ["available", "build", "build_directory", "kernels", "unavailable_reason"]
+__all__ = [
+    "available",
+    "build",
+    "build_directory",
+    "clear_stale_lock",
+    "kernels",
+    "unavailable_reason",
+]
 
 SOURCE = Path(__file__).with_name("csrc") / "kernels.cpp"
 
@@ -53,9 +61,33 @@ def build_directory() -> Path:
     return Path(_get_build_directory(_name(), verbose=False))
 
 
+STALE_LOCK_SECONDS = 600.0  # a build takes about a minute; an older lock was left by a killed one
+
+
+def clear_stale_lock(directory: Path, *, max_age: float = STALE_LOCK_SECONDS) -> bool:
+    """Remove the build lock a killed build left behind (torch waits on it forever).
+
+    Returns whether a lock older than ``max_age`` seconds was removed.
+    """
+    lock = directory / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age <= max_age:
+        return False
+    logging.getLogger(__name__).warning(
+        "descentlab: removing a stale kernel build lock (%.0f s old): %s", age, lock
+    )
+    with contextlib.suppress(FileNotFoundError):
+        lock.unlink()
+    return True
+
+
 def _load(verbose: bool = False) -> ModuleType:
     from torch.utils.cpp_extension import load
 
+    clear_stale_lock(build_directory())
     if not (build_directory() / f"{_name()}.so").exists():
         logging.getLogger(__name__).warning(
             "descentlab: building the fused CPU kernels (once per machine, about a minute); "

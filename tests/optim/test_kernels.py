@@ -193,3 +193,18 @@ def test_tensors_at_different_steps_in_one_call(name):
         assert_close(q.detach(), p.detach(), 1e-11, 1e-13, name)
         for key, value in a.state[p].items():
             assert_close(b.state[q][key], value, 1e-11, 1e-13, f"{name} state {key}")
+
+
+def test_a_lock_left_by_a_killed_build_is_removed_and_a_fresh_one_kept(tmp_path):
+    import os
+    import time
+
+    from descentlab.optim._kernels import clear_stale_lock
+
+    assert not clear_stale_lock(tmp_path)  # no lock
+    lock = tmp_path / "lock"
+    lock.touch()
+    assert not clear_stale_lock(tmp_path) and lock.exists()  # a build may be running
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    assert clear_stale_lock(tmp_path) and not lock.exists()
