@@ -160,3 +160,11 @@ def rank_result(runs: list[dict], rank: int, name: str) -> Any:
     got = runs[rank][name]
     assert not isinstance(got, str), f"rank {rank} failed:\n{got}"
     return got
+
+
+def assert_every_rank_matches_reference(runs: list[dict], name: str, mode: str) -> None:
+    """Every rank's trajectory of optimizer ``name`` equals the single-process reference."""
+    want = reference(name)
+    for rank in range(len(runs)):
+        got = rank_result(runs, rank, name)
+        assert_trajectory(got["traj"], want["traj"], f"{name} {mode} rank {rank}")

@@ -9,7 +9,13 @@ from __future__ import annotations
 import pytest
 
 from ._jobs import fsdp_job
-from ._setup import NAMES, assert_trajectory, rank_result, reference, spawn
+from ._setup import (
+    NAMES,
+    assert_every_rank_matches_reference,
+    rank_result,
+    reference,
+    spawn,
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +25,7 @@ def runs(tmp_path_factory):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_fsdp2_equals_unsharded(runs, name):
-    want = reference(name)
-    for rank in range(len(runs)):
-        got = rank_result(runs, rank, name)
-        assert_trajectory(got["traj"], want["traj"], f"{name} FSDP2 rank {rank}")
+    assert_every_rank_matches_reference(runs, name, "FSDP2")
 
 
 def test_fsdp2_swats_switches_where_the_unsharded_run_does(runs):

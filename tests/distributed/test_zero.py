@@ -10,7 +10,14 @@ from __future__ import annotations
 import pytest
 
 from ._jobs import RESUME_AT, zero_job
-from ._setup import NAMES, assert_trajectory, rank_result, reference, spawn
+from ._setup import (
+    NAMES,
+    assert_every_rank_matches_reference,
+    assert_trajectory,
+    rank_result,
+    reference,
+    spawn,
+)
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +27,7 @@ def runs(tmp_path_factory):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_zero_equals_unsharded(runs, name):
-    want = reference(name)
-    for rank in range(len(runs)):
-        got = rank_result(runs, rank, name)
-        assert_trajectory(got["traj"], want["traj"], f"{name} ZeRO rank {rank}")
+    assert_every_rank_matches_reference(runs, name, "ZeRO")
 
 
 @pytest.mark.parametrize("name", NAMES)
