@@ -29,6 +29,7 @@ __all__ = [
     "build_directory",
     "clear_stale_lock",
     "kernels",
+    "ready",
     "unavailable_reason",
 ]
 
@@ -122,25 +123,36 @@ def unavailable_reason() -> str | None:
     The first call builds them (or loads them from torch's cache); the answer is remembered
     for the life of the process.
     """
+    global _error
     if _module is None and _error is None:
         if os.environ.get("DESCENTLAB_KERNELS", "1") == "0":
-            return "disabled by DESCENTLAB_KERNELS=0"
+            _error = "disabled by DESCENTLAB_KERNELS=0"
+            return _error
         with contextlib.suppress(RuntimeError):  # the reason is kept in _error
             build()
     return _error
 
 
-def advance_steps(steps: list[torch.Tensor]) -> list[float]:
-    """Add one to each 0-d step counter and return the new values.
+def ready() -> ModuleType | None:
+    """The kernels when they are loaded or sit built in the cache (then loaded), else ``None``.
 
-    One C++ loop when the kernels are loaded or sit built in the cache (this never triggers a
-    build: the torch-fused optimizers need no kernels), else ``torch._foreach_add_`` and one
-    ``item()`` per counter.
+    Never triggers a build: for the algorithms whose math torch's fused kernels also have
+    (the SGD family) the compiled kernels are only the faster of two fast paths.
     """
     if _module is None and _error is None and (build_directory() / f"{_name()}.so").exists():
         unavailable_reason()  # loads from the cache (a fraction of a second)
-    if _module is not None:
-        return _module.advance_steps(steps)
+    return _module
+
+
+def advance_steps(steps: list[torch.Tensor]) -> list[float]:
+    """Add one to each 0-d step counter and return the new values.
+
+    One C++ loop when the kernels are :func:`ready`, else ``torch._foreach_add_`` and one
+    ``item()`` per counter.
+    """
+    module = ready()
+    if module is not None:
+        return module.advance_steps(steps)
     torch._foreach_add_(steps, 1)
     return [s.item() for s in steps]
 

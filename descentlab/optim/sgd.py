@@ -100,19 +100,54 @@ class SGD(Optimizer):
         p.add_(g, alpha=-lr)  # (3)
 
     def _fused(self, group, params, grads, states):
+        decoupled = group["weight_decay"] != 0 and group["decoupled_weight_decay"]
+        if decoupled and _kernels.unavailable_reason() is None:
+            kernels = _kernels.kernels()  # SGDW: the one path without a second pass over p
+        else:
+            kernels = _kernels.ready()  # never builds: torch's fused SGD has the same math
+        if kernels is None:
+            self._torch_fused(group, params, grads, states)
+        else:
+            self._kernel(kernels, group, params, grads, states)
+
+    @staticmethod
+    def _kernel(kernels, group, params, grads, states):
+        """Decay, momentum and step in one pass over memory (descentlab's ``momentum_sgd``).
+
+        Faster than torch's fused SGD on many tensors: its threads share out the elements of
+        all the tensors, not each tensor in turn (docs/speed.md).
+        """
+        first = _first_steps(group, params, states, kernels.advance_steps)
+        lr, wd = float(group["lr"]), group["weight_decay"]
+        decoupled = group["decoupled_weight_decay"]
+        kernels.momentum_sgd(
+            params,
+            grads,
+            [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else [],
+            [lr] * len(params),
+            first,
+            group["momentum"],
+            group["dampening"],
+            group["nesterov"],
+            0.0 if decoupled else wd,
+            1 - lr * wd if decoupled else 1.0,
+            group["maximize"],
+        )
+
+    @staticmethod
+    def _torch_fused(group, params, grads, states):
+        """torch's fused SGD, where the compiled kernels are not built (decoupled decay: a
+        second pass over p)."""
+        first = _first_steps(group, params, states, _kernels.advance_steps)
         wd, decoupled = group["weight_decay"], group["decoupled_weight_decay"]
-        if wd != 0 and decoupled and _kernels.unavailable_reason() is None:
-            self._fused_decoupled(group, params, grads, states)
-            return
-        steps = _kernels.advance_steps([s["step"] for s in states])
-        if wd != 0 and decoupled:  # without the compiled kernels: a second pass over p
+        if wd != 0 and decoupled:
             torch._foreach_mul_(params, 1 - group["lr"] * wd)
         mu = group["momentum"]
-        calls = [(steps[0] == 1, params, grads, states)]
-        if 0 < steps.count(1.0) < len(steps):  # torch's kernel takes one first-step flag per call
+        calls = [(first[0], params, grads, states)]
+        if 0 < first.count(True) < len(first):  # torch's kernel takes one first-step flag per call
             calls = []
             for flag in (True, False):
-                keep = [(t == 1) is flag for t in steps]
+                keep = [f is flag for f in first]
                 calls.append((flag, *(list(compress(x, keep)) for x in (params, grads, states))))
         for is_first, ps, gs, ss in calls:
             torch._fused_sgd_(
@@ -128,31 +163,16 @@ class SGD(Optimizer):
                 is_first_step=is_first,
             )
 
-    @staticmethod
-    def _fused_decoupled(group, params, grads, states):
-        """SGDW in one pass over memory: decay, momentum and step in the compiled kernel."""
-        k = _kernels.kernels()
-        steps = k.advance_steps([s["step"] for s in states])
-        first = [t == 1 for t in steps]
-        if group["momentum"] != 0:
-            for i, s in enumerate(states):
-                if "momentum_buffer" not in s:  # momentum switched on after the first step
-                    s["momentum_buffer"] = torch.zeros_like(params[i])
-                    first[i] = True
-        lr = float(group["lr"])
-        k.momentum_sgd(
-            params,
-            grads,
-            [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else [],
-            [lr] * len(params),
-            first,
-            group["momentum"],
-            group["dampening"],
-            group["nesterov"],
-            0.0,
-            1 - lr * group["weight_decay"],
-            group["maximize"],
-        )
+
+def _first_steps(group, params, states, advance) -> list[bool]:
+    """Advance the step counters; which tensors take their first momentum step (b_1 = g_1)."""
+    first = [t == 1 for t in advance([s["step"] for s in states])]
+    if group["momentum"] != 0:
+        for i, s in enumerate(states):
+            if "momentum_buffer" not in s:  # momentum switched on after the first step
+                s["momentum_buffer"] = torch.zeros_like(params[i])
+                first[i] = True
+    return first
 
 
 class SGDW(SGD):

@@ -17,6 +17,7 @@ from descentlab.optim import _kernels
 from ._harness import assert_close
 
 KERNEL_NAMES = ["rmsprop", "nadam", "radam", "adabound", "amsbound", "sgdw", "sgdwm", "swats"]
+SGD_FAMILY = ["sgd", "sgdm", "nag", "sgdw", "sgdwm"]  # torch's fused SGD where no kernels
 
 
 def _need_kernels() -> None:
@@ -75,10 +76,11 @@ def test_environment_variable_disables_the_kernels(monkeypatch):
     assert _kernels.unavailable_reason() == "disabled by DESCENTLAB_KERNELS=0"
 
 
-@pytest.mark.parametrize("name", KERNEL_NAMES)
+@pytest.mark.parametrize("name", sorted(set(KERNEL_NAMES + SGD_FAMILY)))
 def test_without_kernels_auto_falls_back_and_fused_raises(name, monkeypatch):
     reason = f"no compiler for {name} (test)"  # unique, so that warn_once warns here
     monkeypatch.setattr(_kernels, "unavailable_reason", lambda: reason)
+    monkeypatch.setattr(_kernels, "ready", lambda: None)
     dtypes = [torch.float64] * 4
     expected = _params(dtypes)
     _run(name, expected, "forloop", 8)
@@ -87,9 +89,9 @@ def test_without_kernels_auto_falls_back_and_fused_raises(name, monkeypatch):
         warnings.simplefilter("always")
         _run(name, params, "auto", 8)
     for p, q in zip(params, expected):
-        # SGDW without kernels keeps torch's two-pass fused path; the others are the loop itself
+        # the SGD family without kernels takes torch's fused SGD; the others are the loop itself
         assert_close(p.detach(), q.detach(), 1e-12, 1e-14, name)
-    if name not in ("sgdw", "sgdwm"):
+    if name not in SGD_FAMILY:
         assert any(reason in str(w.message) for w in caught)
         with pytest.raises(RuntimeError, match="fast path is not available"):
             _run(name, _params(dtypes), "fused", 1)

@@ -56,28 +56,33 @@ void check_state(const TensorList& params, const TensorList& state) {
   }
 }
 
-// Run body(tensor_index, begin, end) over every chunk of every tensor, in parallel.
+// Run body(chunk, tensor_index, begin, end) over every chunk of every tensor, in parallel.
+// The chunks are fixed (kChunk elements of one tensor), so a per-chunk reduction sums in the
+// same order on any number of threads; each thread takes the chunks that start in its equal
+// share of all the elements (a share by chunk count would give one thread the large tensors).
 template <typename Body>
 void for_chunks(const TensorList& params, const Body& body) {
   std::vector<Work> work;
+  std::vector<int64_t> start;  // where each chunk starts in the concatenation of the tensors
   int64_t total = 0;
   for (size_t t = 0; t < params.size(); ++t) {
     const int64_t n = params[t].numel();
-    total += n;
     for (int64_t b = 0; b < n; b += kChunk) {
       work.push_back({static_cast<int64_t>(t), b, std::min(n, b + kChunk)});
+      start.push_back(total + b);
     }
+    total += n;
   }
-  const auto run = [&](int64_t lo, int64_t hi) {
-    for (int64_t w = lo; w < hi; ++w) {
+  const auto run = [&](int64_t lo, int64_t hi) {  // the chunks that start in [lo, hi)
+    auto w = std::lower_bound(start.begin(), start.end(), lo) - start.begin();
+    for (const auto n = static_cast<int64_t>(work.size()); w < n && start[w] < hi; ++w) {
       body(w, work[w].tensor, work[w].begin, work[w].end);
     }
   };
-  const auto n = static_cast<int64_t>(work.size());
   if (total < kSerial) {
-    run(0, n);  // not worth waking the threads (a busy machine makes that cost milliseconds)
+    run(0, total);  // not worth waking the threads (a busy machine makes that cost milliseconds)
   } else {
-    at::parallel_for(0, n, 1, run);
+    at::parallel_for(0, total, kChunk, run);
   }
 }
 

@@ -1,0 +1,76 @@
+"""No step reads the value of a parameter-device tensor on the host: nothing would stall a GPU.
+
+Tensors on PyTorch's ``meta`` device have shapes and dtypes but no data, so ``.item()``,
+``bool()`` or ``float()`` of one raises. Every optimizer steps here on meta parameters and
+gradients: the path a CUDA parameter takes (the fused CPU kernels take only CPU tensors), with
+the step counters and a tensor learning rate on the CPU, where torch.optim keeps them too. The
+one documented exception is SWATS's switch test, which reads two dot products per tensor and
+step during its Adam phase (its SGD phase reads nothing).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import descentlab
+
+from .cases import CASES
+
+WRAPPED = ["lookahead(adam)", "noisy(sgdm)", "lookahead(noisy(radam))"]
+
+
+def _meta_groups(hparams: tuple[dict, ...]) -> list[dict]:
+    shapes = [[(), (5, 4)], [(3, 6), (7,)]]
+    groups = []
+    for group_shapes, h in zip(shapes, hparams):
+        params = [torch.nn.Parameter(torch.empty(s, device="meta")) for s in group_shapes]
+        for p in params:
+            p.grad = torch.empty_like(p)
+        groups.append({"params": params, **h})
+    return groups
+
+
+@pytest.mark.parametrize("lr", ["float", "cpu-tensor"])
+@pytest.mark.parametrize("case", [c for c in CASES if c.name != "swats"], ids=str)
+def test_steps_read_no_device_values(case, lr):
+    groups = _meta_groups(case.groups)
+    if lr == "cpu-tensor":
+        for group in groups:
+            group["lr"] = torch.tensor(group["lr"])
+    opt = descentlab.create(case.name, groups, **case.fixed)
+    for _ in range(3):
+        opt.step()
+    assert all(float(opt.state[p]["step"]) == 3 for g in groups for p in g["params"])
+
+
+@pytest.mark.parametrize("name", WRAPPED)
+def test_wrapped_steps_read_no_device_values(name):
+    groups = _meta_groups(({"lr": 0.01}, {"lr": 0.02}))
+    opt = (
+        descentlab.create(name, groups, k=2)
+        if "lookahead" in name
+        else descentlab.create(name, groups)
+    )
+    for _ in range(5):  # two Lookahead synchronizations
+        opt.step()
+
+
+def test_swats_sgd_phase_reads_no_device_values():
+    groups = _meta_groups(({"lr": 0.01}, {"lr": 0.02, "weight_decay": 0.1}))
+    opt = descentlab.create("swats", groups)
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state[p]
+            state["step"] = torch.tensor(10.0)
+            opt._init_state(group, p, state)
+            state.update(switch_step=5, sgd_lr=0.3, switch_lr=group["lr"])
+    for _ in range(3):
+        opt.step()
+    assert float(opt.state[groups[1]["params"][0]]["step"]) == 13
+
+
+def test_swats_adam_phase_reads_its_dot_products():
+    opt = descentlab.create("swats", _meta_groups(({"lr": 0.01}, {"lr": 0.02})))
+    with pytest.raises(RuntimeError, match="meta"):
+        opt.step()
