@@ -125,6 +125,7 @@ def race(name: str, params: list[torch.Tensor], rounds: int, steps: int) -> dict
                 roofline=bytes_per_param(name) * numel / t / copy_bw,
                 first_ms=1e3 * c.first,
                 faults_per_page=c.faults / pages / c.steps,
+                times=[1e3 * t for t in c.times],  # per round, for paired ratios
             )
         )
     for key, kind in (("vs_torch", "torch"), ("vs_peer", "peer")):
@@ -158,9 +159,24 @@ def print_rows(result: dict) -> None:
     sys.stdout.flush()
 
 
+def _paired(other: dict | None, fast: dict) -> str:
+    """``other``'s time over ``fast``'s, round by round (neighbours in time, so drift in the
+    machine's speed cancels): the median and the interquartile range over the rounds."""
+    if other is None:
+        return ""
+    if "times" not in other:  # a --json written before per-round times were kept
+        return f"{other['ms'] / fast['ms']:.2f}"
+    ratios = [o / f for o, f in zip(other["times"], fast["times"])]
+    if len(ratios) < 2:
+        return f"{ratios[0]:.2f}"
+    q1, median, q3 = statistics.quantiles(ratios, n=4)
+    return f"{median:.2f} ({q1:.2f}-{q3:.2f})"
+
+
 def print_summary(setting: str, results: list[dict]) -> None:
     """One line per algorithm: descentlab's fast path against the fastest torch path and peer."""
     print(f"\n#### ({setting}) summary: descentlab auto against the fastest alternative\n")
+    print("x torch, x peer: the other's step time over descentlab's, per round; median (IQR).\n")
     print(
         "| algorithm | descentlab ms | roofline | faults/page | first ms | forloop ms "
         "| fastest torch.optim (ms) | fastest peer (ms) | x torch | x peer |"
@@ -177,7 +193,7 @@ def print_summary(setting: str, results: list[dict]) -> None:
             f"{best[k]['contestant']} ({best[k]['ms']:.1f})" if best[k] else "none"
             for k in ("torch", "peer")
         ]
-        ratios = [_fmt(best[k] and best[k]["ms"] / fast["ms"], ".2f") for k in ("torch", "peer")]
+        ratios = [_paired(best[k], fast) for k in ("torch", "peer")]
         print(
             f"| {fast['algorithm']} | {fast['ms']:.1f} | {fast['roofline']:.0%} | "
             f"{fast['faults_per_page']:.3f} | {fast['first_ms']:.0f} | {slow['ms']:.1f} | "
@@ -206,6 +222,9 @@ def main() -> None:
     steps = 2 if args.quick else 3  # timed steps per contestant per round
     names = [n for n in args.only.split(",") if n] or list(STATE_TENSORS)
 
+    # The first torch optimizer built in a process imports torch._dynamo (about 1 s, for
+    # torch.optim's too): paid here, so that no contestant's first step carries it.
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     start = time.perf_counter()
     reason = _kernels.unavailable_reason()
     ready = time.perf_counter() - start
