@@ -12,9 +12,10 @@ from typing import Any
 import torch
 
 from . import _checks as c
+from . import _kernels
 from ._validate import Interval, check_int
 from ._wrapper import Wrapper
-from .base import is_dtensor
+from .base import _FUSED_DTYPES, _PLAIN, is_dtensor
 
 __all__ = ["Lookahead"]
 
@@ -71,14 +72,22 @@ class Lookahead(Wrapper):
         self.inner_steps += 1
         if self.inner_steps % self.k == 0:
             fast = self._params()
-            slow = [self.state[p]["slow"] for p in fast]
-            torch._foreach_lerp_(slow, fast, self.alpha)  # (2)
-            if any(is_dtensor(p) for p in fast):  # DTensor has no rule for _foreach_copy_
-                for p, s in zip(fast, slow):
-                    p.copy_(s)
-            else:
-                torch._foreach_copy_(fast, slow)
+            self._synchronise(fast, [self.state[p]["slow"] for p in fast])
         return loss
+
+    def _synchronise(self, fast: list[torch.Tensor], slow: list[torch.Tensor]) -> None:
+        """(2): one pass with the compiled kernel (CPU tensors of one dtype, when the kernels
+        are built), else a ``_foreach_lerp_`` and a ``_foreach_copy_`` (two passes)."""
+        kernels = _kernels.ready() if _one_cpu_kernel_call([*fast, *slow]) else None
+        if kernels is not None:
+            kernels.lookahead_sync(slow, fast, self.alpha)
+            return
+        torch._foreach_lerp_(slow, fast, self.alpha)
+        if any(is_dtensor(p) for p in fast):  # DTensor has no rule for _foreach_copy_
+            for p, s in zip(fast, slow):
+                p.copy_(s)
+        else:
+            torch._foreach_copy_(fast, slow)
 
     def _extra_state(self) -> dict[str, Any]:
         return {"k": self.k, "alpha": self.alpha, "inner_steps": self.inner_steps}
@@ -86,3 +95,15 @@ class Lookahead(Wrapper):
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self.k, self.alpha = extra["k"], extra["alpha"]
         self.inner_steps = extra["inner_steps"]
+
+
+def _one_cpu_kernel_call(tensors: list[torch.Tensor]) -> bool:
+    """Whether the compiled kernel can take all of ``tensors`` in one call."""
+    return bool(tensors) and all(
+        type(t) in _PLAIN
+        and t.device.type == "cpu"
+        and t.dtype is tensors[0].dtype
+        and t.dtype in _FUSED_DTYPES
+        and t.is_contiguous()
+        for t in tensors
+    )

@@ -91,3 +91,40 @@ def test_noise_is_reproducible_from_a_seed():
             opt.step()
         runs.append([p.detach().clone() for p in flat(groups)])
     assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_lookahead_one_pass_sync_equals_the_foreach_sync(dtype, monkeypatch):
+    """The compiled one-pass synchronisation gives the two-pass foreach path's weights."""
+    from descentlab.optim import _kernels
+
+    if _kernels.unavailable_reason() is not None:
+        pytest.skip(f"compiled kernels unavailable here: {_kernels.unavailable_reason()}")
+    module, calls = _kernels.ready(), []
+
+    class Spy:  # counts the kernel's calls, so that the test fails if it never runs
+        def lookahead_sync(self, *args):
+            calls.append(len(args[0]))
+            return module.lookahead_sync(*args)
+
+        def __getattr__(self, name):
+            return getattr(module, name)
+
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(s, generator=gen).to(dtype) for s in [(), (70_000,), (4, 3)]]
+    runs = []
+    for ready in (lambda: Spy(), lambda: None):
+        monkeypatch.setattr(_kernels, "ready", ready)
+        params = [torch.nn.Parameter(x.clone()) for x in start]
+        opt = Lookahead(torch.optim.SGD(params, lr=0.1, momentum=0.9), k=3, alpha=0.3)
+        for t in range(10):
+            for i, p in enumerate(params):
+                p.grad = (0.3 * p.detach() + math.sin(t + i)).to(dtype)
+            opt.step()
+        runs.append((params, opt))
+    assert calls == [3, 3, 3]  # steps 3, 6, 9: every tensor in one call
+    tol = {torch.float64: 1e-12, torch.float32: 1e-6, torch.bfloat16: 1e-2}[dtype]
+    (ps, a), (qs, b) = runs
+    for p, q in zip(ps, qs):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=tol, atol=tol)
+        torch.testing.assert_close(a.state[p]["slow"], b.state[q]["slow"], rtol=tol, atol=tol)

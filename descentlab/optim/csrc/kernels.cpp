@@ -432,6 +432,30 @@ at::Tensor swats_adam(const TensorList& params, const TensorList& grads,
   return dots;
 }
 
+// ------------------------------------------------------------------------------- Lookahead
+template <typename S, typename T>
+void lookahead_loop(S* __restrict__ slow, S* __restrict__ fast, int64_t begin, int64_t end,
+                    T alpha) {
+  for (int64_t i = begin; i < end; ++i) {
+    const S s = static_cast<S>(lerp(T(slow[i]), T(fast[i]), alpha));  // (2)
+    slow[i] = s;
+    fast[i] = s;
+  }
+}
+
+// Lookahead's synchronisation in one pass: phi <- phi + alpha (theta - phi), theta <- phi.
+void lookahead_sync(const TensorList& slow, const TensorList& fast, double alpha) {
+  check_lists(slow, {&fast});
+  check_state(slow, fast);
+  if (slow.empty()) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, slow[0].scalar_type(), "lookahead_sync", [&] {
+    using T = at::opmath_type<scalar_t>;
+    for_chunks(slow, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+      lookahead_loop(ptr<scalar_t>(slow, t), ptr<scalar_t>(fast, t), b, end, T(alpha));
+    });
+  });
+}
+
 // ------------------------------------------------------------------------------- steps
 // The 0-d float32 CPU tensors that hold step counters and NAdam's mu_product.
 float* scalar_ptr(const at::Tensor& s) {
@@ -480,6 +504,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("adabound", &adabound, "AdaBound / AMSBound over lists of tensors");
   m.def("momentum_sgd", &momentum_sgd, "SGD with momentum and decoupled decay");
   m.def("swats_adam", &swats_adam, "SWATS's Adam phase, returning the per-tensor dot products");
+  m.def("lookahead_sync", &lookahead_sync, "Lookahead's slow-weight update and reset, one pass");
   m.def("advance_steps", &advance_steps, "increment the step counters, return their values");
   m.def("read_scalars", &read_scalars, "the values of 0-d float32 tensors");
   m.def("write_scalars", &write_scalars, "set 0-d float32 tensors (exact for float32 values)");
