@@ -40,12 +40,19 @@ STATE_TENSORS = {
     "amsbound": 3,
     "sgdw": 0,
     "sgdwm": 1,
-    "swats": 2,  # Adam phase (the benchmark never reaches the switch)
+    "swats": 2,  # the Adam phase: switch_tol=0 below keeps descentlab's SWATS in it
     "lookahead(adam)": 2,
 }
 EXTRA_BYTES = {"lookahead(adam)": 16 / 5}
 
-HPARAMS = {"sgdw": {"weight_decay": WD}, "sgdwm": {"weight_decay": WD}}
+# With the same gradient every step SWATS's rate estimate settles and it switches to its SGD
+# phase (momentum SGD's 20 bytes per value) within the race; switch_tol=0 never switches. The
+# peers keep their own switching rules.
+HPARAMS = {
+    "sgdw": {"weight_decay": WD},
+    "sgdwm": {"weight_decay": WD},
+    "swats": {"switch_tol": 0.0},
+}
 
 _SGD = "torch.optim.SGD"
 TORCH: dict[str, tuple[str, dict[str, Any]]] = {
