@@ -5,8 +5,8 @@ Run: ``.venv/bin/python benchmarks/step.py [--quick] [--only adam,radam] [--sett
 
 In one process, for (a) one float32 tensor of 16M values and (b) about 200 tensors shaped like
 a conv net totalling about 16M, and for each algorithm: every contestant (descentlab's fast and
-readable paths, torch.optim's foreach and fused paths, the peer packages) gets the same
-parameters and gradient; their steps are interleaved round-robin with the bandwidth reference
+readable paths, torch.optim's foreach and fused paths, the peer packages) gets its own copy of
+the same parameters and gradient; their steps are interleaved round-robin with the bandwidth reference
 ``x += a y``, and the median time of a step is reported with
 
 * ``vs torch`` / ``vs peer``: the fastest torch.optim path's (fastest peer's) time over this
@@ -75,6 +75,18 @@ def make_params(setting: str, total: int) -> list[torch.Tensor]:
     return params
 
 
+def _copy(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """A contestant's own parameters and gradients, equal to everyone else's at the start.
+
+    Shared tensors would let one contestant's steps steer another's trajectory (SWATS's
+    switch to its cheaper SGD phase fired in some races and not in others).
+    """
+    copies = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    for copy, p in zip(copies, params):
+        copy.grad = p.grad.clone()
+    return copies
+
+
 def _timed(fn, n: int) -> tuple[float, int]:
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
@@ -94,7 +106,7 @@ def race(name: str, params: list[torch.Tensor], rounds: int, steps: int) -> dict
     opts = {}
     for c in racers:  # the first step: state allocation, kernel loading, compilation
         start = time.perf_counter()
-        opt = c.build(params)
+        opt = c.build(_copy(params))
         opt.step()
         c.first = time.perf_counter() - start
         opts[c.label] = opt

@@ -32,6 +32,8 @@ class Lookahead(Wrapper):
     index-keyed state (they resume into a freshly built model), and synchronised after inner steps
     :math:`k, 2k, \dots`. The inner optimizer's state carries over across synchronisations, as in
     the paper. The wrapper shares the inner optimizer's ``param_groups``, so LR schedulers work.
+    A synchronisation reads and writes each value once (the compiled kernel, for CPU tensors of
+    one dtype once the kernels are built), else it is a foreach lerp and a foreach copy.
 
     Sharding: the synchronisation is elementwise, so it runs on each rank's shard as is (FSDP2:
     the slow weights are DTensors sharded like the parameters). With
