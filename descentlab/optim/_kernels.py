@@ -1,8 +1,9 @@
 """The compiled CPU kernels of the fast path, built once on first use and cached on disk.
 
-The kernels (``csrc/kernels.cpp``, one per algorithm that torch has no fused kernel for) are
-compiled with ``torch.utils.cpp_extension.load`` the first time an optimizer needs them: about a
-minute once per machine and torch version, then loaded from torch's extension cache
+The kernels (``csrc/kernels.cpp``: one per algorithm that torch has no fused kernel for, the
+SGD family's, and Lookahead's synchronisation) are compiled with
+``torch.utils.cpp_extension.load`` the first time an optimizer needs them: about a minute once
+per machine and torch version, then loaded from torch's extension cache
 (``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) in well under a second.
 ``descentlab build-kernels`` pays the build ahead of time.
 
