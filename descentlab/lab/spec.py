@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from ..problems import check_option
 from ._build import build_optimizer, build_schedule, default_lr, load_problem
 from ._errors import SpecError
 from .axes import AXES, Variant, variants
@@ -211,13 +212,7 @@ def _problem(i: int, value: Any, design: str) -> ProblemSpec:
         problem = load_problem(name)
     except (ValueError, ImportError, AttributeError) as e:
         raise SpecError(f"{key}: {e}") from e
-    allowed = sorted(set(problem.axes) - {"batch_size", "data_dir"})
-    for option in options:
-        if option not in allowed:
-            raise SpecError(
-                f"{key}.options.{option}: unknown option of {name!r}; allowed: "
-                f"{', '.join(allowed) or 'none'}"
-            )
+    _check_options(f"{key}.options", name, problem.axes, options)
     own = None
     if "axes" in p:
         axes = _table(f"{key}.axes", p["axes"])
@@ -396,13 +391,22 @@ def _check_finetune(ft: dict[str, Any]) -> None:
         problem = load_problem(ft["problem"])
     except (ValueError, ImportError, AttributeError) as e:
         raise SpecError(f"finetune.problem: {e}") from e
-    allowed = problem.axes - {"batch_size", "data_dir"}
-    for option in ft["options"]:
+    _check_options("finetune.options", ft["problem"], problem.axes, ft["options"])
+
+
+def _check_options(key: str, name: str, axes: frozenset[str], options: Mapping[str, Any]) -> None:
+    """Every option is one of the problem's and has a valid value."""
+    allowed = sorted(axes - {"batch_size", "data_dir"})
+    for option, value in options.items():
         if option not in allowed:
             raise SpecError(
-                f"finetune.options.{option}: unknown option of {ft['problem']!r}; allowed: "
-                f"{', '.join(sorted(allowed)) or 'none'}"
+                f"{key}.{option}: unknown option of {name!r}; allowed: "
+                f"{', '.join(allowed) or 'none'}"
             )
+        try:
+            check_option(option, value)
+        except ValueError as e:
+            raise SpecError(f"{key}.{option}: {e}") from e
 
 
 def load(path: str | Path) -> Experiment:

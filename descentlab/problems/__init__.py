@@ -49,6 +49,7 @@ The contract (used by the lab's engine, the schedules and the viz areas):
 """
 
 from ._base import FULL_BATCH, SPLITS, Budget, DrawnEpoch, Problem, SupervisedTask, Target, Task
+from ._options import check_option
 from ._train import History, optimizers_for, train
 from .ordering import SHUFFLES, Curriculum, OrderSampler, reference_difficulty
 from .registry import PROBLEMS, get, names
@@ -67,6 +68,7 @@ __all__ = [
     "SupervisedTask",
     "Target",
     "Task",
+    "check_option",
     "get",
     "names",
     "optimizers_for",

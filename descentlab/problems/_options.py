@@ -1,5 +1,9 @@
 """Model and data options the problems share: ``normalization``, ``dropout`` and ``classes``.
 
+:func:`check_option` checks the value of any problem option by its name (sizes and counts are
+integers >= 1), so that an experiment file with a bad value fails when it is read, not in a
+trial; each problem's ``build`` still checks what depends on its data.
+
 * ``normalization`` (``"none"``, ``"batch"`` or ``"layer"``): a normalization layer after each
   hidden linear or convolutional layer, before its activation. ``"batch"`` is batch normalization
   (Ioffe & Szegedy 2015, "Batch Normalization: Accelerating Deep Network Training by Reducing
@@ -34,6 +38,7 @@ __all__ = [
     "check_classes",
     "check_dropout",
     "check_normalization",
+    "check_option",
     "conv_layers",
     "dropout_layers",
     "keep_classes",
@@ -87,6 +92,54 @@ def check_classes(value: Any, n_classes: int = 10) -> tuple[int, ...] | None:
     if len(set(value)) != len(value):
         raise ValueError(f"classes must be {expected}, got {value!r} (a label repeats)")
     return tuple(int(c) for c in value)
+
+
+def _count(name: str) -> Any:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        return int(value)
+
+    return check
+
+
+def _in_interval(name: str, lo: float, hi: float, lo_open: bool = True) -> Any:
+    def check(value: Any) -> float:
+        inside = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+        if not inside or not (lo < value if lo_open else lo <= value) or value > hi:
+            bracket = "(" if lo_open else "["
+            raise ValueError(f"{name} must be a number in {bracket}{lo}, {hi}], got {value!r}")
+        return float(value)
+
+    return check
+
+
+def _text(name: str) -> Any:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        return value
+
+    return check
+
+
+_COUNTS = ("n_train", "n_val", "n_test", "width", "hidden", "seq_len", "corpus_chars")
+_OPTION_CHECKS = {
+    "normalization": check_normalization,
+    "dropout": check_dropout,
+    "classes": check_classes,
+    **{name: _count(name) for name in (*_COUNTS, "steps_per_epoch", "n_eval")},
+    "std": _in_interval("std", 0.0, math.inf),
+    "p": _in_interval("p", 0.5, 1.0),  # the Wilson et al. problem's label noise
+    "text_file": _text("text_file"),
+}
+
+
+def check_option(name: str, value: Any) -> None:
+    """Raise ``ValueError`` naming ``name`` and the valid values when ``value`` is not one."""
+    check = _OPTION_CHECKS.get(name)
+    if check is not None:
+        check(value)
 
 
 def norm_layers(normalization: str, size: int, *, spatial: int = 0) -> list[nn.Module]:

@@ -54,6 +54,26 @@ ERRORS = [
         {"problems": [{"name": TINY, "options": {"depth": 2}}]},
         ["problems[0].options.depth", "width"],
     ),
+    (
+        {"problems": [{"name": TINY, "options": {"width": 0}}]},
+        ["problems[0].options.width", "integer >= 1", "got 0"],
+    ),
+    (
+        {"problems": [{"name": "digits-mlp", "options": {"dropout": 7.0}}]},
+        ["problems[0].options.dropout", "[0, 1)", "7.0"],
+    ),
+    (
+        {"problems": [{"name": "digits-mlp", "options": {"normalization": "fancy"}}]},
+        ["problems[0].options.normalization", "'batch'", "'fancy'"],
+    ),
+    (
+        {"problems": [{"name": "wilson-linreg", "options": {"p": 0.3}}]},
+        ["problems[0].options.p", "(0.5, 1.0]", "0.3"],
+    ),
+    (
+        {"finetune": {"problem": "digits-mlp", "options": {"classes": [10]}}},
+        ["finetune.options.classes", "0..9", "bad label 10"],
+    ),
     ({"problems": [TINY, TINY]}, ["problems", "distinct"]),
     ({"optimizers": []}, ["optimizers", "non-empty"]),
     ({"optimizers": [{"label": "x"}]}, ["optimizers[0].name", "registry name"]),
@@ -108,3 +128,12 @@ def test_invalid_toml_names_the_file(tmp_path):
     path.write_text("problems = [\n")
     with pytest.raises(SpecError, match=r"bad\.toml: not valid TOML"):
         load(path)
+
+
+def test_every_problem_option_is_checked_when_the_file_is_read():
+    """A new problem option needs a check in problems/_options.py (else a typo fails mid-run)."""
+    from descentlab.problems import get, names
+    from descentlab.problems._options import _OPTION_CHECKS
+
+    options = set().union(*(get(n).axes for n in names())) - {"batch_size", "data_dir"}
+    assert options <= set(_OPTION_CHECKS), sorted(options - set(_OPTION_CHECKS))
