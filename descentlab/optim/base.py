@@ -35,6 +35,7 @@ __all__ = [
     "NonFiniteGradientError",
     "Optimizer",
     "is_dtensor",
+    "kernel_tensor",
     "split_options",
 ]
 
@@ -140,13 +141,10 @@ class Optimizer(torch.optim.Optimizer):
         shards through DTensor's sharding rules, which the fused kernels have none of.
         """
         return (
-            p.dtype in _FUSED_DTYPES
+            kernel_tensor(p)
             and g.dtype is p.dtype
-            and p.device.type == "cpu"
-            and p.is_contiguous()
             and g.is_contiguous()
             and g.layout is torch.strided
-            and (type(p) in _PLAIN or not is_dtensor(p))  # cheap test first
         )
 
     def _fused_available(self) -> bool:
@@ -386,6 +384,17 @@ def is_dtensor(t: torch.Tensor) -> bool:
     """
     module = sys.modules.get("torch.distributed.tensor")
     return module is not None and isinstance(t, module.DTensor)
+
+
+def kernel_tensor(t: torch.Tensor) -> bool:
+    """Whether a compiled CPU kernel can take ``t``: a contiguous CPU tensor of a float dtype
+    it is built for, not a DTensor shard."""
+    return (
+        t.dtype in _FUSED_DTYPES
+        and t.device.type == "cpu"
+        and t.is_contiguous()
+        and (type(t) in _PLAIN or not is_dtensor(t))  # cheap test first
+    )
 
 
 def hyperparameters(local: dict[str, Any]) -> dict[str, Any]:

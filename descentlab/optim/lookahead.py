@@ -15,7 +15,7 @@ from . import _checks as c
 from . import _kernels
 from ._validate import Interval, check_int
 from ._wrapper import Wrapper
-from .base import _FUSED_DTYPES, _PLAIN, is_dtensor
+from .base import is_dtensor, kernel_tensor
 
 __all__ = ["Lookahead"]
 
@@ -101,11 +101,4 @@ class Lookahead(Wrapper):
 
 def _one_cpu_kernel_call(tensors: list[torch.Tensor]) -> bool:
     """Whether the compiled kernel can take all of ``tensors`` in one call."""
-    return bool(tensors) and all(
-        type(t) in _PLAIN
-        and t.device.type == "cpu"
-        and t.dtype is tensors[0].dtype
-        and t.dtype in _FUSED_DTYPES
-        and t.is_contiguous()
-        for t in tensors
-    )
+    return bool(tensors) and all(kernel_tensor(t) and t.dtype is tensors[0].dtype for t in tensors)

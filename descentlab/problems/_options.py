@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -94,7 +94,7 @@ def check_classes(value: Any, n_classes: int = 10) -> tuple[int, ...] | None:
     return tuple(int(c) for c in value)
 
 
-def _count(name: str) -> Any:
+def _count(name: str) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -103,7 +103,7 @@ def _count(name: str) -> Any:
     return check
 
 
-def _in_interval(name: str, lo: float, hi: float, lo_open: bool = True) -> Any:
+def _in_interval(name: str, lo: float, hi: float, lo_open: bool = True) -> Callable[[Any], float]:
     def check(value: Any) -> float:
         inside = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
         if not inside or not (lo < value if lo_open else lo <= value) or value > hi:
@@ -114,7 +114,7 @@ def _in_interval(name: str, lo: float, hi: float, lo_open: bool = True) -> Any:
     return check
 
 
-def _text(name: str) -> Any:
+def _text(name: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string, got {value!r}")
