@@ -1,0 +1,342 @@
+"""The foreach path: every fast kernel written with ``torch._foreach_*`` ops, for any device.
+
+Where neither descentlab's compiled CPU kernels nor a GPU kernel applies (MPS, XPU, a CUDA
+machine without Triton), the optimizers take these functions: each op runs over the whole list
+of tensors, so a step costs a few dozen launches whatever the number of tensors, where the
+readable path costs a few per tensor. They take exactly the arguments of the compiled kernels
+(``csrc/kernels.cpp``, the Triton kernels), by keyword:
+
+* lists of parameters, gradients and state tensors of one device and dtype, updated in place
+  (``p.grad`` is never changed: ``maximize`` and L2 work on copies);
+* per-tensor scalars as 1-D float64 tensors on the parameters' device (from :mod:`._scalars`),
+  which reach the foreach ops as 0-d tensors: nothing is read on the host;
+* hyperparameters as floats, and ``lr`` (or a factor derived from it) as a float or a 0-d tensor.
+
+The equation tags ``(n)`` are those of each algorithm's docstring and ``_reference``. The order
+of the arithmetic follows the readable path; results agree up to rounding (tested).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "adabound",
+    "adagrad",
+    "adam",
+    "lookahead_sync",
+    "momentum_sgd",
+    "nadam",
+    "noisy_gradients",
+    "radam",
+    "rmsprop",
+    "swats_adam",
+]
+
+Scalar = float | Tensor
+
+
+def _each(values: Tensor) -> tuple[Tensor, ...]:
+    """A per-tensor scalar vector as the 0-d tensors that foreach ops broadcast."""
+    return values.unbind()
+
+
+def _gradients(
+    params: list[Tensor],
+    grads: list[Tensor],
+    *,
+    weight_decay: float,
+    maximize: bool,
+    decay: Scalar = 1.0,
+) -> list[Tensor]:
+    """The gradients the update reads: negated (``maximize``) and with L2 added, as new tensors;
+    the decoupled factor ``decay`` (``1 - lr wd``) is applied to the parameters."""
+    if isinstance(decay, Tensor) or decay != 1.0:
+        torch._foreach_mul_(params, decay)
+    if maximize:
+        grads = torch._foreach_neg(grads)
+        if weight_decay != 0:
+            torch._foreach_add_(grads, params, alpha=weight_decay)
+    elif weight_decay != 0:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    return grads
+
+
+def _add_scaled(params: list[Tensor], update: list[Tensor], scale: Scalar) -> None:
+    """``p += scale * u`` with a float or 0-d tensor ``scale``."""
+    if isinstance(scale, Tensor):
+        torch._foreach_add_(params, torch._foreach_mul(update, scale))
+    else:
+        torch._foreach_add_(params, update, alpha=scale)
+
+
+def adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avg: list[Tensor],
+    exp_avg_sq: list[Tensor],
+    max_exp_avg_sq: list[Tensor],
+    *,
+    bc1: Tensor,
+    bc2: Tensor,
+    lr: Scalar,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decay: Scalar,
+    amsgrad: bool,
+    maximize: bool,
+) -> None:
+    """Adam / AMSGrad / AdamW; ``bc1``, ``bc2``: ``1 - beta^t`` per tensor."""
+    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize, decay=decay)
+    torch._foreach_lerp_(exp_avg, g, 1 - beta1)  # (1)
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)  # (2)
+    v = exp_avg_sq
+    if amsgrad:
+        torch._foreach_maximum_(max_exp_avg_sq, exp_avg_sq)  # (3)
+        v = max_exp_avg_sq
+    denom = torch._foreach_sqrt(v)
+    torch._foreach_div_(denom, _each(bc2.sqrt()))
+    torch._foreach_add_(denom, eps)
+    torch._foreach_div_(denom, _each(-lr / bc1))  # the step size, folded into the denominator
+    torch._foreach_addcdiv_(params, exp_avg, denom)  # (4)
+
+
+def adagrad(
+    params: list[Tensor],
+    grads: list[Tensor],
+    state_sums: list[Tensor],
+    *,
+    clr: Tensor,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """Adagrad; ``clr``: the decayed learning rate (1) per tensor."""
+    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize)
+    torch._foreach_addcmul_(state_sums, g, g, value=1)  # (2)
+    std = torch._foreach_sqrt(state_sums)
+    torch._foreach_add_(std, eps)
+    torch._foreach_div_(std, _each(-clr))
+    torch._foreach_addcdiv_(params, g, std)  # (3)
+
+
+def rmsprop(
+    params: list[Tensor],
+    grads: list[Tensor],
+    square_avg: list[Tensor],
+    grad_avg: list[Tensor],
+    momentum_buffer: list[Tensor],
+    *,
+    lr: Scalar,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    maximize: bool,
+) -> None:
+    """RMSprop; ``grad_avg`` empty unless centered, ``momentum_buffer`` empty without momentum."""
+    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize)
+    torch._foreach_mul_(square_avg, alpha)
+    torch._foreach_addcmul_(square_avg, g, g, value=1 - alpha)  # (1)
+    if grad_avg:
+        torch._foreach_lerp_(grad_avg, g, 1 - alpha)  # (2)
+        denom = torch._foreach_addcmul(square_avg, grad_avg, grad_avg, value=-1)
+        torch._foreach_sqrt_(denom)
+    else:
+        denom = torch._foreach_sqrt(square_avg)
+    torch._foreach_add_(denom, eps)  # (3)
+    if momentum_buffer:
+        torch._foreach_mul_(momentum_buffer, momentum)
+        torch._foreach_addcdiv_(momentum_buffer, g, denom)  # (4)
+        _add_scaled(params, momentum_buffer, -lr)
+    else:
+        torch._foreach_div_(denom, -lr)
+        torch._foreach_addcdiv_(params, g, denom)  # (5)
+
+
+def nadam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avg: list[Tensor],
+    exp_avg_sq: list[Tensor],
+    *,
+    c_grad: Tensor,
+    c_avg: Tensor,
+    bc2: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decay: Scalar,
+    maximize: bool,
+) -> None:
+    """NAdam; ``c_grad``, ``c_avg``: the two step sizes of (3), ``bc2``: ``1 - beta2^t``."""
+    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize, decay=decay)
+    torch._foreach_lerp_(exp_avg, g, 1 - beta1)  # (2)
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)
+    denom = torch._foreach_div(exp_avg_sq, _each(bc2))
+    torch._foreach_sqrt_(denom)
+    torch._foreach_add_(denom, eps)
+    step = torch._foreach_div(g, denom)
+    torch._foreach_addcmul_(params, step, _each(c_grad))  # (3), first term
+    step = torch._foreach_div(exp_avg, denom)
+    torch._foreach_addcmul_(params, step, _each(c_avg))  # (3), second term
+
+
+def radam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avg: list[Tensor],
+    exp_avg_sq: list[Tensor],
+    *,
+    bc1: Tensor,
+    rect: Tensor,
+    adapt: Tensor,
+    lr: Scalar,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decay: Scalar,
+    maximize: bool,
+) -> None:
+    """RAdam; ``rect``: r_t of (2), negative below the threshold (an SGD step), ``adapt``:
+    ``sqrt(1 - beta2^t)``. Both branches of (3) are one expression with per-tensor weights."""
+    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize, decay=decay)
+    torch._foreach_lerp_(exp_avg, g, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)
+    rectified = rect >= 0
+    sgd = (~rectified).to(rect.dtype)
+    # factor = r_t sqrt(1 - beta2^t) / (sqrt(v) + eps) where rectified, else 1; the SGD
+    # tensors' denominators get +1, so that 0 / 0 cannot arise where v is never read
+    factor = torch._foreach_sqrt(exp_avg_sq)
+    torch._foreach_add_(factor, eps)
+    torch._foreach_add_(factor, _each(sgd))
+    torch._foreach_reciprocal_(factor)
+    torch._foreach_mul_(factor, _each(torch.where(rectified, adapt * rect, 0.0)))
+    torch._foreach_add_(factor, _each(sgd))
+    step = torch._foreach_div(exp_avg, _each(bc1))
+    torch._foreach_mul_(step, lr)
+    torch._foreach_mul_(step, factor)
+    torch._foreach_sub_(params, step)  # (3)
+
+
+def adabound(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avg: list[Tensor],
+    exp_avg_sq: list[Tensor],
+    max_exp_avg_sq: list[Tensor],
+    *,
+    step_size: Tensor,
+    lower: Tensor,
+    upper: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
+    """AdaBound / AMSBound; ``step_size``, ``lower``, ``upper``: AdaBound's bounds per tensor."""
+    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize)
+    torch._foreach_mul_(exp_avg, beta1)
+    torch._foreach_add_(exp_avg, g, alpha=1 - beta1)  # (1)
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)
+    v = exp_avg_sq
+    if max_exp_avg_sq:
+        torch._foreach_maximum_(max_exp_avg_sq, exp_avg_sq)
+        v = max_exp_avg_sq
+    eta = torch._foreach_sqrt(v)
+    torch._foreach_add_(eta, eps)
+    torch._foreach_div_(eta, _each(step_size))
+    torch._foreach_reciprocal_(eta)
+    torch._foreach_clamp_min_(eta, _each(lower))
+    torch._foreach_clamp_max_(eta, _each(upper))
+    torch._foreach_mul_(eta, exp_avg)
+    torch._foreach_sub_(params, eta)  # (4)
+
+
+def momentum_sgd(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffer: list[Tensor],
+    *,
+    lr: Tensor,
+    first: Tensor,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    weight_decay: float,
+    decay: Scalar,
+    maximize: bool,
+) -> None:
+    """SGD with (Nesterov) momentum and decoupled decay (SGD, SGDW, SWATS's SGD phase).
+
+    ``lr``: per tensor; ``first``: 1 where the buffer takes its first step (b_1 = g_1), else 0;
+    ``momentum_buffer`` empty without momentum.
+    """
+    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize)
+    d = g
+    if momentum_buffer:
+        # b = mu b + (1 - tau) g, or b = g on a first step: per-tensor weights of one expression
+        torch._foreach_mul_(momentum_buffer, _each(momentum * (1 - first)))
+        torch._foreach_addcmul_(momentum_buffer, g, _each((1 - dampening) * (1 - first) + first))
+        # (2)
+        d = torch._foreach_add(g, momentum_buffer, alpha=momentum) if nesterov else momentum_buffer
+    if isinstance(decay, Tensor) or decay != 1.0:
+        torch._foreach_mul_(params, decay)
+    torch._foreach_addcmul_(params, d, _each(-lr))  # (3)
+
+
+def swats_adam(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avg: list[Tensor],
+    exp_avg_sq: list[Tensor],
+    *,
+    coef: Tensor,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> Tensor:
+    """SWATS's Adam phase, (1)-(2); ``coef``: ``-lr sqrt(1 - beta2^t) / (1 - beta1^t)``.
+
+    Returns the float64 ``[n, 2]`` tensor of ``p_k . g_k`` and ``p_k . p_k`` per tensor, summed on
+    the device (a sum of the positive and of the negative products, in float64).
+    """
+    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize)
+    torch._foreach_lerp_(exp_avg, g, 1 - beta1)  # (1)
+    torch._foreach_mul_(exp_avg_sq, beta2)
+    torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)
+    denom = torch._foreach_sqrt(exp_avg_sq)
+    torch._foreach_add_(denom, eps)
+    step = torch._foreach_div(exp_avg, denom)
+    torch._foreach_mul_(step, _each(coef))  # (2): p_k, in the parameters' dtype
+    torch._foreach_add_(params, step)
+    products = torch._foreach_mul(step, g)
+    up = torch._foreach_powsum(torch._foreach_clamp_min(products, 0.0), 1, dtype=torch.float64)
+    down = torch._foreach_powsum(torch._foreach_clamp_max(products, 0.0), 1, dtype=torch.float64)
+    pp = torch._foreach_powsum(step, 2, dtype=torch.float64)
+    return torch.stack([torch.stack(up) - torch.stack(down), torch.stack(pp)], dim=1)
+
+
+def lookahead_sync(slow: list[Tensor], fast: list[Tensor], *, alpha: float) -> None:
+    """Lookahead's synchronisation (2): ``phi += alpha (theta - phi)``, ``theta = phi``."""
+    torch._foreach_lerp_(slow, fast, alpha)
+    torch._foreach_copy_(fast, slow)
+
+
+def noisy_gradients(grads: list[Tensor], noise: list[Tensor], std: float) -> list[Tensor]:
+    """GradientNoise's ``g + std * N(0, 1)``, written into ``noise`` (the draws) and returned."""
+    torch._foreach_mul_(noise, std)
+    torch._foreach_add_(noise, grads)
+    return noise
