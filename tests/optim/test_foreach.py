@@ -47,7 +47,7 @@ def _sgd(opt, group, params, grads, states, k):
         momentum=group["momentum"],
         dampening=group["dampening"],
         nesterov=group["nesterov"],
-        weight_decay=l2,
+        l2_weight_decay=l2,
         decay=dec,
         maximize=group["maximize"],
     )
@@ -69,7 +69,7 @@ def _adam(opt, group, params, grads, states, k):
         beta1=b1,
         beta2=b2,
         eps=group["eps"],
-        weight_decay=l2,
+        l2_weight_decay=l2,
         decay=dec,
         amsgrad=group["amsgrad"],
         maximize=group["maximize"],
@@ -121,7 +121,7 @@ def _nadam(opt, group, params, grads, states, k):
         beta1=b1,
         beta2=b2,
         eps=group["eps"],
-        weight_decay=l2,
+        l2_weight_decay=l2,
         decay=dec,
         maximize=group["maximize"],
     )
@@ -143,7 +143,7 @@ def _radam(opt, group, params, grads, states, k):
         beta1=b1,
         beta2=b2,
         eps=group["eps"],
-        weight_decay=l2,
+        l2_weight_decay=l2,
         decay=dec,
         maximize=group["maximize"],
     )
@@ -164,7 +164,7 @@ def _adabound(opt, group, params, grads, states, k):
         beta1=b1,
         beta2=b2,
         eps=group["eps"],
-        weight_decay=group["weight_decay"],
+        l2_weight_decay=group["weight_decay"],
         maximize=group["maximize"],
     )
 
@@ -185,7 +185,7 @@ def _swats(opt, group, params, grads, states, k):
             momentum=b1,
             dampening=0.0,
             nesterov=False,
-            weight_decay=wd,
+            l2_weight_decay=wd,
             decay=1.0,
             maximize=group["maximize"],
         )
@@ -201,7 +201,7 @@ def _swats(opt, group, params, grads, states, k):
         beta1=b1,
         beta2=group["betas"][1],
         eps=group["eps"],
-        weight_decay=wd,
+        l2_weight_decay=wd,
         maximize=group["maximize"],
     ).tolist()
     for i, step, (pg, pp) in zip(adam, ta.tolist(), dots):
@@ -288,7 +288,7 @@ def test_foreach_on_324_tensors_in_two_calls(case):
     assert fast.foreach_tensors == 324 * 15
 
 
-def test_lookahead_sync_and_noisy_gradients():
+def test_lookahead_sync_and_noise_add():
     gen = torch.Generator().manual_seed(0)
     fast = [torch.randn(s, generator=gen) for s in [(3,), (4, 5), ()]]
     slow = [torch.randn_like(p) for p in fast]
@@ -300,6 +300,6 @@ def test_lookahead_sync_and_noisy_gradients():
     grads = [torch.randn_like(p) for p in fast]
     noise = [torch.randn_like(p) for p in fast]
     expected = [g + 0.5 * n for g, n in zip(grads, noise)]
-    out = foreach.noisy_gradients(grads, noise, 0.5)
+    out = foreach.noise_add(noise, grads, std=0.5)
     for o, e in zip(out, expected):
         torch.testing.assert_close(o, e)

@@ -28,7 +28,7 @@ __all__ = [
     "lookahead_sync",
     "momentum_sgd",
     "nadam",
-    "noisy_gradients",
+    "noise_add",
     "radam",
     "rmsprop",
     "swats_adam",
@@ -84,13 +84,13 @@ def adam(
     beta1: float,
     beta2: float,
     eps: float,
-    weight_decay: float,
+    l2_weight_decay: float,
     decay: Scalar,
     amsgrad: bool,
     maximize: bool,
 ) -> None:
     """Adam / AMSGrad / AdamW; ``bc1``, ``bc2``: ``1 - beta^t`` per tensor."""
-    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize, decay=decay)
+    g = _gradients(params, grads, weight_decay=l2_weight_decay, maximize=maximize, decay=decay)
     torch._foreach_lerp_(exp_avg, g, 1 - beta1)  # (1)
     torch._foreach_mul_(exp_avg_sq, beta2)
     torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)  # (2)
@@ -170,12 +170,12 @@ def nadam(
     beta1: float,
     beta2: float,
     eps: float,
-    weight_decay: float,
+    l2_weight_decay: float,
     decay: Scalar,
     maximize: bool,
 ) -> None:
     """NAdam; ``c_grad``, ``c_avg``: the two step sizes of (3), ``bc2``: ``1 - beta2^t``."""
-    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize, decay=decay)
+    g = _gradients(params, grads, weight_decay=l2_weight_decay, maximize=maximize, decay=decay)
     torch._foreach_lerp_(exp_avg, g, 1 - beta1)  # (2)
     torch._foreach_mul_(exp_avg_sq, beta2)
     torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)
@@ -201,13 +201,13 @@ def radam(
     beta1: float,
     beta2: float,
     eps: float,
-    weight_decay: float,
+    l2_weight_decay: float,
     decay: Scalar,
     maximize: bool,
 ) -> None:
     """RAdam; ``rect``: r_t of (2), negative below the threshold (an SGD step), ``adapt``:
     ``sqrt(1 - beta2^t)``. Both branches of (3) are one expression with per-tensor weights."""
-    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize, decay=decay)
+    g = _gradients(params, grads, weight_decay=l2_weight_decay, maximize=maximize, decay=decay)
     torch._foreach_lerp_(exp_avg, g, 1 - beta1)
     torch._foreach_mul_(exp_avg_sq, beta2)
     torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)
@@ -240,11 +240,11 @@ def adabound(
     beta1: float,
     beta2: float,
     eps: float,
-    weight_decay: float,
+    l2_weight_decay: float,
     maximize: bool,
 ) -> None:
     """AdaBound / AMSBound; ``step_size``, ``lower``, ``upper``: AdaBound's bounds per tensor."""
-    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize)
+    g = _gradients(params, grads, weight_decay=l2_weight_decay, maximize=maximize)
     torch._foreach_mul_(exp_avg, beta1)
     torch._foreach_add_(exp_avg, g, alpha=1 - beta1)  # (1)
     torch._foreach_mul_(exp_avg_sq, beta2)
@@ -273,7 +273,7 @@ def momentum_sgd(
     momentum: float,
     dampening: float,
     nesterov: bool,
-    weight_decay: float,
+    l2_weight_decay: float,
     decay: Scalar,
     maximize: bool,
 ) -> None:
@@ -282,7 +282,7 @@ def momentum_sgd(
     ``lr``: per tensor; ``first``: 1 where the buffer takes its first step (b_1 = g_1), else 0;
     ``momentum_buffer`` empty without momentum.
     """
-    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize)
+    g = _gradients(params, grads, weight_decay=l2_weight_decay, maximize=maximize)
     d = g
     if momentum_buffer:
         # b = mu b + (1 - tau) g, or b = g on a first step: per-tensor weights of one expression
@@ -305,7 +305,7 @@ def swats_adam(
     beta1: float,
     beta2: float,
     eps: float,
-    weight_decay: float,
+    l2_weight_decay: float,
     maximize: bool,
 ) -> Tensor:
     """SWATS's Adam phase, (1)-(2); ``coef``: ``-lr sqrt(1 - beta2^t) / (1 - beta1^t)``.
@@ -313,7 +313,7 @@ def swats_adam(
     Returns the float64 ``[n, 2]`` tensor of ``p_k . g_k`` and ``p_k . p_k`` per tensor, summed on
     the device (a sum of the positive and of the negative products, in float64).
     """
-    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize)
+    g = _gradients(params, grads, weight_decay=l2_weight_decay, maximize=maximize)
     torch._foreach_lerp_(exp_avg, g, 1 - beta1)  # (1)
     torch._foreach_mul_(exp_avg_sq, beta2)
     torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)
@@ -335,7 +335,7 @@ def lookahead_sync(slow: list[Tensor], fast: list[Tensor], *, alpha: float) -> N
     torch._foreach_copy_(fast, slow)
 
 
-def noisy_gradients(grads: list[Tensor], noise: list[Tensor], std: float) -> list[Tensor]:
+def noise_add(noise: list[Tensor], grads: list[Tensor], *, std: float) -> list[Tensor]:
     """GradientNoise's ``g + std * N(0, 1)``, written into ``noise`` (the draws) and returned."""
     torch._foreach_mul_(noise, std)
     torch._foreach_add_(noise, grads)
