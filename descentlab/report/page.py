@@ -16,6 +16,7 @@ from typing import Any
 
 from ..store import Store
 from ._data import Group, load_groups, load_searches, stats
+from ._format import mean_std, median_iqr, number, rounded
 from .figures import (
     colors,
     cost_figure,
@@ -41,14 +42,6 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
-
-
-def _fmt(x: float) -> str:
-    if math.isnan(x):
-        return "–"
-    if math.isinf(x):
-        return "∞"
-    return f"{x:.4g}"
 
 
 def _clean(obj: Any) -> Any:
@@ -119,24 +112,26 @@ def _final_metrics(groups: Mapping[str, Group]) -> tuple[list[str], list[tuple[b
     for label, g in groups.items():
         m = stats(g.final("test", metric))
         loss = stats(g.final("test", "loss"))
-        gaps = [a - b for a, b in zip(g.final("train", metric), g.final("test", metric))]
+        gap = stats([a - b for a, b in zip(g.final("train", metric), g.final("test", metric))])
         misses = sum(map(math.isinf, g.epochs_to_target()))
         wall = stats([r["wall_time"] or math.nan for r in g.runs])
         cells = [
             label + (" ★" if label == best else ""),
-            ", ".join(_fmt(x) for x in g.lrs),
+            ", ".join(number(x) for x in g.lrs),
             str(len(g.runs)),
             str(sum(1 for i in g.finished if g.runs[i]["diverged"])),
             str(len(g.runs) - len(g.finished)),
-            f"{_fmt(m.mean)} ± {_fmt(m.std)}",
-            f"{_fmt(m.median)} [{_fmt(m.q1)}, {_fmt(m.q3)}]",
-            f"{_fmt(loss.median)} [{_fmt(loss.q1)}, {_fmt(loss.q3)}]",
-            _fmt(stats(gaps).median),
-            f"{_fmt(g.median_epochs_to_target())} ({misses})",
-            _fmt(wall.mean),
+            mean_std(m.mean, m.std),
+            median_iqr(m.median, m.q1, m.q3),
+            median_iqr(loss.median, loss.q1, loss.q3),
+            rounded(gap.median, gap.q3 - gap.q1),
+            f"{number(g.median_epochs_to_target())} ({misses})",
+            rounded(wall.mean, wall.std),
         ]
         if sharp:
-            cells += [_fmt(stats(g.sharpness(key)).median) for key in _SHARPNESS]
+            cells += [
+                rounded(s.median, s.q3 - s.q1) for s in (stats(g.sharpness(k)) for k in _SHARPNESS)
+            ]
         rows.append((label == best, cells))
     return head, rows
 

@@ -182,3 +182,20 @@ def test_one_table_per_axis_and_the_cost_of_a_step_where_the_batch_size_varies(t
     assert figures == ["tricks-tests-lab-tiny-problem-batch-size-cost.png"]
     assert "3 variants vary batch_size, finetune, init one at a time" in tables
     assert re.search(r"\| sgdm \[finetune=pre\]( ★)? \| 0.01 \| 2 \| 0 \| 0 \|", tables)  # both ran
+
+
+def test_statistics_are_rounded_to_their_spread(report):
+    _, page = report
+    cells = [c.split(" ± ") for c in re.findall(r"<td>([^<]*±[^<]*)</td>", page)]
+    cells = [(mean, std) for mean, std in cells if mean != "–" and std not in ("0", "–")]
+    assert cells  # two seeds: a spread to round to
+    for mean, std in cells:
+        cell = f"{mean} ± {std}"
+        assert "e" not in mean, cell  # the tiny problem's metrics print in fixed notation
+        decimals = len(mean.partition(".")[2])
+        assert len(std.partition(".")[2]) == decimals, cell  # the same last decimal place
+        assert len(std.replace(".", "").lstrip("0")) <= 2, cell  # 1-2 significant digits
+    for cell in re.findall(r"<td>([^<]*\[[^<]*\])</td>", page):
+        median, q1, q3 = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups()
+        if median != "–" and q1 != q3:
+            assert len({len(x.partition(".")[2]) for x in (median, q1, q3)}) == 1, cell
