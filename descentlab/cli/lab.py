@@ -2,33 +2,71 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from ._common import fail
+from ..report._format import median_iqr, rounded
+from ._common import details, fail, show, table, unknown
+
+
+def _target(p: Any) -> str:
+    t = p.target
+    return f"{t.split} {t.metric} {'>=' if t.higher_is_better else '<='} {t.value:g}"
 
 
 def _problems_table() -> Table:
     from ..problems import PROBLEMS
 
-    table = Table(title="descentlab problems")
-    table.add_column("name", no_wrap=True)
-    for col in ("kind", "metric", "budget", "target", "description (source)"):
-        table.add_column(col)
+    t = table("name", "kind", "target", "budget")
     for p in PROBLEMS.values():
-        t = p.target
-        table.add_row(
-            p.name,
-            p.kind,
-            p.main_metric + (" (higher)" if p.higher_is_better else " (lower)"),
-            f"{p.budget.epochs} epochs x batch {p.budget.batch_size}",
-            f"{t.split} {t.metric} {'>=' if t.higher_is_better else '<='} {t.value:g}",
-            f"{p.description} [dim]({p.source})[/dim]",
+        t.add_row(p.name, p.kind, _target(p), f"{p.budget.epochs} epochs x {p.budget.batch_size}")
+    return t
+
+
+def _problem(name: str) -> None:
+    from ..problems import PROBLEMS
+
+    if name not in PROBLEMS:
+        raise unknown("problem", name, PROBLEMS, "problems")
+    p = PROBLEMS[name]
+    details(
+        p.name,
+        [
+            ("kind", p.kind),
+            ("description", p.description),
+            (
+                "metric",
+                f"{p.main_metric} ({'higher' if p.higher_is_better else 'lower'} is better)",
+            ),
+            ("target", _target(p)),
+            ("budget", f"{p.budget.epochs} epochs, batch size {p.budget.batch_size}"),
+            ("options", ", ".join(sorted(p.axes))),
+            ("source", p.source),
+        ],
+    )
+
+
+def _results(rows: Sequence[Mapping[str, Any]], metric: str) -> Table:
+    """``compare``'s table: one row per optimizer, the test metric as median [IQR]."""
+    t = table("optimizer", "lr", "runs", "diverged", "train loss", f"test {metric}\nmedian [IQR]")
+    t.add_column("s/run")
+    for column in t.columns[1:]:
+        column.justify = "right"
+    for r in rows:
+        test, loss, wall = r["test"], r["train_loss"], r["wall_time"]
+        t.add_row(
+            r["label"],
+            ", ".join(f"{lr:g}" for lr in r["lrs"]),
+            str(r["runs"]),
+            str(r["diverged"]),
+            rounded(loss.median, loss.q3 - loss.q1),
+            median_iqr(test.median, test.q1, test.q3),
+            f"{wall.median:.1f}",
         )
-    return table
+    return t
 
 
 def register(app: typer.Typer) -> None:
@@ -36,9 +74,16 @@ def register(app: typer.Typer) -> None:
     _register_engine(app)
 
     @app.command("problems")
-    def problems() -> None:
-        """List the built-in problems: kind, metric, default budget, target and data source."""
-        Console().print(_problems_table())
+    def problems(
+        name: Annotated[
+            str | None, typer.Argument(help="Show this problem's details.", show_default=False)
+        ] = None,
+    ) -> None:
+        """List the built-in problems (kind, target, budget), or show one's details."""
+        if name is not None:
+            return _problem(name)
+        show(_problems_table())
+        typer.echo("\nDetails: descentlab problems NAME")
 
     @app.command("compare")
     def compare(
@@ -106,33 +151,11 @@ def register(app: typer.Typer) -> None:
         with Store(db) as store:
             rows = next(iter(summary(store, exp.name).values()), [])
         metric = rows[0]["metric"] if rows else "metric"
-        table = Table(
-            title=f"{problem}: {n_epochs} epochs, seed {seed} + {seeds - 1} more, "
+        typer.echo(
+            f"{problem}: {n_epochs} epochs, seed {seed} + {seeds - 1} more, "
             f"learning rate tuned (grid of {exp.tuning.budget})"
         )
-        columns = (
-            "optimizer",
-            "lr",
-            "runs",
-            "diverged",
-            "train loss median",
-            f"test {metric} median [IQR]",
-            "time/run (s)",
-        )
-        for col in columns:
-            table.add_column(col, justify="left" if col == "optimizer" else "right")
-        for r in rows:
-            t = r["test"]
-            table.add_row(
-                r["label"],
-                ", ".join(f"{lr:g}" for lr in r["lrs"]),
-                str(r["runs"]),
-                str(r["diverged"]),
-                f"{r['train_loss'].median:.4g}",
-                f"{t.median:.4f} [{t.q1:.4f}, {t.q3:.4f}]",
-                f"{r['wall_time'].median:.1f}",
-            )
-        Console().print(table)
+        show(_results(rows, metric))
         print(write_report(db, out, experiments=[exp.name]))
 
 
@@ -178,10 +201,10 @@ def _register_engine(app: typer.Typer) -> None:
             )
         except (ValueError, RuntimeError) as e:
             raise fail(str(e)) from e
-        Console(stderr=True).print(
+        typer.echo(
             f"{s.planned} trials: {s.skipped} already done, {s.finished} finished "
             f"({s.diverged} diverged), {s.failed} failed, {s.capped} left by --max-trials",
-            highlight=False,
+            err=True,
         )
         print(s.db)
 

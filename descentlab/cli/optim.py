@@ -1,29 +1,82 @@
-"""``descentlab optimizers``: the registry."""
+"""``descentlab optimizers [NAME]``: the registry; ``build-kernels``."""
 
 from __future__ import annotations
 
+import inspect
+from typing import Annotated
+
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from ._common import details, show, table, unknown
+
+_WRAPPER_REFERENCE = "the paper's algorithm (test)"
+
+
+def _summary(cls: type) -> str:
+    return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+def _option(p: inspect.Parameter) -> str:
+    return p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+
+
+def _optimizer(name: str) -> None:
+    from ..optim import REGISTRY, WRAPPERS
+
+    wrapper = name.removesuffix("(<name>)")
+    if wrapper in WRAPPERS:
+        cls = WRAPPERS[wrapper]
+        options = inspect.signature(cls.__init__).parameters.values()
+        details(
+            f"{wrapper}(<name>)",
+            [
+                ("class", f"{cls.__module__}.{cls.__qualname__}"),
+                ("summary", _summary(cls)),
+                ("options", ", ".join(_option(p) for p in options if p.name != "self")),
+                ("tested against", _WRAPPER_REFERENCE),
+            ],
+        )
+        return
+    if name not in REGISTRY:
+        known = [*REGISTRY, *(f"{w}(<name>)" for w in WRAPPERS)]
+        raise unknown("optimizer", name, known, "optimizers")
+    e = REGISTRY[name]
+    details(
+        e.name,
+        [
+            ("class", f"{e.cls.__module__}.{e.cls.__qualname__}"),
+            ("summary", _summary(e.cls)),
+            ("fixed", ", ".join(f"{k}={v}" for k, v in e.fixed.items()) or "none"),
+            ("default lr", f"{e.lr:g}"),
+            ("paper", e.paper),
+            ("tested against", e.reference),
+        ],
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
 
     @app.command("optimizers")
-    def optimizers() -> None:
-        """List the registry: names, classes, papers and the references they are tested against."""
+    def optimizers(
+        name: Annotated[
+            str | None, typer.Argument(help="Show this optimizer's details.", show_default=False)
+        ] = None,
+    ) -> None:
+        """List the registry (name, class, reference it is tested against), or show one name."""
         from ..optim import REGISTRY, WRAPPERS
 
-        table = Table(title="descentlab optimizers")
-        for col in ("name", "class", "fixed hyperparameters", "paper", "tested against"):
-            table.add_column(col)
+        if name is not None:
+            return _optimizer(name)
+        t = table("name", "class", "tested against")
         for e in REGISTRY.values():
-            fixed = ", ".join(f"{k}={v}" for k, v in e.fixed.items())
-            table.add_row(e.name, e.cls.__name__, fixed, e.paper, e.reference)
+            t.add_row(e.name, e.cls.__name__, e.reference)
         for w, cls in WRAPPERS.items():
-            table.add_row(f"{w}(<name>)", cls.__name__, "", "", "the paper's algorithm (test)")
-        Console().print(table)
+            t.add_row(f"{w}(<name>)", cls.__name__, _WRAPPER_REFERENCE)
+        show(t)
+        typer.echo(
+            "\nDetails (paper, fixed hyperparameters, default lr): descentlab optimizers NAME"
+        )
 
     @app.command("build-kernels")
     def build_kernels(

@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from ._common import fail
+from ._common import details, fail, show, table, unknown
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -40,17 +38,35 @@ def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
 
     @app.command("schedules")
-    def schedules() -> None:
-        """List the LR schedules: what they do, the paper, the class and their options."""
+    def schedules(
+        name: Annotated[
+            str | None, typer.Argument(help="Show this schedule's details.", show_default=False)
+        ] = None,
+    ) -> None:
+        """List the LR schedules (name, implementation, paper), or show one's details."""
         from ..schedules import REGISTRY
 
-        table = Table(title="descentlab schedules")
-        for col in ("name", "what", "paper", "implementation", "momentum", "options"):
-            table.add_column(col)
+        if name is not None:
+            if name not in REGISTRY:
+                raise unknown("schedule", name, REGISTRY, "schedules")
+            s = REGISTRY[name]
+            options = ", ".join(s.options()) + (", and those of `after`" if s.forwards() else "")
+            details(
+                s.name,
+                [
+                    ("what", s.description),
+                    ("paper", s.paper or "none"),
+                    ("implementation", s.implementation),
+                    ("momentum", s.momentum),
+                    ("options", options or "none"),
+                ],
+            )
+            return
+        t = table("name", "implementation", "paper")
         for s in REGISTRY.values():
-            options = ", ".join(s.options()) + (", + after's" if s.forwards() else "")
-            table.add_row(s.name, s.description, s.paper, s.implementation, s.momentum, options)
-        Console().print(table)
+            t.add_row(s.name, s.implementation, s.paper)
+        show(t)
+        typer.echo("\nDetails (what, momentum, options): descentlab schedules NAME")
 
     @app.command("schedule-plot")
     def schedule_plot(

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from ._common import show, table
 
 demo = typer.Typer(
     name="demo", help="The lecture's worked examples, with numbers.", no_args_is_help=True
 )
 
 
-def _table(title: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(title=title)
-    for col in rows[0]:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()))
-    return table
+def _table(rows: list[dict[str, Any]]) -> Table:
+    """The rows as a table; a header wraps to its column's widest cell (or longest word)."""
+    cells = [[f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
+    widths = [max(10, *map(len, column)) for column in zip(*cells)]
+    t = table(
+        *("\n".join(textwrap.wrap(h, w, break_long_words=False)) for h, w in zip(rows[0], widths))
+    )
+    for row in cells:
+        t.add_row(*row)
+    return t
 
 
 def _parse_lrs(items: list[str]) -> dict[str, float]:
@@ -114,11 +119,12 @@ def register(app: typer.Typer) -> None:
             plot_online_counterexample,
         )
 
-        console = Console()
         big = large_gradient(warmup=warmup)
-        console.print(_table(f"One gradient of 1e5 after {warmup} gradients of 1", big.rows))
+        typer.echo(f"One gradient of 1e5 after {warmup} gradients of 1")
+        show(_table(big.rows))
         online = online_counterexample(steps=steps)
-        console.print(_table(f"Reddi et al. 2018, C = {online.C:g}, {steps} steps", online.rows))
+        typer.echo(f"\nReddi et al. 2018, C = {online.C:g}, {steps} steps")
+        show(_table(online.rows))
         written = [
             plot_large_gradient(big, output / "large_gradient.png"),
             plot_online_counterexample(online, output / "online_counterexample.png"),

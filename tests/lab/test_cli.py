@@ -1,12 +1,17 @@
-"""The lab's commands end with status 0 on a tiny budget and print what they wrote."""
+"""The lab's commands end with status 0 on a tiny budget and print what they wrote.
+
+Every test runs at a narrow and a wide terminal (``COLUMNS``): no output depends on it.
+"""
 
 from __future__ import annotations
 
 import csv
 
+import pytest
 from typer.testing import CliRunner
 
 from descentlab.cli import app
+from descentlab.problems import PROBLEMS
 
 EXPERIMENT = """
 problems = ["tests.lab.tiny:problem"]
@@ -17,6 +22,12 @@ budget = 2
 [[optimizers]]
 name = "sgdm"
 """
+
+
+@pytest.fixture(autouse=True, params=[40, 200])
+def columns(request, monkeypatch):
+    monkeypatch.setenv("COLUMNS", str(request.param))
+    return request.param
 
 
 def test_run_report_export(tmp_path):
@@ -44,6 +55,8 @@ def test_run_report_export(tmp_path):
 
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path):
+    tmp_path = tmp_path / ("a-deliberately-long-directory-name-" * 3)  # paths past 80 columns
+    tmp_path.mkdir()
     runner = CliRunner()
     bad = tmp_path / "bad.toml"
     bad.write_text('problems = ["tests.lab.tiny:problem"]\noptimizers = ["adma"]\n')
@@ -52,16 +65,26 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all")
     for args, words in (
-        (["compare", "-o", "sgdm", "--db", str(junk)], "not a SQLite database"),
-        (["run", str(tmp_path / "none.toml")], "no experiment file"),
-        (["run", str(bad)], "optimizers[0]"),
+        (["compare", "-o", "sgdm", "--db", str(junk)], f"{junk}: not a SQLite database"),
+        (["run", str(tmp_path / "none.toml")], f"no experiment file {tmp_path / 'none.toml'}"),
+        (["run", str(bad)], f"{bad}: optimizers[0]"),
         (["run", str(good), "--backend", "mpi", "--db", str(tmp_path / "x.db")], "pool, ray"),
-        (["report", str(tmp_path / "none.db")], "no results store"),
-        (["export", str(tmp_path / "none.db")], "no results store"),
+        (["report", str(tmp_path / "none.db")], f"no results store at {tmp_path / 'none.db'}"),
+        (["export", str(tmp_path / "none.db")], f"no results store at {tmp_path / 'none.db'}"),
     ):
         r = runner.invoke(app, args)
         assert r.exit_code == 2, (args, r.output)
-        assert words in r.output
+        assert r.stdout == "", args
+        (line,) = r.stderr.splitlines()  # one line, however long
+        assert line.startswith("error: ") and words in line, (args, line)
+
+
+def test_usage_errors_are_not_wrapped():
+    r = CliRunner().invoke(app, ["compare", "--problem", "nope"])
+    assert r.exit_code == 2
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "Unknown problem 'nope'. Known: " in errors[0]
+    assert all(name in errors[0] for name in PROBLEMS)
 
 
 def test_compare_runs_the_builtin_experiment_and_ends_with_the_report(tmp_path):
