@@ -2,8 +2,8 @@
 
 Every backend runs the same function (:func:`~descentlab.lab.loop.run_trial`, one torch thread per
 trial) and hands results back to the sweep, which alone writes the store; so the three give the
-same rows. A backend has ``slots`` (trials it runs at once), ``submit(key, config)`` and
-``wait()`` (the next finished ``(key, result)``).
+same rows. A backend has ``slots`` (trials it runs at once), ``submit(key, trial)`` and
+``wait()`` (the next finished ``(key, result)``, a :class:`~descentlab.store.TrialResult`).
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from .loop import failed, run_trial
+from ..store import Trial, TrialResult
+from .loop import run_trial
 
 __all__ = ["BACKENDS", "Backend", "open_backend"]
 
@@ -30,9 +30,9 @@ class Backend(Protocol):
 
     slots: int
 
-    def submit(self, key: str, config: Mapping[str, Any]) -> None: ...
+    def submit(self, key: str, trial: Trial) -> None: ...
 
-    def wait(self) -> tuple[str, dict[str, Any]]: ...
+    def wait(self) -> tuple[str, TrialResult]: ...
 
     def close(self) -> None: ...
 
@@ -43,15 +43,15 @@ class Serial:
     slots = 1
 
     def __init__(self, data_dir: str | None) -> None:
-        self._queue: deque[tuple[str, Mapping[str, Any]]] = deque()
+        self._queue: deque[tuple[str, Trial]] = deque()
         self._data_dir = data_dir
 
-    def submit(self, key: str, config: Mapping[str, Any]) -> None:
-        self._queue.append((key, config))
+    def submit(self, key: str, trial: Trial) -> None:
+        self._queue.append((key, trial))
 
-    def wait(self) -> tuple[str, dict[str, Any]]:
-        key, config = self._queue.popleft()
-        return key, run_trial(config, data_dir=self._data_dir)
+    def wait(self) -> tuple[str, TrialResult]:
+        key, trial = self._queue.popleft()
+        return key, run_trial(trial, data_dir=self._data_dir)
 
     def close(self) -> None:
         self._queue.clear()
@@ -79,11 +79,11 @@ class Pool:
         self._pool = ProcessPoolExecutor(workers, mp_context=_context())
         self._futures: dict[Future, str] = {}
 
-    def submit(self, key: str, config: Mapping[str, Any]) -> None:
-        future = self._pool.submit(run_trial, dict(config), data_dir=self._data_dir)
+    def submit(self, key: str, trial: Trial) -> None:
+        future = self._pool.submit(run_trial, trial, data_dir=self._data_dir)
         self._futures[future] = key
 
-    def wait(self) -> tuple[str, dict[str, Any]]:
+    def wait(self) -> tuple[str, TrialResult]:
         done, _ = wait_futures(self._futures, return_when=FIRST_COMPLETED)
         future = next(iter(done))
         key = self._futures.pop(future)
@@ -92,7 +92,7 @@ class Pool:
         except BrokenProcessPool as e:  # a worker died (killed, out of memory): a new pool
             self._pool.shutdown(wait=False)
             self._pool = ProcessPoolExecutor(self.slots, mp_context=_context())
-            return key, failed(f"the worker running this trial died: {e}")
+            return key, TrialResult.failure(f"the worker running this trial died: {e}")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -130,17 +130,17 @@ class Ray:
         self._data_dir = data_dir
         self._refs: dict[Any, str] = {}
 
-    def submit(self, key: str, config: Mapping[str, Any]) -> None:
-        ref = self._remote.remote(dict(config), data_dir=self._data_dir)
+    def submit(self, key: str, trial: Trial) -> None:
+        ref = self._remote.remote(trial, data_dir=self._data_dir)
         self._refs[ref] = key
 
-    def wait(self) -> tuple[str, dict[str, Any]]:
+    def wait(self) -> tuple[str, TrialResult]:
         (ref,), _ = self._ray.wait(list(self._refs), num_returns=1)
         key = self._refs.pop(ref)
         try:
             return key, self._ray.get(ref)
         except self._ray.exceptions.RayError as e:  # the worker or its node died
-            return key, failed(f"the Ray task running this trial failed: {e}")
+            return key, TrialResult.failure(f"the Ray task running this trial failed: {e}")
 
     def close(self) -> None:
         for ref in self._refs:

@@ -1,11 +1,7 @@
 """One trial: build the problem's task and the optimizers, train, record the curves.
 
-A trial is a plain configuration (see :func:`descentlab.lab.tuning.plan_initial`)::
-
-    {"problem": "digits-mlp", "options": {}, "seed": 0, "epochs": 15, "batch_size": 32,
-     "optimizer": "adam", "hparams": {"lr": 0.001}, "schedule": None, "schedule_args": {}}
-
-:func:`run_trial` never raises for a training failure: a NaN or infinite training loss (or a
+A trial is a :class:`~descentlab.store.Trial` (see :func:`descentlab.lab.tuning.plan_initial`),
+its outcome a :class:`~descentlab.store.TrialResult`. :func:`run_trial` never raises for a training failure: a NaN or infinite training loss (or a
 :class:`~descentlab.optim.NonFiniteGradientError`) marks the trial ``diverged`` and ends it; any
 other exception marks it ``failed`` with the message, so one bad trial never crashes a sweep.
 Training runs on one torch thread, so a trial gives the same numbers in the main process, in a
@@ -14,6 +10,7 @@ pool worker or on a Ray worker.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -27,11 +24,12 @@ import torch
 
 from ..optim import NonFiniteGradientError
 from ..problems import SPLITS, train
+from ..store import Curve, Placement, Trial, TrialResult
 from . import tricks as tr
 from ._build import build_optimizer, build_schedule, load_problem
 from .axes import AXES
 
-__all__ = ["failed", "run_trial"]
+__all__ = ["run_trial"]
 
 
 @contextmanager
@@ -56,11 +54,10 @@ def _total_steps(task: Any, epochs: int) -> int:
         ) from e
 
 
-def _optimizers(task: Any, config: Mapping[str, Any]) -> dict[str, torch.optim.Optimizer]:
-    tricks, seed = config.get("tricks", {}), config["seed"]
+def _optimizers(task: Any, trial: Trial) -> dict[str, torch.optim.Optimizer]:
     return {
         group: tr.wrap(
-            build_optimizer(config["optimizer"], params, dict(config["hparams"])), tricks, seed
+            build_optimizer(trial.optimizer, params, dict(trial.hparams)), trial.tricks, trial.seed
         )
         for group, params in task.param_groups().items()
     }
@@ -69,33 +66,31 @@ def _optimizers(task: Any, config: Mapping[str, Any]) -> dict[str, torch.optim.O
 def _schedulers(
     task: Any,
     optimizers: Mapping[str, torch.optim.Optimizer],
-    config: Mapping[str, Any],
+    trial: Trial,
     epochs: int,
 ) -> list[Any]:
-    name, args = config.get("schedule"), config.get("schedule_args", {})
-    if not name and "warmup" not in config.get("tricks", {}):
+    name, args = trial.schedule, trial.schedule_args
+    if not name and "warmup" not in trial.tricks:
         return []
     total = _total_steps(task, epochs)
-    name, args = tr.warmup_schedule(config.get("tricks", {}), name, args, total)
+    name, args = tr.warmup_schedule(trial.tricks, name, args, total)
     return [build_schedule(name, o, total_steps=total, args=args) for o in optimizers.values()]
 
 
-def _build(
-    config: Mapping[str, Any], problem: Any, options: Mapping[str, Any], data_dir: str | None
-) -> Any:
+def _build(trial: Trial, problem: Any, options: Mapping[str, Any], data_dir: str | None) -> Any:
     """Build the task, then re-initialise it and set its data order as the trial's axes say."""
-    seed, tricks = config["seed"], config.get("tricks", {})
-    task = problem.build(seed, data_dir=data_dir, batch_size=config["batch_size"], **options)
+    seed, tricks = trial.seed, trial.tricks
+    task = problem.build(seed, data_dir=data_dir, batch_size=trial.batch_size, **options)
     tr.initialize_model(task, tricks, seed, problem.name)
     tr.apply_order(task, tricks, seed, problem.name)
     return task
 
 
-def _fit(task: Any, config: Mapping[str, Any], epochs: int, **kwargs: Any) -> Iterator[Any]:
+def _fit(task: Any, trial: Trial, epochs: int, **kwargs: Any) -> Iterator[Any]:
     """Train with fresh optimizers and schedules; yields per-epoch histories (see ``train``)."""
-    torch.manual_seed(config["seed"])  # optimizer noise, dropout: part of the seed too
-    optimizers = _optimizers(task, config)
-    schedulers = _schedulers(task, optimizers, config, epochs)
+    torch.manual_seed(trial.seed)  # optimizer noise, dropout: part of the seed too
+    optimizers = _optimizers(task, trial)
+    schedulers = _schedulers(task, optimizers, trial, epochs)
 
     def after_step(step: int, loss: float) -> None:
         for s in schedulers:
@@ -105,21 +100,21 @@ def _fit(task: Any, config: Mapping[str, Any], epochs: int, **kwargs: Any) -> It
         yield train(task, optimizers, 1, after_step, eval_splits=(), **kwargs)
 
 
-def _pretrain(task: Any, config: Mapping[str, Any], data_dir: str | None) -> dict[str, Any]:
+def _pretrain(task: Any, trial: Trial, data_dir: str | None) -> dict[str, Any]:
     """Fine-tuning: train the same architecture on ``tricks.finetune``'s problem, load its weights."""
-    ft = config["tricks"]["finetune"]
+    ft = trial.tricks["finetune"]
     source = load_problem(ft["problem"])
     shared = {
         k: v
-        for k, v in config["options"].items()
+        for k, v in trial.options.items()
         if k in source.axes and k in AXES and AXES[k].where == "option"
     }
-    pre = _build(config, source, {**shared, **ft["options"]}, data_dir)
+    pre = _build(trial, source, {**shared, **ft["options"]}, data_dir)
     start = time.perf_counter()
-    for h in _fit(pre, config, ft["epochs"], final_splits=()):
+    for h in _fit(pre, trial, ft["epochs"], final_splits=()):
         if h.diverged:
             raise ValueError(f"finetune: pre-training on {ft['problem']!r} diverged")
-    tr.pretrained_from(task, pre, config["problem"], ft["problem"])
+    tr.pretrained_from(task, pre, trial.problem, ft["problem"])
     return {
         "problem": ft["problem"],
         "epochs": ft["epochs"],
@@ -127,19 +122,19 @@ def _pretrain(task: Any, config: Mapping[str, Any], data_dir: str | None) -> dic
     }
 
 
-def _train(config: Mapping[str, Any], data_dir: str | None) -> dict[str, Any]:
-    problem = load_problem(config["problem"])
-    epochs = config["epochs"]
-    task = _build(config, problem, config.get("options", {}), data_dir)
+def _train(trial: Trial, data_dir: str | None) -> TrialResult:
+    problem = load_problem(trial.problem)
+    epochs = trial.epochs
+    task = _build(trial, problem, trial.options, data_dir)
     pretrained = None
-    if "finetune" in config.get("tricks", {}):
-        pretrained = _pretrain(task, config, data_dir)
+    if "finetune" in trial.tricks:
+        pretrained = _pretrain(task, trial, data_dir)
     steps: list[float] = []
     epoch_evals = [{s: task.evaluate(s) for s in SPLITS}]
     seconds = [0.0]
     diverged = False
     try:
-        for h in _fit(task, config, epochs, final_splits=SPLITS):
+        for h in _fit(task, trial, epochs, final_splits=SPLITS):
             steps += h.train_loss
             seconds.append(seconds[-1] + h.train_time)
             epoch_evals.append(h.final)
@@ -149,20 +144,20 @@ def _train(config: Mapping[str, Any], data_dir: str | None) -> dict[str, Any]:
                 break
     except NonFiniteGradientError:
         diverged = True
-    out = _record(problem, steps, epoch_evals, seconds, diverged)
-    out["summary"]["steps_per_epoch"] = len(task.train_loader)
-    out["summary"]["examples_per_epoch"] = _examples(task, config)
+    curves, summary = _record(problem, steps, epoch_evals, seconds)
+    summary["steps_per_epoch"] = len(task.train_loader)
+    summary["examples_per_epoch"] = _examples(task, trial)
     if pretrained is not None:
-        out["summary"]["pretrained"] = pretrained
-    if config.get("sharpness") and not diverged:
-        out["summary"]["sharpness"] = _sharpness(task)
-    return out
+        summary["pretrained"] = pretrained
+    if trial.sharpness and not diverged:
+        summary["sharpness"] = _sharpness(task)
+    return TrialResult("finished", diverged, summary=summary, curves=curves)
 
 
-def _examples(task: Any, config: Mapping[str, Any]) -> int:
+def _examples(task: Any, trial: Trial) -> int:
     """Training examples seen per epoch: the training split, or the batches drawn (GAN, RL)."""
     n = getattr(task, "examples_per_epoch", None)
-    return n if n is not None else len(task.train_loader) * int(config["batch_size"])
+    return n if n is not None else len(task.train_loader) * int(trial.batch_size)
 
 
 def _sharpness(task: Any, examples: int = 512) -> dict[str, float] | None:
@@ -183,14 +178,12 @@ def _record(
     steps: list[float],
     evals: list[dict[str, dict[str, float]]],
     seconds: list[float],
-    diverged: bool,
-) -> dict[str, Any]:
-    curves = [{"split": "train", "metric": "step_loss", "unit": "step", "values": steps}]
-    curves.append({"split": "time", "metric": "train_seconds", "unit": "epoch", "values": seconds})
+) -> tuple[tuple[Curve, ...], dict[str, Any]]:
+    curves = [Curve("train", "step_loss", "step", steps)]
+    curves.append(Curve("time", "train_seconds", "epoch", seconds))
     for split in SPLITS:
         for metric in evals[0][split]:
-            values = [e[split][metric] for e in evals]
-            curves.append({"split": split, "metric": metric, "unit": "epoch", "values": values})
+            curves.append(Curve(split, metric, "epoch", [e[split][metric] for e in evals]))
     target = problem.target
     target_split = getattr(target, "split", "val")
     hit = next(
@@ -213,37 +206,28 @@ def _record(
         "epochs_to_target": hit,
         "seconds_to_target": None if hit is None else seconds[hit],
     }
-    return {"diverged": diverged, "summary": summary, "curves": curves}
+    return tuple(curves), summary
 
 
-def run_trial(config: Mapping[str, Any], *, data_dir: str | None = None) -> dict[str, Any]:
-    """Run one trial and return its outcome.
+def run_trial(trial: Trial | Mapping[str, Any], *, data_dir: str | None = None) -> TrialResult:
+    """Run one trial (a :class:`~descentlab.store.Trial` or its plain configuration).
 
     Returns:
-        ``{"status": "finished" | "failed", "diverged": bool, "wall_time": seconds,
-        "error": message or None, "summary": final metrics and time-to-target,
-        "curves": [{"split", "metric", "unit", "values"}, ...]}``. Curves: the training loss
-        of every step (``train/step_loss``), ``loss`` and each metric on train/val/test after
-        every epoch (epoch 0 is before training) and the cumulative training seconds.
+        Its :class:`~descentlab.store.TrialResult`: status ``"finished"`` (``diverged`` if the
+        loss became NaN or infinite) or ``"failed"`` (with the error), wall time, summary and
+        curves: the training loss of every step (``train/step_loss``), ``loss`` and each metric
+        on train/val/test after every epoch (epoch 0 is before training) and the cumulative
+        training seconds.
     """
+    if not isinstance(trial, Trial):
+        trial = Trial.from_config(trial)
     start = time.perf_counter()
-    with _single_thread_seeded(config["seed"]):
+    placement = Placement.here(torch.device("cpu"), "float32")
+    with _single_thread_seeded(trial.seed):
         try:
-            out = _train(config, data_dir)
-            out.update(status="finished", error=None)
+            result = _train(trial, data_dir)
         except Exception as e:  # a broken trial must never crash the sweep
-            out = failed(f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
-    out["wall_time"] = time.perf_counter() - start
-    return out
-
-
-def failed(error: str) -> dict[str, Any]:
-    """The outcome of a trial that could not run (an exception, or its worker died)."""
-    return {
-        "status": "failed",
-        "diverged": False,
-        "wall_time": 0.0,
-        "error": error,
-        "summary": {},
-        "curves": [],
-    }
+            result = TrialResult.failure(
+                f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+            )
+    return dataclasses.replace(result, wall_time=time.perf_counter() - start, placement=placement)

@@ -12,8 +12,7 @@ other optimizers) reports only what it now contains; trials it no longer uses st
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..store import Store, trial_key
+from ..store import Store, Trial
 from ._backends import Backend, open_backend
 from .spec import Experiment
 from .tuning import Planned, Score, plan_final, plan_initial, row_label
@@ -57,7 +56,7 @@ class SweepSummary:
 def _tag(store: Store, experiment: str, plan: Iterable[Planned]) -> None:
     groups: dict[tuple[str, str, str], list[str]] = {}
     for p in plan:
-        groups.setdefault((p.role, p.problem, p.label), []).append(trial_key(p.config))
+        groups.setdefault((p.role, p.problem, p.label), []).append(p.trial.key())
     for (role, problem, label), keys in groups.items():
         store.set_tags(experiment, role, problem, label, keys)
 
@@ -74,16 +73,16 @@ class _Runner:
     seen: set[str] = field(default_factory=set)  # keys already handled by an earlier phase
 
     def run(self, plan: list[Planned], phase: str) -> None:
-        configs: dict[str, Mapping[str, Any]] = {}
+        trials: dict[str, Trial] = {}
         for p in plan:
-            key = trial_key(p.config)
+            key = p.trial.key()
             if key not in self.seen:  # a search run is often also a reported run: once is enough
-                configs.setdefault(key, p.config)
-        self.seen.update(configs)
-        statuses = self.store.statuses(configs)
-        todo = [k for k in configs if statuses.get(k) != "finished"]
-        self.summary.planned += len(configs)
-        self.summary.skipped += len(configs) - len(todo)
+                trials.setdefault(key, p.trial)
+        self.seen.update(trials)
+        statuses = self.store.statuses(trials)
+        todo = [k for k in trials if statuses.get(k) != "finished"]
+        self.summary.planned += len(trials)
+        self.summary.skipped += len(trials) - len(todo)
         if self.max_trials is not None:
             budget = max(0, self.max_trials - self.summary.ran)
             self.summary.capped += max(0, len(todo) - budget)
@@ -94,16 +93,16 @@ class _Runner:
         while todo or running:
             while todo and running < self.backend.slots:
                 key = todo.pop()
-                self.store.mark_running(key, configs[key])
-                self.backend.submit(key, configs[key])
+                self.store.mark_running(key, trials[key])
+                self.backend.submit(key, trials[key])
                 running += 1
             self.progress.update(task, running=running)
             key, result = self.backend.wait()
             running -= 1
-            self.store.save_result(key, configs[key], result)
-            self.summary.finished += result["status"] == "finished"
-            self.summary.failed += result["status"] == "failed"
-            self.summary.diverged += bool(result["diverged"])
+            self.store.save_result(key, trials[key], result)
+            self.summary.finished += result.status == "finished"
+            self.summary.failed += result.status == "failed"
+            self.summary.diverged += result.diverged
             self.progress.update(task, advance=1, running=running)
 
 
@@ -128,15 +127,14 @@ def _rows(exp: Experiment) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def _score(store: Store, config: Mapping[str, Any]) -> tuple[bool, Score | None]:
-    row = store.trial(trial_key(config))
-    if row is None or row["status"] == "running":
+def _score(store: Store, trial: Trial) -> tuple[bool, Score | None]:
+    stored = store.record(trial.key(), curves=False)
+    if stored is None or stored.result is None:
         return False, None
-    if row["status"] == "failed" or row["diverged"]:
+    r = stored.result
+    if not r.ok:
         return True, None
-    s = row["summary"]
-    val = s["final"]["val"]
-    return True, (val.get(s["main_metric"], math.nan), val.get("loss", math.nan))
+    return True, (r.final("val", r.summary["main_metric"]), r.final("val", "loss"))
 
 
 def run_experiment(
@@ -192,7 +190,7 @@ def run_experiment(
             _tag(store, experiment.name, initial)
             runner = _Runner(store, executor, bar, summary, max_trials)
             runner.run(initial, "search + untuned")
-            final = plan_final(experiment, initial, lambda c: _score(store, c))
+            final = plan_final(experiment, initial, lambda t: _score(store, t))
             _tag(store, experiment.name, final)
             runner.run(final, "best lr x seeds")
     finally:

@@ -12,12 +12,12 @@ learning rate (the registry's ``lr``, or the class default for an importable opt
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from ..store import Trial
 from ._build import default_lr, load_problem
 from .axes import Variant
 from .spec import Experiment, OptimizerSpec, ProblemSpec, Tuning
@@ -38,12 +38,12 @@ DEFAULTS_SUFFIX = "@defaults"
 
 @dataclass(frozen=True, eq=False)
 class Planned:
-    """One trial as an experiment sees it: its full configuration, its label and its role.
+    """One trial as an experiment sees it: the trial, its problem's label, its label and role.
 
     ``role`` is ``"tune"`` (a learning-rate search run) or ``"final"`` (a reported run).
     """
 
-    config: dict[str, Any]
+    trial: Trial
     problem: str  # the problem's label in reports
     label: str
     role: str
@@ -78,7 +78,7 @@ def lr_candidates(opt: OptimizerSpec, tuning: Tuning) -> list[float]:
     return [_round(math.exp(math.log(lo) + x * (math.log(hi) - math.log(lo)))) for x in u]
 
 
-def _config(
+def _trial(
     exp: Experiment,
     opt: OptimizerSpec,
     problem: ProblemSpec,
@@ -87,28 +87,25 @@ def _config(
     lr: float,
     *,
     tuning: bool = False,
-) -> dict[str, Any]:
-    """A trial's configuration; keys that are off stay absent, so older trials keep their keys."""
+) -> Trial:
+    """A trial of the experiment: ``opt`` at ``lr`` on ``problem`` in ``variant``, from ``seed``."""
     budget = load_problem(problem.name).budget
     epochs = exp.epochs or budget.epochs
     if tuning:
         epochs = exp.tuning.epochs or epochs
-    extra: dict[str, Any] = {"sharpness": True} if exp.sharpness else {}
-    tricks = variant.tricks()
-    if tricks:
-        extra["tricks"] = tricks
-    return {
-        **extra,
-        "problem": problem.name,
-        "options": {**problem.options, **variant.options()},
-        "seed": seed,
-        "epochs": epochs,
-        "batch_size": variant.batch_size() or budget.batch_size,
-        "optimizer": opt.name,
-        "hparams": {**opt.hparams, "lr": lr},
-        "schedule": opt.schedule,
-        "schedule_args": dict(opt.schedule_args),
-    }
+    return Trial(
+        problem=problem.name,
+        options={**problem.options, **variant.options()},
+        seed=seed,
+        epochs=epochs,
+        batch_size=variant.batch_size() or budget.batch_size,
+        optimizer=opt.name,
+        hparams={**opt.hparams, "lr": lr},
+        schedule=opt.schedule,
+        schedule_args=dict(opt.schedule_args),
+        tricks=variant.tricks(),
+        sharpness=exp.sharpness,
+    )
 
 
 def row_label(opt: OptimizerSpec, variant: Variant) -> str:
@@ -133,16 +130,16 @@ def plan_initial(exp: Experiment) -> list[Planned]:
                 label = row_label(opt, variant)
                 if _tuned(exp, opt):
                     for lr in lr_candidates(opt, exp.tuning):
-                        config = _config(
+                        trial = _trial(
                             exp, opt, problem, variant, _tuning_seed(exp), lr, tuning=True
                         )
-                        plan.append(Planned(config, problem.label, label, "tune"))
+                        plan.append(Planned(trial, problem.label, label, "tune"))
                     if not exp.tuning.defaults:
                         continue
                     label += DEFAULTS_SUFFIX
                 for seed in exp.seeds:
-                    config = _config(exp, opt, problem, variant, seed, _round(_center(opt)))
-                    plan.append(Planned(config, problem.label, label, "final"))
+                    trial = _trial(exp, opt, problem, variant, seed, _round(_center(opt)))
+                    plan.append(Planned(trial, problem.label, label, "final"))
     return plan
 
 
@@ -171,11 +168,11 @@ def choose(scores: Iterable[tuple[float, Score | None]], *, higher_is_better: bo
 def plan_final(
     exp: Experiment,
     tuning_runs: Iterable[Planned],
-    score: Callable[[Mapping[str, Any]], tuple[bool, Score | None]],
+    score: Callable[[Trial], tuple[bool, Score | None]],
 ) -> list[Planned]:
     """The reruns of each optimizer's best learning rate on every seed.
 
-    ``score(config)`` returns ``(finished, Score or None)`` for a tuning run. A problem
+    ``score(trial)`` returns ``(finished, Score or None)`` for a tuning run. A problem
     and optimizer whose search is not complete yet (a capped or interrupted sweep) get no reruns.
     """
     by_group: dict[tuple[str, str], list[Planned]] = {}
@@ -192,16 +189,16 @@ def plan_final(
     }
     for (label_p, label), runs in by_group.items():
         problem = problems[label_p]
-        results = [score(p.config) for p in runs]
+        results = [score(p.trial) for p in runs]
         if not all(done for done, _ in results):
             continue
         higher = load_problem(problem.name).higher_is_better
-        lrs = [p.config["hparams"]["lr"] for p in runs]
+        lrs = [p.trial.hparams["lr"] for p in runs]
         best = choose(zip(lrs, (s for _, s in results)), higher_is_better=higher)
         if best is None:  # every setting diverged: rerun the smallest, the report shows it
             best = min(lrs)
         opt, variant = rows[label_p, label]
         for seed in exp.seeds:
-            config = _config(exp, opt, problem, variant, seed, best)
-            plan.append(Planned(config, label_p, label, "final"))
+            trial = _trial(exp, opt, problem, variant, seed, best)
+            plan.append(Planned(trial, label_p, label, "final"))
     return plan

@@ -1,6 +1,22 @@
-"""The results store (SQLite, resumable) and its exports (CSV, pandas)."""
+"""The results store (SQLite, resumable), the records it keeps, and its exports (CSV, pandas)."""
 
-from .db import Store, StoreError, trial_key
+from .db import Store, Stored, StoreError, Tag
 from .export import load_results, results, to_csv
+from .records import KEY_VERSION, PRECISIONS, Curve, Placement, Trial, TrialResult, trial_key
 
-__all__ = ["Store", "StoreError", "load_results", "results", "to_csv", "trial_key"]
+__all__ = [
+    "KEY_VERSION",
+    "PRECISIONS",
+    "Curve",
+    "Placement",
+    "Store",
+    "StoreError",
+    "Stored",
+    "Tag",
+    "Trial",
+    "TrialResult",
+    "load_results",
+    "results",
+    "to_csv",
+    "trial_key",
+]

@@ -2,9 +2,11 @@
 
 Schema (SQLite in WAL mode, so a reader never blocks the writer):
 
-* ``trials``: one row per trial, keyed by a hash of its full configuration and the package
-  version (:func:`trial_key`); ``status`` is ``running``, ``finished`` or ``failed``; ``summary``
-  holds the final metrics as JSON.
+* ``trials``: one row per trial, keyed by a hash of its configuration (:func:`trial_key`), with
+  the package version that wrote it; ``status`` is ``running``, ``finished`` or ``failed``;
+  ``config`` (the :class:`~descentlab.store.records.Trial`), ``summary`` (the final metrics) and
+  ``placement`` (where it ran) are JSON. A store of release 0.1.0 has no ``placement`` column:
+  opening it adds the column, and its trials read as CPU, float32 trials.
 * ``curves``: the trial's curves (train loss per step; train/val/test loss and metrics per epoch),
   one row per series with its values as a JSON array.
 * ``tags``: which experiment ran the trial, under which optimizer label and role (``tune`` for a
@@ -24,18 +26,19 @@ file is left byte for byte as it was.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import __version__
+from .records import Curve, Placement, Trial, TrialResult, trial_key
 
-__all__ = ["Store", "StoreError", "trial_key"]
+__all__ = ["Store", "StoreError", "Stored", "Tag", "trial_key"]
 
 _MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite 3 database
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -44,6 +47,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 class StoreError(ValueError):
     """The results store cannot be used; the message names the file and what is wrong."""
 
+
+_ADDED = {"trials": ("placement",)}
+"""Columns added after release 0.1.0, last in their table; an older store gains them on opening."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -56,7 +62,8 @@ CREATE TABLE IF NOT EXISTS trials (
     wall_time REAL,
     diverged INTEGER,
     error TEXT,
-    summary TEXT
+    summary TEXT,
+    placement TEXT
 );
 CREATE TABLE IF NOT EXISTS curves (
     key TEXT NOT NULL REFERENCES trials (key) ON DELETE CASCADE,
@@ -128,6 +135,10 @@ def _check_file(path: Path) -> None:
         raise StoreError(f"{path}: truncated: {size} bytes is not a whole number of pages")
 
 
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)
+
+
 def _guarded(method: _F) -> _F:
     """Turn SQLite's errors about the file (damaged, locked, unreadable) into a StoreError.
 
@@ -149,10 +160,31 @@ def _guarded(method: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def trial_key(config: Mapping[str, Any], version: str = __version__) -> str:
-    """The trial's identity: a hash of its full configuration and the package version."""
-    blob = json.dumps({"config": config, "version": version}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+@dataclass(frozen=True)
+class Tag:
+    """Which experiment a trial serves, in which role (``tune`` or ``final``), on which problem
+    (its label in reports) and under which row label."""
+
+    experiment: str
+    role: str
+    problem: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A trial as the store holds it: its key, the trial, the package version that wrote it,
+    its status and, once it ended, its result (``None`` while ``running``); ``tag`` when read
+    through a tag (:meth:`Store.records`)."""
+
+    key: str
+    trial: Trial
+    version: str
+    status: str
+    started: float
+    finished: float | None
+    result: TrialResult | None
+    tag: Tag | None = None
 
 
 class Store:
@@ -182,7 +214,8 @@ class Store:
     @_guarded
     def _open(self) -> None:
         self._db.row_factory = sqlite3.Row
-        if self._check_schema():
+        exists, missing = self._check_schema()
+        if exists:
             self._check_rows()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -190,9 +223,14 @@ class Store:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            if missing:  # a store of release 0.1.0; another process may have just added them
+                found = self._trial_columns()
+                for column in (c for c in missing if c not in found):
+                    self._db.execute(f"ALTER TABLE trials ADD COLUMN {column} TEXT")
 
-    def _check_schema(self) -> bool:
-        """Whether the file already holds a store; a StoreError if it holds something else."""
+    def _check_schema(self) -> tuple[bool, list[str]]:
+        """Whether the file already holds a store, and the columns that releases after it added
+        (:data:`_ADDED`); a StoreError if it holds something else."""
         rows = self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         tables = {r[0] for r in rows}
         expected = _columns()
@@ -202,32 +240,48 @@ class Store:
                     f"{self.path}: not a descentlab results store: it holds another program's "
                     f"tables ({', '.join(sorted(tables))})"
                 )
-            return False
+            return False, []
+        missing: list[str] = []
         for table, columns in expected.items():
             if table not in tables:
                 raise StoreError(f"{self.path}: not a complete results store: no table {table!r}")
             found = [r[1] for r in self._db.execute(f"PRAGMA table_info({table})")]
-            if found != columns:
+            added = [c for c in _ADDED.get(table, ()) if c not in found]
+            if found + added != columns:
                 raise StoreError(
                     f"{self.path}: table {table!r} has the columns {', '.join(found)}; "
                     f"a results store's has {', '.join(columns)}"
                 )
-        return True
+            missing += added
+        return True, missing
 
     def _check_rows(self) -> None:
         """Every trial's configuration and summary, and every experiment's spec, is JSON."""
-        for r in self._db.execute("SELECT key, config, summary FROM trials"):
-            self._json(r["config"], f"trial {r['key']}: config")
+        placement = ", placement" if "placement" in self._trial_columns() else ""
+        for r in self._db.execute(f"SELECT key, config, summary{placement} FROM trials"):
+            self._trial(r["config"], r["key"])
             if r["summary"] is not None:
                 self._json(r["summary"], f"trial {r['key']}: summary")
+            if placement:
+                self._placement(r["placement"], r["key"])
         for r in self._db.execute("SELECT name, spec FROM experiments"):
             self._json(r["spec"], f"experiment {r['name']}: spec")
+
+    def _trial_columns(self) -> list[str]:
+        return [r[1] for r in self._db.execute("PRAGMA table_info(trials)")]
 
     def _json(self, text: Any, where: str) -> Any:
         try:
             return json.loads(text)
         except (TypeError, ValueError) as e:
             raise StoreError(f"{self.path}: {where} is not valid JSON ({e})") from e
+
+    def _trial(self, text: Any, key: str) -> Trial:
+        config = self._json(text, f"trial {key}: config")
+        try:
+            return Trial.from_config(config)
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"{self.path}: trial {key}: config is not a trial ({e})") from e
 
     def close(self) -> None:
         """Close the connection."""
@@ -283,44 +337,42 @@ class Store:
             )
 
     @_guarded
-    def mark_running(self, key: str, config: Mapping[str, Any]) -> None:
+    def mark_running(self, key: str, trial: Trial) -> None:
         """Record that a trial started; a finished trial of the same key is replaced."""
         with self._transaction() as db:
             db.execute("DELETE FROM curves WHERE key=?", (key,))
             db.execute(
                 "INSERT OR REPLACE INTO trials (key, config, version, status, started)"
                 " VALUES (?, ?, ?, 'running', ?)",
-                (key, json.dumps(config, sort_keys=True), __version__, time.time()),
+                (key, _dumps(trial.config()), __version__, time.time()),
             )
 
     @_guarded
-    def save_result(self, key: str, config: Mapping[str, Any], result: Mapping[str, Any]) -> None:
-        """Store a trial's outcome and curves in one transaction."""
+    def save_result(self, key: str, trial: Trial, result: TrialResult) -> None:
+        """Store a trial's outcome, curves and placement in one transaction."""
         with self._transaction() as db:
             db.execute("DELETE FROM curves WHERE key=?", (key,))
             db.execute(
                 "INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?,"
-                " COALESCE((SELECT started FROM trials WHERE key=?), ?), ?, ?, ?, ?, ?)",
+                " COALESCE((SELECT started FROM trials WHERE key=?), ?), ?, ?, ?, ?, ?, ?)",
                 (
                     key,
-                    json.dumps(config, sort_keys=True),
+                    _dumps(trial.config()),
                     __version__,
-                    result["status"],
+                    result.status,
                     key,
                     time.time(),
                     time.time(),
-                    result["wall_time"],
-                    int(result["diverged"]),
-                    result.get("error"),
-                    json.dumps(result["summary"], sort_keys=True),
+                    result.wall_time,
+                    int(result.diverged),
+                    result.error,
+                    _dumps(result.summary),
+                    _dumps(asdict(result.placement)),
                 ),
             )
             db.executemany(
                 "INSERT INTO curves VALUES (?, ?, ?, ?, ?)",
-                [
-                    (key, c["split"], c["metric"], c["unit"], json.dumps(c["values"]))
-                    for c in result["curves"]
-                ],
+                [(key, c.split, c.metric, c.unit, json.dumps(c.values)) for c in result.curves],
             )
 
     # --- reads --------------------------------------------------------------------------------
@@ -359,6 +411,81 @@ class Store:
             args.append(role)
         sql += " ORDER BY g.experiment, g.problem, g.label, t.key"
         return [self._decode(r) for r in self._db.execute(sql, args)]
+
+    @_guarded
+    def record(self, key: str, *, curves: bool = True) -> Stored | None:
+        """One stored trial (with its curves unless ``curves=False``); ``None`` if absent."""
+        row = self._db.execute("SELECT * FROM trials WHERE key=?", (key,)).fetchone()
+        return None if row is None else self._stored(row, curves)
+
+    @_guarded
+    def records(
+        self, *, experiment: str | None = None, role: str | None = "final", curves: bool = False
+    ) -> list[Stored]:
+        """Tagged trials (one per tag), optionally of one experiment and role; their results
+        carry their curves only with ``curves=True``."""
+        sql = (
+            "SELECT t.*, g.experiment, g.role, g.problem AS tag_problem, g.label FROM tags g"
+            " JOIN trials t ON t.key = g.key WHERE 1=1"
+        )
+        args: list[Any] = []
+        if experiment is not None:
+            sql += " AND g.experiment=?"
+            args.append(experiment)
+        if role is not None:
+            sql += " AND g.role=?"
+            args.append(role)
+        sql += " ORDER BY g.experiment, g.problem, g.label, t.key"
+        return [self._stored(r, curves) for r in self._db.execute(sql, args).fetchall()]
+
+    def _stored(self, row: sqlite3.Row, curves: bool) -> Stored:
+        key = row["key"]
+        result = None
+        if row["status"] != "running":
+            result = TrialResult(
+                status=row["status"],
+                diverged=bool(row["diverged"]),
+                wall_time=row["wall_time"] or 0.0,
+                error=row["error"],
+                summary=self._json(row["summary"], f"trial {key}: summary")
+                if row["summary"]
+                else {},
+                curves=self._curves(key) if curves else (),
+                placement=self._placement(row["placement"], key),
+            )
+        tag = None
+        if "experiment" in row.keys():  # noqa: SIM118 (`in` on a Row tests its values)
+            tag = Tag(row["experiment"], row["role"], row["tag_problem"], row["label"])
+        return Stored(
+            key=key,
+            trial=self._trial(row["config"], key),
+            version=row["version"],
+            status=row["status"],
+            started=row["started"],
+            finished=row["finished"],
+            result=result,
+            tag=tag,
+        )
+
+    def _placement(self, text: str | None, key: str) -> Placement:
+        if text is None:
+            return Placement.unrecorded()
+        try:
+            return Placement(**self._json(text, f"trial {key}: placement"))
+        except TypeError as e:
+            raise StoreError(f"{self.path}: trial {key}: placement is not one ({e})") from e
+
+    def _curves(self, key: str) -> tuple[Curve, ...]:
+        rows = self._db.execute("SELECT * FROM curves WHERE key=? ORDER BY rowid", (key,))
+        return tuple(
+            Curve(
+                r["split"],
+                r["metric"],
+                r["unit"],
+                self._json(r["vals"], f"trial {key}: curve {r['split']}/{r['metric']}"),
+            )
+            for r in rows
+        )
 
     @_guarded
     def experiments(self) -> dict[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from descentlab.cli import app
-from descentlab.store import Store, StoreError, trial_key
+from descentlab.store import Curve, Store, StoreError, Trial, TrialResult
 
 from ._strategies import assert_raised_by_us, fuzz
 
@@ -27,17 +27,16 @@ FUZZ = fuzz(EXAMPLES)
 TRIALS = 40
 
 
-def _result(i: int) -> dict:
-    return {
-        "status": "finished",
-        "diverged": False,
-        "wall_time": 0.1 * i,
-        "summary": {"final": {"val": {"loss": 1.0 / (i + 1)}}, "main_metric": "loss"},
-        "curves": [
-            {"split": "train", "metric": "loss", "unit": "step", "values": [1.0 / (i + 1)] * 60},
-            {"split": "val", "metric": "loss", "unit": "epoch", "values": [0.5, 0.25]},
-        ],
-    }
+def _result(i: int) -> TrialResult:
+    return TrialResult(
+        "finished",
+        wall_time=0.1 * i,
+        summary={"final": {"val": {"loss": 1.0 / (i + 1)}}, "main_metric": "loss"},
+        curves=(
+            Curve("train", "loss", "step", [1.0 / (i + 1)] * 60),
+            Curve("val", "loss", "epoch", [0.5, 0.25]),
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +47,10 @@ def good(tmp_path_factory) -> Path:
         store.save_experiment("exp", {"name": "exp"})
         keys = []
         for i in range(TRIALS):
-            config = {"problem": "p", "seed": i, "hparams": {"lr": 0.1}}
-            keys.append(trial_key(config))
-            store.mark_running(keys[-1], config)
-            store.save_result(keys[-1], config, _result(i))
+            trial = Trial("p", i, 1, 8, "sgd", hparams={"lr": 0.1})
+            keys.append(trial.key())
+            store.mark_running(keys[-1], trial)
+            store.save_result(keys[-1], trial, _result(i))
         store.set_tags("exp", "final", "p", "sgd", keys)
     assert not Path(f"{path}-wal").exists()  # closing checkpointed everything into the file
     return path
@@ -66,9 +65,9 @@ def _read_all(path: Path) -> None:
     """Everything a report reads (every trial of the fixture is tagged)."""
     with Store(path) as store:
         store.experiments()
-        for t in store.trials(role=None):
-            store.curves(t["key"])
-            store.trial(t["key"])
+        for t in store.records(role=None):
+            store.curves(t.key)
+            store.record(t.key)
 
 
 def _refused(path: Path, *words: str) -> StoreError:
@@ -155,7 +154,7 @@ def test_an_empty_sqlite_database_becomes_a_store(tmp_path):
     path = tmp_path / "empty.db"
     sqlite3.connect(path).close()  # zero bytes
     with Store(path) as store:
-        assert store.trials(role=None) == []
+        assert store.records(role=None) == []
 
 
 def _corrupt(path: Path, good: Path, sql: str) -> str:
@@ -173,11 +172,13 @@ def _corrupt(path: Path, good: Path, sql: str) -> str:
     [
         ("UPDATE trials SET config='{\"seed\": 1' WHERE key=?", ["trial {key}: config", "JSON"]),
         ("UPDATE trials SET summary='[nan]' WHERE key=?", ["trial {key}: summary", "JSON"]),
+        ("UPDATE trials SET config='{\"seed\": 1}' WHERE key=?", ["trial {key}: config", "not a"]),
+        ("UPDATE trials SET placement='[1' WHERE key=?", ["trial {key}: placement", "JSON"]),
         ("UPDATE trials SET config=x'00ff' WHERE key=?", ["trial {key}: config", "JSON"]),
         ("UPDATE curves SET vals='[1, 2' WHERE key=?", ["trial {key}: curve train/loss", "JSON"]),
         ("UPDATE experiments SET spec='{' WHERE name<>?", ["experiment exp: spec", "JSON"]),
     ],
-    ids=["config", "summary", "bytes", "curve", "experiment"],
+    ids=["config", "summary", "not-a-trial", "placement", "bytes", "curve", "experiment"],
 )
 def test_invalid_json_in_rows_is_named(tmp_path, good, sql, words):
     path = tmp_path / "runs.db"

@@ -139,9 +139,9 @@ def test_variants_are_rows_tuned_on_their_own():
     labels = sorted({p.label for p in plan})
     assert labels == ["adam", "adam [init=zeros]", "sgdm", "sgdm [init=zeros]"]
     assert len(plan) == 4 * 2  # every row gets the same search budget
-    zeros = [p.config for p in plan if p.label == "sgdm [init=zeros]"]
-    assert all(c["tricks"] == {"init": {"scheme": "zeros"}} for c in zeros)
-    assert all("tricks" not in p.config for p in plan if "[" not in p.label)  # keys as before
+    zeros = [p.trial for p in plan if p.label == "sgdm [init=zeros]"]
+    assert all(t.tricks == {"init": {"scheme": "zeros"}} for t in zeros)
+    assert all("tricks" not in p.trial.config() for p in plan if "[" not in p.label)  # old keys
 
 
 def _config(**over):
@@ -149,10 +149,8 @@ def _config(**over):
 
 
 def _curves(result):
-    assert result["status"] == "finished", result["error"]
-    return {
-        (c["split"], c["metric"]): c["values"] for c in result["curves"] if c["split"] != "time"
-    }
+    assert result.status == "finished", result.error
+    return {(c.split, c.metric): c.values for c in result.curves if c.split != "time"}
 
 
 def _close(a, b, rel=1e-5):
@@ -199,7 +197,7 @@ def test_finetuning_starts_from_the_pretrained_weights():
     for split in ("train", "val", "test"):
         assert a[split, "loss"][0] == b[split, "loss"][-1]
     assert a["train", "loss"][0] != _curves(run_trial(_config()))["train", "loss"][0]
-    assert tuned["summary"]["pretrained"]["epochs"] == 2
+    assert tuned.summary["pretrained"]["epochs"] == 2
     assert len(a["train", "step_loss"]) == 3 * 6  # the same budget as from scratch
 
 
@@ -207,8 +205,8 @@ def test_a_trick_that_does_not_fit_fails_the_trial_with_a_clear_message():
     bad = run_trial(
         _config(tricks={"finetune": {"problem": "digits-mlp", "options": {}, "epochs": 1}})
     )
-    assert bad["status"] == "failed"
-    assert "finetune: the model of 'digits-mlp' does not fit the model of" in bad["error"]
+    assert bad.status == "failed"
+    assert "finetune: the model of 'digits-mlp' does not fit the model of" in bad.error
 
 
 def test_a_problem_may_bring_its_own_axes():
@@ -238,8 +236,8 @@ def test_full_batch_trials_take_one_step_per_epoch_whatever_the_order():
         run_trial(_digits(batch_size="full", tricks={"shuffle": s} if s != "epoch" else {}))
         for s in ("epoch", "once", "none")
     ]
-    assert all(r["summary"]["steps_per_epoch"] == 1 for r in runs)
-    assert runs[0]["summary"]["examples_per_epoch"] == 300
+    assert all(r.summary["steps_per_epoch"] == 1 for r in runs)
+    assert runs[0].summary["examples_per_epoch"] == 300
     first = _curves(runs[0])
     assert all(_curves(r) == first for r in runs[1:])
     losses = first["train", "loss"]
@@ -251,7 +249,7 @@ def test_order_and_init_axes_reach_the_trial():
     curriculum = {"score": "reference", "start": 0.25, "epochs": 2, "pacing": "step"}
     for tricks in ({"shuffle": "none"}, {"curriculum": curriculum}, {"init": {"scheme": "zeros"}}):
         r = run_trial(_digits(tricks=tricks))
-        assert r["summary"]["steps"] == plain["summary"]["steps"]  # the same budget
+        assert r.summary["steps"] == plain.summary["steps"]  # the same budget
         assert _curves(r) != _curves(plain), tricks
     zeros = _curves(run_trial(_digits(tricks={"init": {"scheme": "zeros"}})))
     assert zeros["train", "loss"][0] == pytest.approx(math.log(10))  # uniform prediction

@@ -68,11 +68,11 @@ def test_plan_initial_tunes_on_one_seed_and_runs_defaults_on_all():
     plan = plan_initial(exp)
     tune = [p for p in plan if p.role == "tune"]
     final = [p for p in plan if p.role == "final"]
-    assert len(tune) == 2 * 2 and {p.config["seed"] for p in tune} == {7}
+    assert len(tune) == 2 * 2 and {p.trial.seed for p in tune} == {7}
     assert {p.label for p in final} == {"adam@defaults", "sgd@defaults"}
-    assert sorted(p.config["seed"] for p in final) == [0, 0, 1, 1, 2, 2]
-    assert {p.config["hparams"]["lr"] for p in final if p.label == "sgd@defaults"} == {0.1}
-    assert {p.config["epochs"] for p in plan} == {3}  # the problem's budget
+    assert sorted(p.trial.seed for p in final) == [0, 0, 1, 1, 2, 2]
+    assert {p.trial.hparams["lr"] for p in final if p.label == "sgd@defaults"} == {0.1}
+    assert {p.trial.epochs for p in plan} == {3}  # the problem's budget
 
 
 def test_defaults_method_runs_no_search():
@@ -87,16 +87,16 @@ def test_plan_final_reruns_the_best_on_every_seed_once_search_is_complete():
     # validation score: adam best at its largest lr, sgd at its smallest; sgd incomplete if asked
     best = {"adam": 1e-2, "sgd": 0.01}
 
-    def score(config):
-        lr = config["hparams"]["lr"]
-        return True, (1.0 if lr == best[config["optimizer"]] else 0.5, 1.0)
+    def score(trial):
+        lr = trial.hparams["lr"]
+        return True, (1.0 if lr == best[trial.optimizer] else 0.5, 1.0)
 
     final = plan_final(exp, plan, score)
-    assert {(p.label, p.config["hparams"]["lr"]) for p in final} == {("adam", 1e-2), ("sgd", 0.01)}
-    assert sorted(p.config["seed"] for p in final if p.label == "adam") == [0, 1, 2]
+    assert {(p.label, p.trial.hparams["lr"]) for p in final} == {("adam", 1e-2), ("sgd", 0.01)}
+    assert sorted(p.trial.seed for p in final if p.label == "adam") == [0, 1, 2]
 
-    def incomplete(config):
-        return config["optimizer"] == "adam", (1.0, 1.0)
+    def incomplete(trial):
+        return trial.optimizer == "adam", (1.0, 1.0)
 
     assert {p.label for p in plan_final(exp, plan, incomplete)} == {"adam"}
 
@@ -104,4 +104,4 @@ def test_plan_final_reruns_the_best_on_every_seed_once_search_is_complete():
 def test_all_diverged_reruns_the_smallest_lr():
     exp = _exp({"method": "grid", "budget": 3}, optimizers=("sgd",))
     final = plan_final(exp, plan_initial(exp), lambda c: (True, None))
-    assert {p.config["hparams"]["lr"] for p in final} == {0.01}
+    assert {p.trial.hparams["lr"] for p in final} == {0.01}

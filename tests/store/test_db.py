@@ -7,23 +7,34 @@ import sys
 
 import pytest
 
-from descentlab.store import Store, load_results, results, to_csv, trial_key
+from descentlab.store import (
+    Curve,
+    Placement,
+    Store,
+    Trial,
+    TrialResult,
+    load_results,
+    results,
+    to_csv,
+    trial_key,
+)
 
 CONFIG = {"problem": "p", "seed": 0, "optimizer": "adam", "hparams": {"lr": 0.1, "eps": 1e-8}}
+TRIAL = Trial("p", 0, 2, 8, "adam", hparams={"lr": 0.1, "eps": 1e-8})
 
 
-def _result(status="finished", value=1.0):
-    return {
-        "status": status,
-        "diverged": False,
-        "wall_time": 0.5,
-        "error": None,
-        "summary": {"final": {"test": {"loss": value}}, "epochs_to_target": 2},
-        "curves": [
-            {"split": "train", "metric": "step_loss", "unit": "step", "values": [3.0, 2.0]},
-            {"split": "test", "metric": "loss", "unit": "epoch", "values": [3.0, value]},
-        ],
-    }
+def _result(status="finished", value=1.0, curves=None):
+    return TrialResult(
+        status,
+        wall_time=0.5,
+        summary={"final": {"test": {"loss": value}}, "epochs_to_target": 2},
+        curves=curves
+        or (
+            Curve("train", "step_loss", "step", [3.0, 2.0]),
+            Curve("test", "loss", "epoch", [3.0, value]),
+        ),
+        placement=Placement("cuda", "H200", "2.13.0", "12.8", "bf16"),
+    )
 
 
 def test_key_hashes_the_full_config_and_the_version():
@@ -34,16 +45,31 @@ def test_key_hashes_the_full_config_and_the_version():
     assert trial_key(CONFIG, "0.1.0") != trial_key(CONFIG, "0.2.0")
 
 
+def test_trial_key_is_the_key_of_its_config():
+    assert TRIAL.key() == trial_key(TRIAL) == trial_key(TRIAL.config())
+    old = {**CONFIG, "epochs": 2, "batch_size": 8, "options": {}}
+    assert TRIAL.config() == {**old, "schedule": None, "schedule_args": {}}  # as 0.1.0 wrote it
+    on_gpu = Trial("p", 0, 2, 8, "adam", hparams={"lr": 0.1, "eps": 1e-8}, device="cuda")
+    bf16 = Trial("p", 0, 2, 8, "adam", hparams={"lr": 0.1, "eps": 1e-8}, precision="bf16")
+    assert len({TRIAL.key(), on_gpu.key(), bf16.key()}) == 3
+    assert Trial.from_config(on_gpu.config()) == on_gpu
+    with pytest.raises(ValueError, match="unknown keys colour"):
+        Trial.from_config({**TRIAL.config(), "colour": "red"})
+
+
 def test_wal_mode_and_lifecycle(tmp_path):
     with Store(tmp_path / "new" / "runs.db") as store:
-        key = trial_key(CONFIG)
+        key = TRIAL.key()
         assert store.statuses([key]) == {}
-        store.mark_running(key, CONFIG)
+        store.mark_running(key, TRIAL)
         assert store.statuses([key]) == {key: "running"}
-        store.save_result(key, CONFIG, _result())
-        row = store.trial(key)
-        assert row["status"] == "finished" and row["config"] == CONFIG
-        assert row["summary"]["epochs_to_target"] == 2 and row["started"] <= row["finished"]
+        assert store.record(key).result is None
+        store.save_result(key, TRIAL, _result())
+        row = store.record(key)
+        assert row.status == "finished" and row.trial == TRIAL
+        assert row.result == _result()
+        assert row.result.summary["epochs_to_target"] == 2 and row.started <= row.finished
+        assert row.result.curve("test", "loss") == [3.0, 1.0]
         assert store.curves(key)["test", "loss"] == {"unit": "epoch", "values": [3.0, 1.0]}
     con = sqlite3.connect(tmp_path / "new" / "runs.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -51,23 +77,23 @@ def test_wal_mode_and_lifecycle(tmp_path):
 
 def test_a_failed_write_leaves_nothing_half_written(tmp_path):
     with Store(tmp_path / "runs.db") as store:
-        key = trial_key(CONFIG)
-        store.mark_running(key, CONFIG)
-        broken = _result()
-        broken["curves"].append(broken["curves"][0])  # the same series twice: rejected
+        key = TRIAL.key()
+        store.mark_running(key, TRIAL)
+        twice = Curve("train", "step_loss", "step", [3.0, 2.0])
+        broken = _result(curves=(twice, twice))  # the same series twice: rejected
         with pytest.raises(sqlite3.IntegrityError):
-            store.save_result(key, CONFIG, broken)
+            store.save_result(key, TRIAL, broken)
         assert store.statuses([key]) == {key: "running"}
         assert store.curves(key) == {}
 
 
 def test_rerunning_a_trial_replaces_its_row_and_curves(tmp_path):
     with Store(tmp_path / "runs.db") as store:
-        key = trial_key(CONFIG)
-        store.save_result(key, CONFIG, _result(value=1.0))
-        store.mark_running(key, CONFIG)
+        key = TRIAL.key()
+        store.save_result(key, TRIAL, _result(value=1.0))
+        store.mark_running(key, TRIAL)
         assert store.curves(key) == {}
-        store.save_result(key, CONFIG, _result(value=0.5))
+        store.save_result(key, TRIAL, _result(value=0.5))
         assert store.curves(key)["test", "loss"]["values"] == [3.0, 0.5]
         assert len(store.statuses([key])) == 1
 
@@ -76,9 +102,9 @@ def _filled(tmp_path):
     db = tmp_path / "runs.db"
     with Store(db) as store:
         for seed in (0, 1):
-            config = {**CONFIG, "seed": seed, "epochs": 2, "batch_size": 8}
-            key = trial_key(config)
-            store.save_result(key, config, _result(value=1.0 + seed))
+            trial = Trial("p", seed, 2, 8, "adam", hparams={"lr": 0.1, "eps": 1e-8})
+            key = trial.key()
+            store.save_result(key, trial, _result(value=1.0 + seed))
             store.set_tags("exp", "final", "p", "adam", [key])  # replaces: only seed 1 stays
         store.set_tags("exp", "tune", "p", "adam", [key])
     return db
