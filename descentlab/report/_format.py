@@ -4,7 +4,7 @@ The spread keeps two significant digits when its first digit is 1 or 2 (``0.015`
 otherwise (``0.005``, ``0.4``); the value, and the quartiles of a median [IQR], end at the same
 decimal place (a statistic shown without its spread keeps at least 2 significant digits).
 Without a usable spread (zero, NaN) the value keeps 4 significant digits. Values
-below 1e-3 or from 1e6 on print in scientific notation.
+below 1e-4 or from 1e6 on print in scientific notation.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _place(spread: float) -> int | None:
 
 
 def _scientific(reference: float) -> bool:
-    return reference != 0 and not 1e-3 <= abs(reference) < 1e6
+    return reference != 0 and not 1e-4 <= abs(reference) < 1e6  # as the "g" format
 
 
 def _at(x: float, place: int, scientific: bool) -> str:
