@@ -1,0 +1,86 @@
+"""descentlab's Triton kernels: one multi-tensor launch per step for the optimizers torch has no
+fused CUDA kernel for (issue 14).
+
+Each function mirrors the C++ CPU kernel of the same name in ``optim/csrc/kernels.cpp`` (the
+same arguments and math; the readable ``_reference`` methods of ``optim/*.py`` are the spec) and
+is called **by keyword**. The contract, for every function:
+
+* **Tensor lists** (``params``, ``grads``, state) hold contiguous tensors of one device and one
+  dtype (float16, bfloat16, float32 or float64), sized like their parameter; an optional state
+  list is empty when unused (``grad_avg``: not centered; ``momentum_buffer``: no momentum;
+  ``max_exp_avg_sq``: AdaBound rather than AMSBound). All are updated in place.
+* **Per-tensor scalars** (the C++ ``Scalars``: bias corrections, bounds, rectification, SWATS's
+  ``coef``, the SGD family's ``lr``) are 1-D float64 tensors of ``len(params)`` values on the
+  parameters' device, computed by the caller with torch ops from the device step counters, so
+  nothing syncs. ``momentum_sgd``'s ``first`` is a 1-D tensor of any dtype (nonzero: b_1 = g_1).
+* **Global hyperparameters** (lr, betas, eps, weight decay, decay, alpha, ...) are Python floats
+  or 0-d tensors (a scheduler's tensor ``lr``); no kernel calls ``.item()``. A tensor weight
+  decay is taken as possibly nonzero.
+* **AMP**: ``grad_scale`` (0-d float32 device tensor or None) divides the gradients in the
+  kernel, as torch's fused optimizers do for ``GradScaler``; ``found_inf`` (0-d float32 or None)
+  nonzero means the call changes nothing at all (the caller reverts its step counters, as torch
+  does). ``lookahead_sync`` takes ``found_inf`` only; ``noise_add`` neither.
+* **Precision**: the math is float32 for float16/bfloat16/float32 parameters and float64 for
+  float64 ones (torch's opmath); each value is read once and written once; no full-size
+  temporaries; float32 division and square root correctly rounded.
+* **Launches**: one per call (SWATS: two), whatever the number of tensors: the tensors' addresses
+  and their (tensor, chunk) work items go to the kernel as tables, built once per list of
+  tensors and cached (:mod:`._table`); ``_table.LAUNCHES`` counts the launches.
+* **Operators**: every function calls ``torch.ops.descentlab.triton_<name>`` (an opaque
+  ``torch.library.custom_op`` with a fake implementation, :mod:`.ops`), so ``torch.compile``
+  traces it without a graph break and a tensor ``lr`` changed in place does not recompile.
+
+The functions and their per-tensor scalars (see each docstring):
+
+* ``rmsprop(params, grads, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, weight_decay,
+  momentum, maximize)``
+* ``nadam(params, grads, exp_avg, exp_avg_sq, c_grad, c_avg, bc2, beta1, beta2, eps,
+  l2_weight_decay, decay, maximize)``
+* ``radam(params, grads, exp_avg, exp_avg_sq, bc1, rect, adapt, lr, beta1, beta2, eps,
+  l2_weight_decay, decay, maximize)`` (``rect`` negative below the threshold)
+* ``adabound(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step_size, lower, upper, beta1,
+  beta2, eps, l2_weight_decay, maximize)``
+* ``momentum_sgd(params, grads, momentum_buffer, lr, first, momentum, dampening, nesterov,
+  l2_weight_decay, decay, maximize)`` (SGD, SGDM, NAG, SGDW; SWATS's SGD phase)
+* ``swats_adam(params, grads, exp_avg, exp_avg_sq, coef, beta1, beta2, eps, l2_weight_decay,
+  maximize) -> dots`` (the C++ kernel's Adam phase; ``dots``: float64 ``[n, 2]`` on the device)
+* ``swats(params, grads, exp_avg, exp_avg_sq, momentum_buffer, switch_step, lam, sgd_lr,
+  switch_lr, coef, bc2, steps, lr, beta1, beta2, eps, l2_weight_decay, switch_tol, maximize)
+  -> dots``: a whole SWATS step with the phase on the device. Its extra **state**, per
+  parameter, is four 0-d float64 tensors on the parameter's device: ``switch_step`` (0 in the
+  Adam phase, else the step of the switch), ``lam``, ``sgd_lr``, ``switch_lr`` (the readable
+  path keeps them as Python numbers of the same names); ``steps`` is this step's count t per
+  tensor and ``bc2 = 1 - beta2^t``.
+* ``lookahead_sync(slow, fast, alpha)``
+* ``noise_add(noise, grads, std)`` and ``noise_views(noise, grads)``: GradientNoise with one
+  ``torch.randn(total)`` draw (see :mod:`.noise` for how that stream relates to per-tensor
+  draws).
+
+Triton reads ``TRITON_INTERPRET`` when the kernels are defined: set ``TRITON_INTERPRET=1``
+before importing this package to run the kernels on CPU tensors (how the tests run them).
+"""
+
+from ._table import LAUNCHES, configure
+from .adabound import adabound
+from .lookahead import lookahead_sync
+from .momentum_sgd import momentum_sgd
+from .nadam import nadam
+from .noise import noise_add, noise_views
+from .radam import radam
+from .rmsprop import rmsprop
+from .swats import swats, swats_adam
+
+__all__ = [
+    "LAUNCHES",
+    "adabound",
+    "configure",
+    "lookahead_sync",
+    "momentum_sgd",
+    "nadam",
+    "noise_add",
+    "noise_views",
+    "radam",
+    "rmsprop",
+    "swats",
+    "swats_adam",
+]
