@@ -1,0 +1,158 @@
+"""descentlab's compiled CPU kernels (``csrc/kernels.cpp``), built once on first use and cached.
+
+The kernels (one per algorithm that torch has no fused kernel for, the SGD family's, and
+Lookahead's synchronisation) are compiled with ``torch.utils.cpp_extension.load`` the first time
+an optimizer needs them: about a minute once per machine and torch version, then loaded from
+torch's extension cache (``$TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``) in
+well under a second. ``descentlab build-kernels`` pays the build ahead of time.
+
+When they cannot be built (no C++ compiler, no ninja, a failed build), :func:`unavailable_reason`
+says why, and the optimizers take another path (``impl="auto"``, with one warning) or raise
+(``impl="fused"``). Nothing here ever crashes an import, and ``torch.utils.cpp_extension`` is
+imported only when the cache is looked at or a build runs (on a CUDA build of torch without a
+GPU its import logs "No CUDA runtime is found", which says nothing about CPU kernels: muted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+__all__ = [
+    "build",
+    "build_directory",
+    "clear_stale_lock",
+    "kernels",
+    "ready",
+    "unavailable_reason",
+]
+
+SOURCE = Path(__file__).with_name("csrc") / "kernels.cpp"
+
+# -O3 vectorizes the per-element loops; -fno-math-errno lets sqrt vectorize; OpenMP runs
+# at::parallel_for on torch's own thread pool (the process already holds torch's libgomp).
+_CFLAGS = ["-O3", "-fno-math-errno", "-fopenmp"]
+# Instruction sets by the CPU capability torch detected; the extension's name carries the
+# capability, so a shared cache never hands AVX2 code to an older CPU.
+_ARCH_FLAGS = {"AVX2": ["-mavx2", "-mfma", "-mf16c"], "AVX512": ["-mavx2", "-mfma", "-mf16c"]}
+
+_lock = threading.Lock()
+_module: ModuleType | None = None
+_error: str | None = None
+
+
+def _cpp_extension() -> ModuleType:
+    """``torch.utils.cpp_extension``, imported without its CUDA-runtime warning."""
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        import torch.utils.cpp_extension as extension
+    finally:
+        log.setLevel(level)
+    return extension
+
+
+def _capability() -> str:
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def _name() -> str:
+    return f"descentlab_cpu_{_capability().lower()}"
+
+
+def build_directory() -> Path:
+    """Where torch caches the built kernels for this machine (created if missing)."""
+    return Path(_cpp_extension()._get_build_directory(_name(), verbose=False))
+
+
+STALE_LOCK_SECONDS = 600.0  # a build takes about a minute; an older lock was left by a killed one
+
+
+def clear_stale_lock(directory: Path, *, max_age: float = STALE_LOCK_SECONDS) -> bool:
+    """Remove the build lock a killed build left behind (torch waits on it forever).
+
+    Returns whether a lock older than ``max_age`` seconds was removed.
+    """
+    lock = directory / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age <= max_age:
+        return False
+    logging.getLogger(__name__).warning(
+        "descentlab: removing a stale kernel build lock (%.0f s old): %s", age, lock
+    )
+    with contextlib.suppress(FileNotFoundError):
+        lock.unlink()
+    return True
+
+
+def _load(verbose: bool = False) -> ModuleType:
+    clear_stale_lock(build_directory())
+    if not (build_directory() / f"{_name()}.so").exists():
+        logging.getLogger(__name__).warning(
+            "descentlab: building the fused CPU kernels (once per machine, about a minute); "
+            "`descentlab build-kernels` does it ahead of time"
+        )
+    return _cpp_extension().load(
+        name=_name(),
+        sources=[str(SOURCE)],
+        extra_cflags=[*_CFLAGS, *_ARCH_FLAGS.get(_capability(), [])],
+        extra_ldflags=["-fopenmp"],
+        verbose=verbose,
+    )
+
+
+def build(*, verbose: bool = False) -> ModuleType:
+    """Build (or load from the cache) the kernels now; raises ``RuntimeError`` if impossible."""
+    global _module, _error
+    with _lock:
+        if _module is None:
+            try:
+                _module = _load(verbose)
+                _error = None
+            except Exception as exc:  # any build failure means "take another path"
+                _error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
+                raise RuntimeError(f"descentlab kernels could not be built: {_error}") from exc
+        return _module
+
+
+def unavailable_reason() -> str | None:
+    """Why the compiled kernels cannot be used here, or ``None`` when they can.
+
+    The first call builds them (or loads them from torch's cache); the answer is remembered
+    for the life of the process.
+    """
+    global _error
+    if _module is None and _error is None:
+        if os.environ.get("DESCENTLAB_KERNELS", "1") == "0":
+            _error = "disabled by DESCENTLAB_KERNELS=0"
+            return _error
+        with contextlib.suppress(RuntimeError):  # the reason is kept in _error
+            build()
+    return _error
+
+
+def ready() -> ModuleType | None:
+    """The kernels when they are loaded or sit built in the cache (then loaded), else ``None``.
+
+    Never triggers a build: for the algorithms whose math torch's fused kernels also have
+    (the SGD family) the compiled kernels are only the faster of two fast paths.
+    """
+    if _module is None and _error is None and (build_directory() / f"{_name()}.so").exists():
+        unavailable_reason()  # loads from the cache (a fraction of a second)
+    return _module
+
+
+def kernels() -> ModuleType:
+    """The loaded kernel module (building it if needed)."""
+    return _module if _module is not None else build()

@@ -1,0 +1,545 @@
+// descentlab's fused CPU optimizer kernels: one pass over memory per step, no temporaries.
+//
+// Every kernel takes lists of same-dtype contiguous CPU tensors (parameters, gradients, state)
+// and updates them in place. All tensors of a call are cut into one work list of chunks of
+// kChunk elements, and at::parallel_for spreads the chunks over the threads, so 200 small
+// tensors keep the cores as busy as one large one. Each element is read once, updated in
+// registers (float for float16/bfloat16/float32, double for float64) and written once.
+// Scalars that depend on a tensor's step count (bias corrections, bounds, rectification)
+// are computed with tensor ops from the step counters (optim/kernels/_scalars.py) and passed
+// as 1-D float64 tensors, one value per tensor, so that under torch.compile they stay tensors.
+// Every argument has a name (py::arg); the Python side calls the kernels by keyword, through
+// the torch.library operators of optim/kernels/ops.py.
+//
+// The arithmetic follows the order of the readable per-tensor path (descentlab/optim/*.py,
+// torch's pointwise ops) so that both give the same results up to rounding.
+
+#include <torch/extension.h>
+
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using TensorList = std::vector<at::Tensor>;
+using Scalars = at::Tensor;  // 1-D float64, one value per tensor of the call
+using Optional = c10::optional<at::Tensor>;
+
+constexpr int64_t kChunk = 1 << 16;  // 64K elements: 256 KiB of float32 per stream
+constexpr int64_t kSerial = 1 << 17;  // fewer elements in a call: one thread does them all
+
+struct Work {
+  int64_t tensor;
+  int64_t begin;
+  int64_t end;
+};
+
+void check_lists(const TensorList& params, std::initializer_list<const TensorList*> others) {
+  for (const TensorList* other : others) {
+    TORCH_CHECK(other->empty() || other->size() == params.size(),
+                "descentlab kernels: tensor lists of different lengths");
+  }
+  for (const auto& p : params) {
+    TORCH_CHECK(p.device().is_cpu() && p.is_contiguous() && p.scalar_type() == params[0].scalar_type(),
+                "descentlab kernels: tensors must be contiguous CPU tensors of one dtype");
+  }
+}
+
+void check_state(const TensorList& params, const TensorList& state) {
+  for (size_t i = 0; i < state.size(); ++i) {
+    TORCH_CHECK(state[i].is_contiguous() && state[i].numel() == params[i].numel() &&
+                    state[i].scalar_type() == params[i].scalar_type(),
+                "descentlab kernels: a state tensor does not match its parameter");
+  }
+}
+
+// Run body(chunk, tensor_index, begin, end) over every chunk of every tensor, in parallel.
+// The chunks are fixed (kChunk elements of one tensor), so a per-chunk reduction sums in the
+// same order on any number of threads; each thread takes the chunks that start in its equal
+// share of all the elements (a share by chunk count would give one thread the large tensors).
+template <typename Body>
+void for_chunks(const TensorList& params, const Body& body) {
+  std::vector<Work> work;
+  std::vector<int64_t> start;  // where each chunk starts in the concatenation of the tensors
+  int64_t total = 0;
+  for (size_t t = 0; t < params.size(); ++t) {
+    const int64_t n = params[t].numel();
+    for (int64_t b = 0; b < n; b += kChunk) {
+      work.push_back({static_cast<int64_t>(t), b, std::min(n, b + kChunk)});
+      start.push_back(total + b);
+    }
+    total += n;
+  }
+  const auto run = [&](int64_t lo, int64_t hi) {  // the chunks that start in [lo, hi)
+    auto w = std::lower_bound(start.begin(), start.end(), lo) - start.begin();
+    for (const auto n = static_cast<int64_t>(work.size()); w < n && start[w] < hi; ++w) {
+      body(w, work[w].tensor, work[w].begin, work[w].end);
+    }
+  };
+  if (total < kSerial) {
+    run(0, total);  // not worth waking the threads (a busy machine makes that cost milliseconds)
+  } else {
+    at::parallel_for(0, total, kChunk, run);
+  }
+}
+
+// The values of a per-tensor scalar vector (read on the host: the tensors are on the CPU).
+const double* values(const Scalars& s, const TensorList& params, const char* name) {
+  TORCH_CHECK(s.device().is_cpu() && s.scalar_type() == at::kDouble && s.dim() == 1 &&
+                  s.is_contiguous() && s.numel() == static_cast<int64_t>(params.size()),
+              "descentlab kernels: ", name,
+              " must be a 1-D float64 CPU tensor with one value per tensor");
+  return s.data_ptr<double>();
+}
+
+// AMP, as torch's fused optimizers take it from GradScaler: true when found_inf is nonzero
+// (then the call changes nothing); else the gradients are divided by grad_scale in place
+// (one more pass over them; the GPU kernels divide in their single pass).
+bool skip_step(const TensorList& grads, const Optional& grad_scale, const Optional& found_inf) {
+  if (found_inf.has_value() && found_inf->item<double>() != 0.0) {
+    return true;
+  }
+  if (grad_scale.has_value() && !grads.empty()) {
+    at::_foreach_div_(grads, *grad_scale);
+  }
+  return false;
+}
+
+template <typename T>
+T* ptr(const TensorList& list, int64_t t) {
+  return list.empty() ? nullptr : list[t].data_ptr<T>();
+}
+
+// Call f with std::true_type or std::false_type, so that flags become compile-time constants
+// and the inner loops stay branch-free (and vectorized).
+template <typename F>
+void with_flag(bool flag, const F& f) {
+  if (flag) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
+// torch's lerp: self + w (end - self) for |w| < 0.5, else end - (end - self)(1 - w).
+template <typename T>
+inline T lerp(T self, T end, T w) {
+  return std::abs(w) < T(0.5) ? self + w * (end - self) : end - (end - self) * (T(1) - w);
+}
+
+// g <- -g (maximize), then + wd p (L2 weight decay), as the readable path does.
+template <bool L2, typename T>
+inline T grad(T g, T p, T sign, T wd) {
+  g = sign * g;
+  if constexpr (L2) {
+    g = g + wd * p;
+  }
+  return g;
+}
+
+// Each loop below is a function of its own whose scalars are by-value parameters: locals
+// that no store through the tensor pointers can alias, so that the compiler vectorizes it
+// (scalars read through a lambda's captures defeat that).
+
+// ------------------------------------------------------------------------------- RMSprop
+template <bool L2, bool Centered, bool Momentum, typename S, typename T>
+void rmsprop_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ V,
+                  S* __restrict__ GA, S* __restrict__ B, int64_t begin, int64_t end, T a,
+                  T one_a, T e, T wd, T mu, T neg_lr, T sign) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = P[i];
+    const T g = grad<L2>(T(G[i]), p, sign, wd);
+    const T v = T(V[i]) * a + one_a * g * g;  // (1)
+    V[i] = v;
+    T denom;
+    if constexpr (Centered) {
+      const T ga = lerp(T(GA[i]), g, one_a);  // (2)
+      GA[i] = ga;
+      denom = std::sqrt(v + T(-1) * ga * ga);
+    } else {
+      denom = std::sqrt(v);
+    }
+    denom = denom + e;  // (3)
+    if constexpr (Momentum) {
+      const T buf = T(B[i]) * mu + g / denom;  // (4)
+      B[i] = buf;
+      P[i] = p + neg_lr * buf;
+    } else {
+      P[i] = p + neg_lr * g / denom;  // (5)
+    }
+  }
+}
+
+void rmsprop(const TensorList& params, const TensorList& grads, const TensorList& square_avg,
+             const TensorList& grad_avg, const TensorList& momentum_buffer, double lr, double alpha,
+             double eps, double weight_decay, double momentum, bool maximize,
+             const Optional& grad_scale, const Optional& found_inf) {
+  check_lists(params, {&grads, &square_avg, &grad_avg, &momentum_buffer});
+  check_state(params, square_avg);
+  check_state(params, grad_avg);
+  check_state(params, momentum_buffer);
+  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "rmsprop", [&] {
+    using T = at::opmath_type<scalar_t>;
+    with_flag(weight_decay != 0, [&](auto l2) {
+      with_flag(!grad_avg.empty(), [&](auto centered) {
+        with_flag(!momentum_buffer.empty(), [&](auto has_momentum) {
+          for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+            rmsprop_loop<decltype(l2)::value, decltype(centered)::value,
+                         decltype(has_momentum)::value>(
+                ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(square_avg, t),
+                ptr<scalar_t>(grad_avg, t), ptr<scalar_t>(momentum_buffer, t), b, end, T(alpha),
+                T(1.0 - alpha), T(eps), T(weight_decay), T(momentum), T(-lr),
+                T(maximize ? -1.0 : 1.0));
+          });
+        });
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------- NAdam
+template <bool L2, typename S, typename T>
+void nadam_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ M,
+                S* __restrict__ V, int64_t begin, int64_t end, T w1, T b2, T one_b2, T e, T wd,
+                T dec, T sign, T cg, T ca, T bc) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = T(P[i]) * dec;
+    const T g = grad<L2>(T(G[i]), p, sign, wd);
+    const T m = lerp(T(M[i]), g, w1);  // (2)
+    const T v = T(V[i]) * b2 + one_b2 * g * g;
+    M[i] = m;
+    V[i] = v;
+    const T denom = std::sqrt(v / bc) + e;
+    const T q = p + cg * g / denom;  // (3), first term
+    P[i] = q + ca * m / denom;       // (3), second term
+  }
+}
+
+// c_grad, c_avg: the two step sizes of NAdam.coefficients; bc2 = 1 - beta2^t; decay: the
+// decoupled factor 1 - lr wd (1 when weight decay is L2 or off).
+void nadam(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
+           const TensorList& exp_avg_sq, const Scalars& c_grad, const Scalars& c_avg,
+           const Scalars& bc2, double beta1, double beta2, double eps, double l2_weight_decay,
+           double decay, bool maximize, const Optional& grad_scale, const Optional& found_inf) {
+  check_lists(params, {&grads, &exp_avg, &exp_avg_sq});
+  check_state(params, exp_avg);
+  check_state(params, exp_avg_sq);
+  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return;
+  const double* cg = values(c_grad, params, "c_grad");
+  const double* ca = values(c_avg, params, "c_avg");
+  const double* b2t = values(bc2, params, "bc2");
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "nadam", [&] {
+    using T = at::opmath_type<scalar_t>;
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+        nadam_loop<decltype(l2)::value>(
+            ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
+            ptr<scalar_t>(exp_avg_sq, t), b, end, T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+            T(eps), T(l2_weight_decay), T(decay), T(maximize ? -1.0 : 1.0), T(cg[t]), T(ca[t]),
+            T(b2t[t]));
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------- RAdam
+template <bool L2, bool Rectified, typename S, typename T>
+void radam_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ M,
+                S* __restrict__ V, int64_t begin, int64_t end, T w1, T b2, T one_b2, T e, T wd,
+                T dec, T sign, T rate, T bc, T r, T ad) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = T(P[i]) * dec;
+    const T g = grad<L2>(T(G[i]), p, sign, wd);
+    const T m = lerp(T(M[i]), g, w1);
+    const T v = T(V[i]) * b2 + one_b2 * g * g;
+    M[i] = m;
+    V[i] = v;
+    const T step = m / bc * rate;
+    if constexpr (Rectified) {
+      const T adaptive = T(1) / (std::sqrt(v) + e) * ad;
+      P[i] = p + T(-1) * (step * adaptive * r);  // (3), rectified
+    } else {
+      P[i] = p + T(-1) * step;  // (3), SGD with momentum
+    }
+  }
+}
+
+// bc1 = 1 - beta1^t; rect = r_t of RAdam.rectification, or a negative value below the
+// threshold (then the step is SGD with momentum); adapt = sqrt(1 - beta2^t).
+void radam(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
+           const TensorList& exp_avg_sq, const Scalars& bc1, const Scalars& rect,
+           const Scalars& adapt, double lr, double beta1, double beta2, double eps,
+           double l2_weight_decay, double decay, bool maximize, const Optional& grad_scale,
+           const Optional& found_inf) {
+  check_lists(params, {&grads, &exp_avg, &exp_avg_sq});
+  check_state(params, exp_avg);
+  check_state(params, exp_avg_sq);
+  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return;
+  const double* b1t = values(bc1, params, "bc1");
+  const double* r = values(rect, params, "rect");
+  const double* ad = values(adapt, params, "adapt");
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "radam", [&] {
+    using T = at::opmath_type<scalar_t>;
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+        with_flag(r[t] >= 0, [&](auto rectified) {
+          radam_loop<decltype(l2)::value, decltype(rectified)::value>(
+              ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
+              ptr<scalar_t>(exp_avg_sq, t), b, end, T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+              T(eps), T(l2_weight_decay), T(decay), T(maximize ? -1.0 : 1.0), T(lr), T(b1t[t]),
+              T(r[t]), T(ad[t]));
+        });
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------- AdaBound
+template <bool L2, bool AMSBound, typename S, typename T>
+void adabound_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ M,
+                   S* __restrict__ V, S* __restrict__ VM, int64_t begin, int64_t end, T b1,
+                   T one_b1, T b2, T one_b2, T e, T wd, T sign, T s, T lo, T hi) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = P[i];
+    const T g = grad<L2>(T(G[i]), p, sign, wd);
+    const T m = T(M[i]) * b1 + one_b1 * g;  // (1)
+    T v = T(V[i]) * b2 + one_b2 * g * g;
+    M[i] = m;
+    V[i] = v;
+    if constexpr (AMSBound) {
+      const T vm = VM[i];
+      v = (v != v || v > vm) ? v : vm;  // torch.maximum: NaN wins
+      VM[i] = v;
+    }
+    T eta = s / (std::sqrt(v) + e);
+    eta = eta != eta ? eta : std::min(std::max(eta, lo), hi);  // clamp, NaN stays
+    P[i] = p - eta * m;  // (4)
+  }
+}
+
+// step_size, lower, upper: AdaBound.bounds at each tensor's step.
+void adabound(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
+              const TensorList& exp_avg_sq, const TensorList& max_exp_avg_sq,
+              const Scalars& step_size, const Scalars& lower, const Scalars& upper, double beta1,
+              double beta2, double eps, double l2_weight_decay, bool maximize,
+              const Optional& grad_scale, const Optional& found_inf) {
+  check_lists(params, {&grads, &exp_avg, &exp_avg_sq, &max_exp_avg_sq});
+  check_state(params, exp_avg);
+  check_state(params, exp_avg_sq);
+  check_state(params, max_exp_avg_sq);
+  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return;
+  const double* s = values(step_size, params, "step_size");
+  const double* lo = values(lower, params, "lower");
+  const double* hi = values(upper, params, "upper");
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "adabound", [&] {
+    using T = at::opmath_type<scalar_t>;
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      with_flag(!max_exp_avg_sq.empty(), [&](auto amsbound) {
+        for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+          adabound_loop<decltype(l2)::value, decltype(amsbound)::value>(
+              ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
+              ptr<scalar_t>(exp_avg_sq, t), ptr<scalar_t>(max_exp_avg_sq, t), b, end, T(beta1),
+              T(1.0 - beta1), T(beta2), T(1.0 - beta2), T(eps), T(l2_weight_decay),
+              T(maximize ? -1.0 : 1.0), T(s[t]), T(lo[t]), T(hi[t]));
+        });
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------- SGD(W)
+template <bool L2, bool Momentum, bool Nesterov, bool First, typename S, typename T>
+void momentum_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ B,
+                   int64_t begin, int64_t end, T mu, T damp, T wd, T dec, T sign, T neg_lr) {
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = P[i];
+    T d = grad<L2>(T(G[i]), p, sign, wd);
+    if constexpr (Momentum) {
+      T buf;
+      if constexpr (First) {
+        buf = d;  // (1): b_1 = g_1
+      } else {
+        buf = T(B[i]) * mu + damp * d;  // (1)
+      }
+      B[i] = buf;
+      d = Nesterov ? d + mu * buf : buf;  // (2)
+    }
+    P[i] = p * dec + neg_lr * d;  // (3)
+  }
+}
+
+// SGD with (Nesterov) momentum and decoupled decay (SGDW; SWATS's SGD phase): per tensor a
+// learning rate and whether this is the buffer's first step (b_1 = g_1).
+void momentum_sgd(const TensorList& params, const TensorList& grads,
+                  const TensorList& momentum_buffer, const Scalars& lr, const at::Tensor& first,
+                  double momentum, double dampening, bool nesterov, double l2_weight_decay,
+                  double decay, bool maximize, const Optional& grad_scale,
+                  const Optional& found_inf) {
+  check_lists(params, {&grads, &momentum_buffer});
+  check_state(params, momentum_buffer);
+  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return;
+  const double* rate = values(lr, params, "lr");
+  const at::Tensor first_steps = first.to(at::kDouble).contiguous();  // any dtype; nonzero: b_1
+  const double* is_first_step = values(first_steps, params, "first");
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "momentum_sgd", [&] {
+    using T = at::opmath_type<scalar_t>;
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      with_flag(!momentum_buffer.empty(), [&](auto has_momentum) {
+        with_flag(nesterov, [&](auto nag) {
+          for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+            with_flag(is_first_step[t] != 0, [&](auto is_first) {
+              momentum_loop<decltype(l2)::value, decltype(has_momentum)::value,
+                            decltype(nag)::value, decltype(is_first)::value>(
+                  ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t),
+                  ptr<scalar_t>(momentum_buffer, t), b, end, T(momentum), T(1.0 - dampening),
+                  T(l2_weight_decay), T(decay), T(maximize ? -1.0 : 1.0), T(-rate[t]));
+            });
+          });
+        });
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------- SWATS
+// Returns the chunk's dot products p_k.g_k and p_k.p_k, accumulated in double.
+template <bool L2, typename S, typename T>
+std::pair<double, double> swats_loop(S* __restrict__ P, const S* __restrict__ G,
+                                     S* __restrict__ M, S* __restrict__ A, int64_t begin,
+                                     int64_t end, T w1, T b2, T one_b2, T e, T wd, T sign, T c) {
+  double pg = 0.0, pp = 0.0;
+  // The reduction may be reordered into vector lanes (without the pragma the float64 sums are
+  // a serial chain: the loop ran at a third of Adam's speed); for one chunk and one build the
+  // order is still fixed, so the result is deterministic.
+#pragma omp simd reduction(+ : pg, pp)
+  for (int64_t i = begin; i < end; ++i) {
+    const T p = P[i];
+    const T g = grad<L2>(T(G[i]), p, sign, wd);
+    const T m = lerp(T(M[i]), g, w1);  // (1)
+    const T a = T(A[i]) * b2 + one_b2 * g * g;
+    M[i] = m;
+    A[i] = a;
+    // (2): the step is rounded to the parameter dtype, as the readable path stores it
+    const double step = static_cast<S>(m / (std::sqrt(a) + e) * c);
+    const double gd = static_cast<S>(g);
+    P[i] = p + T(step);
+    pg += step * gd;
+    pp += step * step;
+  }
+  return {pg, pp};
+}
+
+// The Adam phase of SWATS; coef = -lr sqrt(1 - beta2^t) / (1 - beta1^t). Returns a float64
+// tensor [n, 2] of the dot products p_k.g_k and p_k.p_k of each tensor's step p_k, summed
+// over chunks in a fixed order (deterministic).
+at::Tensor swats_adam(const TensorList& params, const TensorList& grads,
+                      const TensorList& exp_avg, const TensorList& exp_avg_sq,
+                      const Scalars& coef, double beta1, double beta2, double eps,
+                      double l2_weight_decay, bool maximize, const Optional& grad_scale,
+                      const Optional& found_inf) {
+  check_lists(params, {&grads, &exp_avg, &exp_avg_sq});
+  check_state(params, exp_avg);
+  check_state(params, exp_avg_sq);
+  auto dots = at::zeros({static_cast<int64_t>(params.size()), 2}, at::kDouble);
+  // skipped (found_inf): zero dot products, which leave SWATS's switch test untouched
+  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return dots;
+  const double* c = values(coef, params, "coef");
+  std::vector<int64_t> first_chunk;  // index of each tensor's first chunk in the work list
+  int64_t chunks = 0;
+  for (const auto& p : params) {
+    first_chunk.push_back(chunks);
+    chunks += (p.numel() + kChunk - 1) / kChunk;
+  }
+  std::vector<std::pair<double, double>> partial(chunks);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "swats_adam", [&] {
+    using T = at::opmath_type<scalar_t>;
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      for_chunks(params, [&](int64_t w, int64_t t, int64_t b, int64_t end) {
+        partial[w] = swats_loop<decltype(l2)::value>(
+            ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
+            ptr<scalar_t>(exp_avg_sq, t), b, end, T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+            T(eps), T(l2_weight_decay), T(maximize ? -1.0 : 1.0), T(c[t]));
+      });
+    });
+  });
+  double* out = dots.data_ptr<double>();
+  for (size_t t = 0; t < params.size(); ++t) {
+    const int64_t last = t + 1 < params.size() ? first_chunk[t + 1] : chunks;
+    for (int64_t w = first_chunk[t]; w < last; ++w) {
+      out[2 * t] += partial[w].first;
+      out[2 * t + 1] += partial[w].second;
+    }
+  }
+  return dots;
+}
+
+// ------------------------------------------------------------------------------- Lookahead
+template <typename S, typename T>
+void lookahead_loop(S* __restrict__ slow, S* __restrict__ fast, int64_t begin, int64_t end,
+                    T alpha) {
+  for (int64_t i = begin; i < end; ++i) {
+    const S s = static_cast<S>(lerp(T(slow[i]), T(fast[i]), alpha));  // (2)
+    slow[i] = s;
+    fast[i] = s;
+  }
+}
+
+// Lookahead's synchronisation in one pass: phi <- phi + alpha (theta - phi), theta <- phi.
+void lookahead_sync(const TensorList& slow, const TensorList& fast, double alpha) {
+  check_lists(slow, {&fast});
+  check_state(slow, fast);
+  if (slow.empty()) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, slow[0].scalar_type(), "lookahead_sync", [&] {
+    using T = at::opmath_type<scalar_t>;
+    for_chunks(slow, [&](int64_t, int64_t t, int64_t b, int64_t end) {
+      lookahead_loop(ptr<scalar_t>(slow, t), ptr<scalar_t>(fast, t), b, end, T(alpha));
+    });
+  });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  // Tensor lists first, then keyword-only arguments: nothing can be passed by position by
+  // mistake (swapping beta1 and beta2, say).
+  using py::arg;
+  m.doc() = "descentlab's fused CPU optimizer kernels";
+  m.def("rmsprop", &rmsprop, "RMSprop (centered, momentum) over lists of tensors", arg("params"),
+        arg("grads"), arg("square_avg"), arg("grad_avg"), arg("momentum_buffer"), py::kw_only(),
+        arg("lr"), arg("alpha"), arg("eps"), arg("weight_decay"), arg("momentum"),
+        arg("maximize"), arg("grad_scale") = py::none(), arg("found_inf") = py::none());
+  m.def("nadam", &nadam, "NAdam over lists of tensors", arg("params"), arg("grads"),
+        arg("exp_avg"), arg("exp_avg_sq"), py::kw_only(), arg("c_grad"), arg("c_avg"),
+        arg("bc2"), arg("beta1"), arg("beta2"), arg("eps"), arg("l2_weight_decay"),
+        arg("decay"), arg("maximize"), arg("grad_scale") = py::none(),
+        arg("found_inf") = py::none());
+  m.def("radam", &radam, "RAdam over lists of tensors", arg("params"), arg("grads"),
+        arg("exp_avg"), arg("exp_avg_sq"), py::kw_only(), arg("bc1"), arg("rect"),
+        arg("adapt"), arg("lr"), arg("beta1"), arg("beta2"), arg("eps"),
+        arg("l2_weight_decay"), arg("decay"), arg("maximize"), arg("grad_scale") = py::none(),
+        arg("found_inf") = py::none());
+  m.def("adabound", &adabound, "AdaBound / AMSBound over lists of tensors", arg("params"),
+        arg("grads"), arg("exp_avg"), arg("exp_avg_sq"), arg("max_exp_avg_sq"), py::kw_only(),
+        arg("step_size"), arg("lower"), arg("upper"), arg("beta1"), arg("beta2"), arg("eps"),
+        arg("l2_weight_decay"), arg("maximize"), arg("grad_scale") = py::none(),
+        arg("found_inf") = py::none());
+  m.def("momentum_sgd", &momentum_sgd, "SGD with momentum and decoupled decay", arg("params"),
+        arg("grads"), arg("momentum_buffer"), py::kw_only(), arg("lr"), arg("first"),
+        arg("momentum"), arg("dampening"), arg("nesterov"), arg("l2_weight_decay"),
+        arg("decay"), arg("maximize"), arg("grad_scale") = py::none(),
+        arg("found_inf") = py::none());
+  m.def("swats_adam", &swats_adam, "SWATS's Adam phase, returning the per-tensor dot products",
+        arg("params"), arg("grads"), arg("exp_avg"), arg("exp_avg_sq"), py::kw_only(),
+        arg("coef"), arg("beta1"), arg("beta2"), arg("eps"), arg("l2_weight_decay"),
+        arg("maximize"), arg("grad_scale") = py::none(), arg("found_inf") = py::none());
+  m.def("lookahead_sync", &lookahead_sync, "Lookahead's slow-weight update and reset, one pass",
+        arg("slow"), arg("fast"), py::kw_only(), arg("alpha"));
+}
