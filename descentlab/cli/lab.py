@@ -80,7 +80,10 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Argument(help="Show this problem's details.", show_default=False)
         ] = None,
     ) -> None:
-        """List the built-in problems (kind, target, budget), or show one's details."""
+        """List the built-in problems, or show one's details.
+
+        The list: name, kind, target and budget.
+        """
         if name is not None:
             return _problem(name)
         show(_problems_table())
@@ -120,7 +123,9 @@ def register(app: typer.Typer) -> None:
         db: Annotated[str, typer.Option(help="Results store (SQLite).")] = "runs.db",
         out: Annotated[str, typer.Option("--out", help="Report directory.")] = "report",
     ) -> None:
-        """Compare the lecture's optimizers honestly: the built-in experiment, then its report.
+        """Compare the lecture's optimizers on one problem.
+
+        The built-in experiment, then its report.
 
         Each optimizer's learning rate is tuned with the same budget (a grid of 3 around its
         default, on the validation metric); the best is rerun on every seed. Prints the median test
@@ -181,7 +186,10 @@ def _register_engine(app: typer.Typer) -> None:
             str | None, typer.Option(help="Directory of downloaded datasets, if needed.")
         ] = None,
     ) -> None:
-        """Run an experiment's unfinished trials into the store; prints the store's path."""
+        """Run an experiment's unfinished trials into the store.
+
+        Prints the store's path.
+        """
         from ..lab import SpecError, load, run_experiment
 
         try:
@@ -218,7 +226,10 @@ def _register_engine(app: typer.Typer) -> None:
             typer.Option("--experiment", "-e", help="Only this experiment (repeatable)."),
         ] = None,
     ) -> None:
-        """Write the HTML report (figures, tables, every run as JSON); prints index.html's path."""
+        """Write the HTML report; prints index.html's path.
+
+        The report: figures, tables and every run as JSON.
+        """
         from ..report import write_report
 
         try:
@@ -237,7 +248,10 @@ def _register_engine(app: typer.Typer) -> None:
             str | None, typer.Option("--experiment", "-e", help="Only this experiment.")
         ] = None,
     ) -> None:
-        """Export one row per trial (configuration, outcome, final metrics) to CSV."""
+        """Export one row per trial to CSV.
+
+        A row: the configuration, the outcome and the final metrics.
+        """
         from ..store import StoreError, to_csv
 
         if role not in ("final", "tune", "all"):

@@ -63,7 +63,10 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Argument(help="Show this optimizer's details.", show_default=False)
         ] = None,
     ) -> None:
-        """List the registry (name, class, reference it is tested against), or show one name."""
+        """List the registry, or show one name's details.
+
+        The list: name, class and the reference it is tested against.
+        """
         from ..optim import REGISTRY, WRAPPERS
 
         if name is not None:
@@ -82,8 +85,11 @@ def register(app: typer.Typer) -> None:
     def build_kernels(
         verbose: bool = typer.Option(False, "--verbose", help="Show the compiler's output."),
     ) -> None:
-        """Build the fused CPU kernels now (once per machine; about a minute) and print where
-        torch caches them, so that no training run pays the build on its first step."""
+        """Build the fused CPU kernels now (once per machine).
+
+        It takes about a minute and prints where torch caches them, so that no training run pays
+        the build on its first step.
+        """
         from ..optim import _kernels
 
         try:

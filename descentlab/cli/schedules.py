@@ -43,7 +43,10 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Argument(help="Show this schedule's details.", show_default=False)
         ] = None,
     ) -> None:
-        """List the LR schedules (name, implementation, paper), or show one's details."""
+        """List the LR schedules, or show one's details.
+
+        The list: name, implementation and paper.
+        """
         from ..schedules import REGISTRY
 
         if name is not None:
@@ -81,7 +84,10 @@ def register(app: typer.Typer) -> None:
             typer.Option("--option", "-p", help="Schedule option key=value (repeatable)."),
         ] = None,
     ) -> None:
-        """Draw a schedule's LR (and momentum, where it moves) over a run, as PNG."""
+        """Draw a schedule's LR over a run, as PNG.
+
+        Momentum too, where the schedule moves it.
+        """
         import matplotlib
 
         matplotlib.use("Agg")
@@ -113,7 +119,10 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="Suggestion marked on the plot: steepest, valley, min/10.")
         ] = "valley",
     ) -> None:
-        """Run the LR range test on a problem; print the suggested LRs and write the plot."""
+        """Run the LR range test on a problem.
+
+        Prints the suggested LRs and writes the plot.
+        """
         import matplotlib
 
         matplotlib.use("Agg")

@@ -71,7 +71,10 @@ def register(app: typer.Typer) -> None:
         frames: int = typer.Option(100, "--frames", min=2, help="Animation frames at most."),
         fps: int = typer.Option(15, "--fps", min=1, help="Animation frames per second."),
     ) -> None:
-        """Race optimizers on a 2-D function: an animation (GIF/MP4) or a still PNG."""
+        """Race optimizers on a 2-D function.
+
+        An animation (GIF or MP4) or a still PNG.
+        """
         from ..viz import FUNCTIONS, animate, plot
         from ..viz import trajectories as run
 
@@ -111,7 +114,10 @@ def register(app: typer.Typer) -> None:
         warmup: int = typer.Option(10_000, "--warmup", min=1, help="Gradients of 1 before 1e5."),
         steps: int = typer.Option(3000, "--steps", min=3, help="Steps of Reddi et al.'s problem."),
     ) -> None:
-        """Adam's failure cases: one large gradient, and Reddi et al. 2018's counterexample."""
+        """Adam's failure cases, as tables and figures.
+
+        One large gradient, and Reddi et al. 2018's counterexample.
+        """
         from ..demos import (
             large_gradient,
             online_counterexample,

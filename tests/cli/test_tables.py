@@ -7,6 +7,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from descentlab.cli import app
@@ -119,3 +120,15 @@ def test_no_warnings_at_startup():
     cmd = [sys.executable, "-W", "default", "-m", "descentlab", "optimizers"]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert r.stderr == ""
+
+
+@pytest.mark.parametrize("group", [[], ["demo"]])
+def test_every_command_summary_whole_in_help(monkeypatch, group):
+    text = _invoke(monkeypatch, 80, *group, "--help")
+    commands = text.partition("Commands:")[2].splitlines()
+    cli = typer.main.get_command(app)
+    for name in group:
+        cli = cli.commands[name]
+    assert sorted(line.split()[0] for line in commands if line.strip()) == sorted(cli.commands)
+    assert not any(line.rstrip().endswith("...") for line in commands)
+    _readable(text)
