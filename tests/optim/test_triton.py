@@ -35,9 +35,10 @@ F64 = torch.float64
 @pytest.fixture(autouse=True)
 def small_tables():
     assert triton.knobs.runtime.interpret, "the kernels were imported before TRITON_INTERPRET=1"
-    old = _table.configure(**SMALL)
+    old, grad = _table.configure(**SMALL), torch.is_grad_enabled()
     yield
     _table.configure(chunk=old[0], block=old[1])
+    torch.set_grad_enabled(grad)
 
 
 def vec(values, device="cpu") -> torch.Tensor:
@@ -46,7 +47,7 @@ def vec(values, device="cpu") -> torch.Tensor:
 
 # ------------------------------------------------------------------ drivers: the fast path
 # Each feeds a kernel what the readable path uses at step t (per-tensor scalars from t).
-def drive_rmsprop(group, ps, gs, states, ts):
+def drive_rmsprop(group, ps, gs, states, ts, **amp):
     tk.rmsprop(
         params=ps,
         grads=gs,
@@ -59,6 +60,7 @@ def drive_rmsprop(group, ps, gs, states, ts):
         weight_decay=group["weight_decay"],
         momentum=group["momentum"],
         maximize=group["maximize"],
+        **amp,
     )
 
 
@@ -67,7 +69,7 @@ def _decay(group):
     return (0.0, 1 - lr * wd) if group["decoupled_weight_decay"] else (wd, 1.0)
 
 
-def drive_nadam(group, ps, gs, states, ts):
+def drive_nadam(group, ps, gs, states, ts, **amp):
     pairs = [NAdam.coefficients(group, t, s["mu_product"]) for t, s in zip(ts, states)]
     l2, decay = _decay(group)
     b1, b2 = group["betas"]
@@ -85,10 +87,11 @@ def drive_nadam(group, ps, gs, states, ts):
         l2_weight_decay=l2,
         decay=decay,
         maximize=group["maximize"],
+        **amp,
     )
 
 
-def drive_radam(group, ps, gs, states, ts):
+def drive_radam(group, ps, gs, states, ts, **amp):
     l2, decay = _decay(group)
     b1, b2 = group["betas"]
     rect = [RAdam.rectification(b2, t) for t in ts]
@@ -107,10 +110,11 @@ def drive_radam(group, ps, gs, states, ts):
         l2_weight_decay=l2,
         decay=decay,
         maximize=group["maximize"],
+        **amp,
     )
 
 
-def drive_adabound(group, ps, gs, states, ts):
+def drive_adabound(group, ps, gs, states, ts, **amp):
     bounds = [AdaBound.bounds(group, t) for t in ts]
     tk.adabound(
         params=ps,
@@ -126,10 +130,11 @@ def drive_adabound(group, ps, gs, states, ts):
         eps=group["eps"],
         l2_weight_decay=group["weight_decay"],
         maximize=group["maximize"],
+        **amp,
     )
 
 
-def drive_sgd(group, ps, gs, states, ts):
+def drive_sgd(group, ps, gs, states, ts, **amp):
     l2, decay = _decay(group)
     tk.momentum_sgd(
         params=ps,
@@ -143,13 +148,14 @@ def drive_sgd(group, ps, gs, states, ts):
         l2_weight_decay=l2,
         decay=decay,
         maximize=group["maximize"],
+        **amp,
     )
 
 
 SWITCH_STATE = ("switch_step", "lam", "sgd_lr", "switch_lr")
 
 
-def drive_swats(group, ps, gs, states, ts):
+def drive_swats(group, ps, gs, states, ts, **amp):
     lr, (b1, b2) = group["lr"], group["betas"]
     for s in states:  # the device path keeps the switch state as 0-d float64 tensors
         for key in SWITCH_STATE:
@@ -172,6 +178,7 @@ def drive_swats(group, ps, gs, states, ts):
         l2_weight_decay=group["weight_decay"],
         switch_tol=group["switch_tol"],
         maximize=group["maximize"],
+        **amp,
     )
 
 
@@ -224,7 +231,7 @@ def set_grads(ours, theirs, t):
         q.grad, p.grad = g, g.clone()
 
 
-def fast_step(opt, drive):
+def fast_step(opt, drive, **amp):
     """One step of ``opt``'s groups through the Triton kernel (the state lives in ``opt``)."""
     for group in opt.param_groups:
         ps = [p for p in group["params"] if p.grad is not None]
@@ -236,7 +243,7 @@ def fast_step(opt, drive):
                 opt._init_state(group, p, state)
             state["step"] += 1
             states.append(state)
-        drive(group, ps, [p.grad for p in ps], states, [int(s["step"]) for s in states])
+        drive(group, ps, [p.grad for p in ps], states, [int(s["step"]) for s in states], **amp)
 
 
 def compare(ours, theirs, rtol, atol, t):
@@ -252,21 +259,48 @@ def flat(opt):
     return [p for g in opt.param_groups for p in g["params"]]
 
 
-def lockstep(name, dtype, steps, rtol, atol):
-    drive, hparams = CASES[name]
-    ours = descentlab.create(name, [dict(params=g, **h) for g, h in
-                                    zip(make_params(dtype), hparams)], impl="forloop")  # fmt: skip
-    theirs = descentlab.create(name, [dict(params=g, **h) for g, h in
-                                      zip(make_params(dtype), hparams)], impl="forloop")  # fmt: skip
+def build(name, dtype, shapes=SHAPES, hparams=None):
+    """The optimizer ``name`` (readable path) on fresh parameters of ``shapes``, one group each."""
+    hparams = hparams or CASES[name][1]
+    groups = [dict(params=g, **h) for g, h in zip(make_params(dtype, shapes), hparams)]
+    return descentlab.create(name, groups, impl="forloop")
+
+
+def lockstep(
+    name, dtype, steps, rtol, atol, shapes=SHAPES, schedule=None, hparams=None, resync=False
+):
+    """Step the readable path and the kernel side by side; ``schedule(t)`` sets a tensor lr;
+    ``resync``: start each step of the readable path from the kernel's parameters and state
+    (so that the rounding of low-precision state compares one step at a time)."""
+    ours, theirs = build(name, dtype, shapes, hparams), build(name, dtype, shapes, hparams)
+    if schedule:
+        for group in ours.param_groups:
+            group["lr"] = torch.tensor(group["lr"], dtype=F64)
     for t in range(1, steps + 1):
+        if schedule:
+            for g_ours, g_theirs in zip(ours.param_groups, theirs.param_groups):
+                g_theirs["lr"] = schedule(t) * CASES[name][1][0].get("lr", 1e-3)
+                g_ours["lr"].fill_(g_theirs["lr"])  # in place, as a scheduler on a tensor lr
         set_grads(flat(ours), flat(theirs), t)
+        if resync and t > 1:
+            _resync(ours, theirs)
         theirs.step()
-        fast_step(ours, drive)
+        fast_step(ours, CASES[name][0])
         compare(ours, theirs, rtol, atol, t)
     return theirs
 
 
+def _resync(ours, theirs):
+    with torch.no_grad():
+        for p, q in zip(flat(ours), flat(theirs)):
+            q.copy_(p)
+            for key, value in ours.state[p].items():
+                if torch.is_tensor(theirs.state[q][key]):
+                    theirs.state[q][key].copy_(value)
+
+
 TOLERANCES = {torch.float64: (1e-11, 1e-12), torch.float32: (2e-5, 2e-6)}
+DEFAULT = (_table.CHUNK, _table.BLOCK)  # the GPU configuration
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
@@ -277,3 +311,261 @@ def test_equals_readable_path(name, dtype):
     if name == "swats":  # both phases were exercised
         phases = {bool(theirs.state[p]["switch_step"]) for p in flat(theirs)}
         assert phases == {True, False}, phases
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bfloat16_parameters_with_float32_math(name):
+    """bfloat16 parameters and state, float32 math: each step matches the readable path's
+    (which rounds every intermediate to bfloat16) to bfloat16 precision, from the same start.
+    SWATS stays in its Adam phase: its switch test on bfloat16 dot products is not comparable."""
+    hparams = [{**h, "switch_tol": 0.0} for h in CASES[name][1]] if name == "swats" else None
+    lockstep(name, torch.bfloat16, 10, 2e-2, 2e-2, hparams=hparams, resync=True)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_gpu_configuration_sizes(name):
+    """The default chunk and block: sizes 1, 7, block - 1 and chunk + 1 (two steps: slow when
+    interpreted)."""
+    _table.configure(chunk=DEFAULT[0], block=DEFAULT[1])
+    shapes = [[(), (DEFAULT[1] - 1,)], [(7,), (DEFAULT[0] + 1,)]]
+    lockstep(name, torch.float32, 2, *TOLERANCES[torch.float32], shapes=shapes)
+
+
+@pytest.mark.parametrize("name", ["rmsprop", "radam"])
+def test_tensor_lr_changed_in_place(name):
+    lockstep(name, torch.float64, 12, *TOLERANCES[torch.float64], schedule=lambda t: 0.9**t)
+
+
+CALLERS = ("step", "mu_product")  # advanced by the caller (the driver), not by a kernel
+
+
+def _snapshot(opt):
+    return [
+        {k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[p].items()
+         if k not in CALLERS}
+        for p in flat(opt)
+    ] + [p.detach().clone() for p in flat(opt)]  # fmt: skip
+
+
+def _assert_same(a, b):
+    for x, y in zip(a, b):
+        if isinstance(x, dict):
+            _assert_same(list(x.values()), list(y.values()))
+        else:
+            assert torch.equal(torch.as_tensor(x), torch.as_tensor(y))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_grad_scale_and_found_inf(name):
+    """Scaled gradients with ``grad_scale`` step exactly as unscaled ones; ``found_inf`` nonzero
+    changes no parameter and no state (SWATS's switch state included)."""
+    plain, scaled = build(name, torch.float32), build(name, torch.float32)
+    for t in (1, 2):
+        set_grads(flat(scaled), flat(plain), t)
+        for p in flat(scaled):
+            p.grad = p.grad * 1024  # a power of two: exact, as is the division back
+        fast_step(plain, CASES[name][0])
+        fast_step(scaled, CASES[name][0], grad_scale=torch.tensor(1024.0))
+        _assert_same(_snapshot(scaled), _snapshot(plain))
+    before = _snapshot(plain)
+    fast_step(plain, CASES[name][0], found_inf=torch.tensor(1.0))
+    _assert_same(_snapshot(plain), before)
+    fast_step(plain, CASES[name][0], found_inf=torch.tensor(0.0))
+    with pytest.raises(AssertionError):
+        _assert_same(_snapshot(plain), before)
+
+
+# ------------------------------------------------------------------ tables and launches
+KERNELS = ("rmsprop", "nadam", "radam", "adabound", "momentum_sgd", "swats")
+
+
+def _recorded(name, opt):
+    """The kernel function and keywords that the driver of ``name`` calls for ``opt``."""
+    calls, real = [], {k: getattr(tk, k) for k in KERNELS}
+    for k, fn in real.items():
+        setattr(tk, k, lambda fn=fn, **kw: calls.append((fn, kw)))
+    try:
+        fast_step(opt, CASES[name][0])
+    finally:
+        for k, fn in real.items():
+            setattr(tk, k, fn)
+    return calls[0]
+
+
+def _calls(name, n):
+    """(Triton launches, aten ops) of one call on ``n`` tensors once its tables are cached."""
+    shapes = [[(i % 3 + 1,) for i in range(n)]]
+    opt = build(name, torch.float32, shapes, CASES[name][1][:1])
+    set_grads(flat(opt), flat(build(name, torch.float32, shapes, CASES[name][1][:1])), 1)
+    fn, keywords = _recorded(name, opt)
+    fn(**keywords)  # builds the tables
+    launched, real = [], _table.launch
+    _table.launch = lambda kernel, *args, **kwargs: launched.append(kernel)  # host side only
+    try:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            fn(**keywords)
+    finally:
+        _table.launch = real
+    return len(launched), [e.name for e in prof.events() if e.name.startswith("aten::")]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_launches_do_not_grow_with_tensors(name):
+    launches, ops = zip(*(_calls(name, n) for n in (2, 12)))
+    assert launches[0] == launches[1] == (2 if name == "swats" else 1)
+    assert ops[0] == ops[1], ops  # no per-tensor torch op on the host side either
+    assert len(ops[0]) <= (2 if name == "swats" else 0), ops[0]  # SWATS: its two buffers
+
+
+def test_300_tensors_in_one_call():
+    shapes = [[(i % 7 + 1,) for i in range(320)]]
+    hparams = [dict(lr=0.05, momentum=0.9, weight_decay=0.1)]
+    ours, theirs = (build("sgd", torch.float32, shapes, hparams) for _ in range(2))
+    for t in (1,):
+        set_grads(flat(ours), flat(theirs), t)
+        theirs.step()
+        before = _table.LAUNCHES["_momentum_sgd_kernel"]
+        fast_step(ours, drive_sgd)
+        assert _table.LAUNCHES["_momentum_sgd_kernel"] == before + 1
+        compare(ours, theirs, *TOLERANCES[torch.float32], t)
+
+
+def test_tables_are_cached_by_address_and_size():
+    ps = [torch.zeros(5), torch.zeros(70)]
+    table = _table.pointers([ps])
+    assert _table.pointers([ps]) is table and _table.work(ps) is _table.work(ps)
+    assert table.tolist() == [[ps[0].data_ptr()], [ps[1].data_ptr()]]
+    w = _table.work(ps)  # chunk 64: [5], [64, 6]
+    assert (w.items, w.tensor.tolist(), w.start.tolist(), w.first.tolist()) == (
+        3, [0, 1, 1], [0, 0, 64], [0, 1, 3])  # fmt: skip
+    assert _table.pointers([[torch.zeros(5), ps[1]]]) is not table
+    with pytest.raises(ValueError, match="contiguous"):
+        _table.pointers([[torch.zeros(3, 4).t()]])
+    with pytest.raises(ValueError, match="sized like"):
+        _table.pointers([ps, [torch.zeros(5), torch.zeros(7)]])
+
+
+# ------------------------------------------------------------------ SWATS, Lookahead, noise
+def test_swats_adam_returns_the_dot_products():
+    """The C++ kernel's contract: the Adam phase, and p_k.g_k, p_k.p_k per tensor (float64,
+    summed in a fixed order: the same bits on every call)."""
+    gen = torch.Generator().manual_seed(0)
+    ps = [torch.randn(n, generator=gen, dtype=F64) for n in (1, 65, 200)]
+    gs = [torch.randn(p.shape, generator=gen, dtype=F64) for p in ps]
+    coef = vec([-1e-3 * math.sqrt(1 - 0.999) / (1 - 0.9)] * 3)
+    runs = []
+    for _ in range(2):
+        params, m, v = [p.clone() for p in ps], [torch.zeros_like(p) for p in ps], None
+        v = [torch.zeros_like(p) for p in ps]
+        dots = tk.swats_adam(params=params, grads=gs, exp_avg=m, exp_avg_sq=v, coef=coef,
+                             beta1=0.9, beta2=0.999, eps=1e-9, l2_weight_decay=0.0,
+                             maximize=False)  # fmt: skip
+        runs.append(dots)
+        steps = [q - p for p, q in zip(ps, params)]
+        want = [[torch.dot(s, g).item(), torch.dot(s, s).item()] for s, g in zip(steps, gs)]
+        torch.testing.assert_close(dots, torch.tensor(want, dtype=F64), rtol=1e-12, atol=0)
+    assert torch.equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_lookahead_sync_equals_the_foreach_path(dtype):
+    gen = torch.Generator().manual_seed(0)
+    slow = [torch.randn(n, generator=gen).to(dtype) for n in (1, 65, 33)]
+    fast = [torch.randn(s.shape, generator=gen).to(dtype) for s in slow]
+    want_slow = [s.clone() for s in slow]
+    torch._foreach_lerp_(want_slow, fast, 0.5)  # Lookahead._synchronise without kernels
+    for alpha in (0.5, torch.tensor(0.5)):
+        s, f = [x.clone() for x in slow], [x.clone() for x in fast]
+        tk.lookahead_sync(slow=s, fast=f, alpha=alpha)
+        for a, b, c in zip(s, f, want_slow):  # bfloat16: torch's lerp may round once more
+            assert torch.equal(a, b)
+            torch.testing.assert_close(
+                a, c, **({} if dtype is torch.bfloat16 else dict(rtol=0, atol=0))
+            )
+    s = [x.clone() for x in slow]
+    tk.lookahead_sync(slow=s, fast=fast, alpha=0.5, found_inf=torch.tensor(1.0))
+    assert all(map(torch.equal, s, slow))
+
+
+def _flat_noise(grads, seed, std):
+    """The device path's definition: one draw over all values, cut in order, times std, + g."""
+    z = torch.randn(sum(g.numel() for g in grads), generator=torch.Generator().manual_seed(seed),
+                    dtype=grads[0].dtype)  # fmt: skip
+    return z, [(c.view(g.shape) * std).add_(g) for c, g in zip(z.clone().split(
+        [g.numel() for g in grads]), grads)]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_noise_add_equals_its_definition(dtype):
+    gen = torch.Generator().manual_seed(1)
+    grads = [torch.randn(s, generator=gen).to(dtype) for s in [(), (7,), (5, 13), (33,)]]
+    z, want = _flat_noise(grads, 3, 0.25)
+    tk.noise_add(noise=z, grads=grads, std=0.25)
+    for got, w, g in zip(tk.noise_views(z, grads), want, grads):
+        assert got.shape == g.shape and torch.equal(got, w)
+
+
+def test_noise_matches_gradient_noise_on_sizes_of_16():
+    """On CPU one flat draw is the per-tensor stream when every size is a multiple of 16: the
+    device path then adds exactly the noise of GradientNoise's readable path."""
+    params = [torch.nn.Parameter(torch.randn(s)) for s in [(16,), (4, 12), (32,)]]
+    grads = [torch.randn(p.shape) for p in params]
+    noisy = descentlab.create("noisy(sgd)", params, lr=1.0, eta=0.3, impl="forloop", generator=7)
+    seen = []
+    noisy.base_optimizer.step = lambda: seen.extend(p.grad.clone() for p in params)
+    for p, g in zip(params, grads):
+        p.grad = g
+    noisy.step()
+    z, _ = _flat_noise(grads, 7, 0.0)
+    tk.noise_add(noise=z, grads=grads, std=noisy.std(1))
+    assert all(map(torch.equal, tk.noise_views(z, grads), seen))
+
+
+def test_noise_is_gaussian_with_the_annealed_std():
+    grads = [torch.full((4096,), 2.0), torch.full((1000,), -1.0)]
+    z, _ = _flat_noise(grads, 0, 0.0)
+    tk.noise_add(noise=z, grads=grads, std=0.5)
+    for noisy, g in zip(tk.noise_views(z, grads), grads):
+        e = (noisy - g) / 0.5
+        assert abs(e.mean().item()) < 0.1 and abs(e.std().item() - 1) < 0.06
+
+
+# ------------------------------------------------------------------ torch.compile
+def _compiled_case(name):
+    """A step closure on fresh tensors with a 0-d tensor lr, and a clone of its tensors."""
+    opt = build(name, torch.float32, hparams=CASES[name][1][:1], shapes=SHAPES[:1])
+    set_grads(flat(opt), flat(build(name, torch.float32, SHAPES[:1], CASES[name][1][:1])), 1)
+    fn, keywords = _recorded(name, opt)
+    keywords["lr"] = torch.tensor(1e-3)
+    return fn, keywords
+
+
+def _clone(x):
+    if torch.is_tensor(x):
+        return x.clone()
+    return [_clone(y) for y in x] if isinstance(x, list) else x
+
+
+@pytest.mark.parametrize("name", ["rmsprop", "radam", "swats"])
+def test_compiles_into_one_graph_without_recompiles(name):
+    from torch._dynamo.utils import counters
+
+    fn, keywords = _compiled_case(name)
+    eager = {k: _clone(v) for k, v in keywords.items()}
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(lambda kw: fn(**kw), fullgraph=True, backend="aot_eager")
+    torch.set_grad_enabled(False)  # as in an optimizer's step (the fixture restores it)
+    for _ in range(3):
+        out = compiled(keywords)
+        want = fn(**eager)
+        keywords["lr"].mul_(0.5)  # a scheduler on a tensor lr
+        eager["lr"].mul_(0.5)
+        if name == "swats":
+            assert torch.equal(out, want)
+    for k, v in keywords.items():
+        for a, b in zip(*(x if isinstance(x, list) else [x] for x in (v, eager[k]))):
+            if torch.is_tensor(a):
+                assert torch.equal(a, b), k
+    assert counters["stats"]["unique_graphs"] == 1
+    assert not counters["graph_break"]
