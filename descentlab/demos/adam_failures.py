@@ -119,8 +119,14 @@ def large_gradient(
     steps): ``big / sqrt(0.999 + 0.001 big^2) * lr``; with ``warmup = 10000`` the bias correction
     differs from 1 by 5e-5, so the measured step agrees to 4 digits.
     """
+    if warmup < 1 or not 0 <= later < window:
+        raise ValueError(
+            f"need warmup >= 1 and 0 <= later < window; got warmup={warmup}, later={later}, "
+            f"window={window}"
+        )
     grads = np.ones(warmup + 1 + window)
     grads[warmup] = big
+    first = max(warmup - window, 0)  # the plotted window starts at step 0 for a short warm-up
     rows, sizes = [], {}
     for name in names:
         hp = dict(LARGE_GRADIENT_HPARAMS.get(name, {}))
@@ -128,7 +134,7 @@ def large_gradient(
             hp["final_lr"] = lr
         xs = _run_hooked(name, grads, lr=lr, hparams=hp)
         size = np.abs(np.diff(xs)) / lr  # size[t] is the step on grads[t]
-        sizes[name] = size[warmup - window : warmup + window + 1]
+        sizes[name] = size[first : warmup + window + 1]
         rows.append(
             {
                 "optimizer": name,
@@ -139,7 +145,7 @@ def large_gradient(
                 "by hand / lr": ESTIMATES[name](big) if name in ESTIMATES else math.nan,
             }
         )
-    steps = np.arange(warmup - window, warmup + window + 1)
+    steps = np.arange(first, warmup + window + 1)
     return LargeGradient(rows, warmup, steps, sizes)
 
 

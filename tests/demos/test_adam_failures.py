@@ -81,3 +81,16 @@ def test_by_hand_column(big):
     assert _row(big, "adam")["by hand / lr"] == pytest.approx(31.6228, rel=1e-5)
     assert math.isnan(_row(big, "adabound")["by hand / lr"])
     assert _row(big, "sgdm")["settings"] == "momentum=0.9"
+
+
+def test_a_warm_up_shorter_than_the_window_plots_from_step_0(tmp_path):
+    short = large_gradient(["adam", "sgd"], warmup=10, window=50)
+    assert short.steps[0] == 0 and len(short.steps) == 61
+    assert all(len(s) == len(short.steps) for s in short.sizes.values())
+    assert plot_large_gradient(short, tmp_path / "short.png").exists()
+
+
+@pytest.mark.parametrize("kw", [{"warmup": 0}, {"later": 50, "window": 50}, {"later": -1}])
+def test_bad_large_gradient_arguments_are_refused(kw):
+    with pytest.raises(ValueError, match="warmup >= 1"):
+        large_gradient(["adam"], **kw)
