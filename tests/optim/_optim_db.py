@@ -20,6 +20,7 @@ from torch import nn
 from torch.testing._internal.common_optimizers import (
     ErrorOptimizerInput,
     OptimizerInfo,
+    get_error_inputs_for_all_optims,
     optim_db,
 )
 
@@ -83,11 +84,17 @@ def configs(dtype: torch.dtype = torch.float64) -> list[Config]:
 
 
 def error_inputs() -> list[tuple[str, ErrorOptimizerInput]]:
+    """Every CPU error input of every mirrored class."""
     return [
         (name, e)
         for name, info in INFOS.items()
         for e in info.optim_error_inputs_func(device="cpu", dtype=torch.float32)
     ]
+
+
+def generic_error_inputs(names: Iterable[str]) -> list[tuple[str, ErrorOptimizerInput]]:
+    """The error inputs torch gives every optimizer (params, duplicates, names, tensor lr)."""
+    return [(n, e) for n in names for e in get_error_inputs_for_all_optims("cpu", torch.float32)]
 
 
 # ---------------------------------------------------------------------------------------- runs

@@ -30,6 +30,7 @@ from ._optim_db import (
     assert_identical,
     configs,
     error_inputs,
+    generic_error_inputs,
     params_of,
     run,
     saved_state_dict,
@@ -208,10 +209,24 @@ def test_case_state_dict_round_trip_into_a_fresh_model(key):
     _check_round_trip(_builder(key), PRE_STEPS)
 
 
+OWN_CLASSES = ("AdaBound", "SGDW", "SWATS")  # the wrappers take an optimizer, not parameters
+OWN_ERRORS = generic_error_inputs(OWN_CLASSES)
+
+
+@pytest.mark.parametrize(("name", "error"), OWN_ERRORS, ids=_ids(OWN_ERRORS, _error_id))
+def test_generic_error_input_raises_what_torch_raises(name, error):
+    """The error inputs torch checks for every optimizer, on the descentlab-only classes."""
+    inp = error.optimizer_error_input
+    params = inp.params if inp.params is not None else [nn.Parameter(torch.randn(1, 1))]
+    args = (params, inp.kwargs, error.error_on, error.error_type, None)
+    _expect(getattr(descentlab.optim, name), *args)
+
+
 def test_cases_cover_every_descentlab_only_class():
     classes = {type(_builder(k)(make_groups())).__name__ for k in BUILDS}
     inner = {REGISTRY[c.name].cls.__name__ for c in ONLY}
-    assert classes | inner == {"AdaBound", "SGDW", "SWATS", "Lookahead", "GradientNoise"}
+    assert inner == set(OWN_CLASSES)
+    assert classes | inner == {*OWN_CLASSES, "Lookahead", "GradientNoise"}
 
 
 def test_swats_state_is_saved_in_both_phases():
