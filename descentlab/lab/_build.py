@@ -7,36 +7,16 @@ An optimizer name is a registry name (``"adam"``, ``"lookahead(sgdm)"``, see
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 
+from ..checks import import_object
 from ..optim import registry
 
 __all__ = ["build_optimizer", "build_schedule", "default_lr", "load_problem"]
-
-
-def _import(path: str) -> Any:
-    """Import ``"package.module:attr"`` or ``"package.module.attr"``."""
-    module, sep, attr = path.partition(":")
-    if not sep:
-        module, _, attr = path.rpartition(".")
-    if not module or not attr:
-        raise ValueError(
-            f"{path!r} is not an importable name (write 'module:Class' or 'module.Class')"
-        )
-    try:
-        obj = importlib.import_module(module)
-    except ImportError as e:
-        raise ValueError(f"cannot import module {module!r} for {path!r}: {e}") from e
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"module {module!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
 
 
 def _is_importable_name(name: str) -> bool:
@@ -44,7 +24,7 @@ def _is_importable_name(name: str) -> bool:
 
 
 def _optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    cls = _import(name)
+    cls = import_object(name)
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         raise ValueError(f"{name!r} is not a torch.optim.Optimizer subclass")
     return cls
@@ -75,9 +55,8 @@ def build_schedule(
 ) -> Any:
     """``descentlab.schedules.create(name, optimizer, total_steps=..., **args)``, imported lazily."""
     try:
-        schedules = importlib.import_module("descentlab.schedules")
-        create = schedules.create
-    except (ImportError, AttributeError) as e:
+        create = import_object("descentlab.schedules:create")
+    except ValueError as e:
         raise ValueError(
             f"schedule {name!r} needs descentlab.schedules.create, which this install lacks ({e})"
         ) from e

@@ -27,53 +27,42 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..checks import Checks
 from ..problems.init import INITS
+from . import tricks as tr
 from ._errors import SpecError
 
-__all__ = ["AXES", "DESIGNS", "Axis", "Variant", "variants"]
+__all__ = ["AXES", "DESIGNS", "PHASES", "Axis", "Variant", "variants"]
 
 DESIGNS = ("grid", "one-at-a-time")
+PHASES = ("model", "data", "weights", "wrap", "optimizer", "schedule")
+"""When hooks run, in this order: ``model`` (the task is built: change its model), ``data`` (its
+training order), ``weights`` (start from other weights), ``wrap`` (wrap each optimizer),
+``optimizer`` (hook into the wrapped optimizer), ``schedule`` (change the learning-rate schedule).
+Within a phase, hooks run in the order of :data:`AXES`; a hook that several axes share runs once."""
 _OFF = "none"
+_check = Checks(SpecError)
 
 
 def _number(key: str, value: Any, lo: float, hi: float, *, closed_hi: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and abs(value) <= sys.float_info.max and math.isfinite(value)
-    if not ok or not (lo <= value and (value <= hi if closed_hi else value < hi)):
-        bracket = "]" if closed_hi else ")"
-        raise SpecError(f"{key}: {value!r}; expected a number in [{lo}, {hi}{bracket}")
-    return float(value)
+    return _check.number(key, value, lo, hi, hi_open=not closed_hi)
 
 
 def _int(key: str, value: Any, minimum: int = 1, maximum: int = 10**6) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise SpecError(f"{key}: {value!r}; expected an integer >= {minimum} and <= {maximum}")
-    return value
+    return _check.integer(key, value, minimum=minimum, maximum=maximum)
 
 
-def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise SpecError(f"{key}: {value!r}; allowed: {', '.join(map(repr, allowed))}")
-    return value
-
-
-def _fields(key: str, value: Any, allowed: tuple[str, ...], shorthand: str) -> dict[str, Any]:
-    """A table value (``{ eta = 0.01 }``), or its shorthand (a bare value for ``shorthand``)."""
-    table = dict(value) if isinstance(value, Mapping) else {shorthand: value}
-    for k in table:
-        if k not in allowed:
-            raise SpecError(f"{key}.{k}: unknown key; allowed keys: {', '.join(allowed)}")
-    return table
+_choice = _check.choice
+_fields = _check.fields
 
 
 def _fraction(key: str, value: Any) -> float:
     if _number(key, value, 0.0, 1.0, closed_hi=True) == 0:
-        raise SpecError(f"{key}: 0; expected a number in (0, 1]")
+        raise _check.fail(key, value, "expected a number in (0, 1]")
     return float(value)
 
 
@@ -81,7 +70,7 @@ def _batch_size(key: str, value: Any) -> int | str:
     if value == "full":
         return value
     if isinstance(value, str):
-        raise SpecError(f"{key}: {value!r}; expected an integer >= 1 or 'full'")
+        raise _check.fail(key, value, "expected an integer >= 1 or 'full'")
     return _int(key, value)
 
 
@@ -153,12 +142,12 @@ def _warmup(key: str, value: Any) -> dict[str, Any] | str:
         key, value, ("fraction", "steps"), "steps" if isinstance(value, int) else "fraction"
     )
     if len(t) != 1:
-        raise SpecError(f"{key}: {value!r}; give one of fraction (0 < f < 1) or steps (>= 1)")
+        raise _check.fail(key, value, "give one of fraction (0 < f < 1) or steps (>= 1)")
     if "steps" in t:
         return {"steps": _int(f"{key}.steps", t["steps"])}
     fraction = _number(f"{key}.fraction", t["fraction"], 0.0, 1.0)
     if fraction == 0:
-        raise SpecError(f"{key}.fraction: 0; expected a number in (0, 1), or 'none'")
+        raise _check.fail(f"{key}.fraction", 0, "expected a number in (0, 1), or 'none'")
     return {"fraction": fraction}
 
 
@@ -168,22 +157,16 @@ def _finetune(key: str, value: Any) -> dict[str, Any] | str:
     t = _fields(key, value, ("problem", "options", "epochs", "label"), "problem")
     problem = t.get("problem")
     if not isinstance(problem, str) or not problem:
-        raise SpecError(
-            f"{key}.problem: {problem!r}; expected the name of the pre-training problem"
+        raise _check.fail(
+            f"{key}.problem", problem, "expected the name of the pre-training problem"
         )
-    options = t.get("options", {})
-    if not isinstance(options, Mapping):
-        raise SpecError(f"{key}.options: {options!r}; expected a table such as {{ classes = [0] }}")
     out = {
         "problem": problem,
-        "options": dict(options),
+        "options": _check.table(f"{key}.options", t.get("options", {})),
         "epochs": _int(f"{key}.epochs", t.get("epochs", 5)),
     }
-    label = t.get("label")
-    if label is not None:
-        if not isinstance(label, str) or not label.strip():
-            raise SpecError(f"{key}.label: {label!r}; expected a non-empty string")
-        out["label"] = label.strip()
+    if t.get("label") is not None:
+        out["label"] = _check.string(f"{key}.label", t["label"])
     return out
 
 
@@ -219,13 +202,22 @@ def _label_finetune(v: dict[str, Any]) -> str:
     return f"finetune={v['problem']}" + (f"[{options}]" if options else "")
 
 
+Hook = Callable[[tr.Context], None]
+ProblemRule = Callable[[Any, list[Any], str], None]  # (problem, values used, where) -> SpecError
+OptimizerRule = Callable[[Any, str], None]  # (OptimizerSpec, its key) -> SpecError
+
+
 @dataclass(frozen=True)
 class Axis:
-    """One key of an experiment file that trials may vary.
+    """One key of an experiment file that trials may vary: how it parses, applies and clashes.
 
     ``where`` says how a value reaches a trial: ``"batch"`` sets its batch size, ``"option"`` is
     passed to the problem's ``build`` (the problem must list the axis in its ``axes``), and
-    ``"trick"`` is applied by the trial runner. ``off`` is the value that changes nothing.
+    ``"trick"`` is applied by the trial runner through ``hooks`` (by phase, see
+    :data:`PHASES`). ``off`` is the value that changes nothing (a trick at ``off`` never reaches
+    a trial). ``supervised_only``: any other value needs a supervised problem. ``fits`` and
+    ``clashes`` are the axis's own rules: a SpecError when a problem cannot take the values, or
+    an optimizer already does what the axis does.
     """
 
     name: str
@@ -235,6 +227,9 @@ class Axis:
     off: Any
     describe: Callable[[dict[str, Any]], str] | None = None
     supervised_only: bool = False
+    hooks: Mapping[str, Hook] = field(default_factory=dict)
+    fits: ProblemRule | None = None
+    clashes: OptimizerRule | None = None
 
     def label(self, value: Any) -> str:
         """A short label of a parsed value (``"bs=full"``, ``"init=normal(0.01)"``)."""
@@ -243,21 +238,44 @@ class Axis:
         return f"{self.short}={_g(value) if isinstance(value, float) else value}"
 
 
+def _trick(name: str, short: str, parse: Callable[[str, Any], Any], off: Any, **kw: Any) -> Axis:
+    return Axis(name, short, parse, "trick", off, **kw)
+
+
+_WD = "the weight_decay axis applies it to every optimizer (L2 or decoupled)"
 AXES: dict[str, Axis] = {
     a.name: a
     for a in (
-        Axis("batch_size", "bs", _batch_size, "batch", None),
-        Axis("shuffle", "shuffle", _shuffle, "trick", "epoch", None, True),
-        Axis("curriculum", "curriculum", _curriculum, "trick", _OFF, _label_curriculum, True),
-        Axis("init", "init", _init, "trick", "default", _label_init),
+        Axis("batch_size", "bs", _batch_size, "batch", None, fits=tr.full_batch_fits),
+        _trick("shuffle", "shuffle", _shuffle, "epoch", supervised_only=True,
+               hooks={"data": tr.order}),
+        _trick("curriculum", "curriculum", _curriculum, _OFF, describe=_label_curriculum,
+               supervised_only=True, hooks={"data": tr.order}),
+        _trick("init", "init", _init, "default", describe=_label_init,
+               hooks={"model": tr.initialize}),
         Axis("normalization", "norm", _normalization, "option", None),
         Axis("dropout", "dropout", _dropout, "option", None),
-        Axis("weight_decay", "wd", _weight_decay, "trick", 0.0, _label_wd),
-        Axis("gradient_noise", "noise", _gradient_noise, "trick", _OFF, _label_noise),
-        Axis("warmup", "warmup", _warmup, "trick", _OFF, _label_warmup),
-        Axis("finetune", "finetune", _finetune, "trick", _OFF, _label_finetune, True),
+        _trick("weight_decay", "wd", _weight_decay, 0.0, describe=_label_wd,
+               hooks={"optimizer": tr.decay}, clashes=tr.hparam_clash("weight_decay", _WD)),
+        _trick("gradient_noise", "noise", _gradient_noise, _OFF, describe=_label_noise,
+               hooks={"wrap": tr.noise},
+               clashes=tr.wrapper_clash("gradient_noise", "noisy", "adds gradient noise")),
+        _trick("warmup", "warmup", _warmup, _OFF, describe=_label_warmup,
+               hooks={"schedule": tr.warmup}, clashes=tr.schedule_clash("warmup")),
+        _trick("finetune", "finetune", _finetune, _OFF, describe=_label_finetune,
+               supervised_only=True, hooks={"weights": tr.finetune}, fits=tr.finetune_fits),
     )
-}
+}  # fmt: skip
+
+
+def hooks(tricks: Mapping[str, Any], phase: str) -> list[Hook]:
+    """The hooks of ``phase`` that the axes in ``tricks`` bring, in table order, each once."""
+    out: list[Hook] = []
+    for name, axis in AXES.items():
+        hook = axis.hooks.get(phase)
+        if name in tricks and hook is not None and hook not in out:
+            out.append(hook)
+    return out
 
 
 @dataclass(frozen=True)

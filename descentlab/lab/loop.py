@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..problems import SPLITS, train
 from ..store import Curve, Placement, Trial, TrialResult
 from . import tricks as tr
 from ._build import build_optimizer, build_schedule, load_problem
-from .axes import AXES
+from .axes import hooks
 
 __all__ = ["run_trial"]
 
@@ -54,87 +55,86 @@ def _total_steps(task: Any, epochs: int) -> int:
         ) from e
 
 
-def _optimizers(task: Any, trial: Trial) -> dict[str, torch.optim.Optimizer]:
-    return {
-        group: tr.wrap(
-            build_optimizer(trial.optimizer, params, dict(trial.hparams)), trial.tricks, trial.seed
-        )
-        for group, params in task.param_groups().items()
-    }
+def _run_hooks(ctx: tr.Context, phase: str) -> None:
+    for hook in hooks(ctx.trial.tricks, phase):
+        hook(ctx)
 
 
-def _schedulers(
-    task: Any,
-    optimizers: Mapping[str, torch.optim.Optimizer],
-    trial: Trial,
-    epochs: int,
-) -> list[Any]:
-    name, args = trial.schedule, trial.schedule_args
-    if not name and "warmup" not in trial.tricks:
-        return []
-    total = _total_steps(task, epochs)
-    name, args = tr.warmup_schedule(trial.tricks, name, args, total)
-    return [build_schedule(name, o, total_steps=total, args=args) for o in optimizers.values()]
+@dataclass
+class _Runner:
+    """Builds and trains the tasks of one trial, running its axes' hooks phase by phase."""
 
+    trial: Trial
+    data_dir: str | None
 
-def _build(trial: Trial, problem: Any, options: Mapping[str, Any], data_dir: str | None) -> Any:
-    """Build the task, then re-initialise it and set its data order as the trial's axes say."""
-    seed, tricks = trial.seed, trial.tricks
-    task = problem.build(seed, data_dir=data_dir, batch_size=trial.batch_size, **options)
-    tr.initialize_model(task, tricks, seed, problem.name)
-    tr.apply_order(task, tricks, seed, problem.name)
-    return task
+    def build(self, problem: Any, options: Mapping[str, Any]) -> tr.Context:
+        """Build the task, then run the model and data hooks on it."""
+        t = self.trial
+        task = problem.build(t.seed, data_dir=self.data_dir, batch_size=t.batch_size, **options)
+        ctx = tr.Context(t, problem, task, pretrain=self.pretrain)
+        for phase in ("model", "data"):
+            _run_hooks(ctx, phase)
+        return ctx
 
+    def pretrain(self, problem: Any, options: dict[str, Any], epochs: int) -> Any:
+        """A task of ``problem`` (model and data hooks run) trained for ``epochs`` (fine-tuning)."""
+        ctx = self.build(problem, options)
+        for h in self.fit(ctx, epochs, final_splits=()):
+            if h.diverged:
+                raise ValueError(f"finetune: pre-training on {problem.name!r} diverged")
+        return ctx.task
 
-def _fit(task: Any, trial: Trial, epochs: int, **kwargs: Any) -> Iterator[Any]:
-    """Train with fresh optimizers and schedules; yields per-epoch histories (see ``train``)."""
-    torch.manual_seed(trial.seed)  # optimizer noise, dropout: part of the seed too
-    optimizers = _optimizers(task, trial)
-    schedulers = _schedulers(task, optimizers, trial, epochs)
+    def optimizers(self, ctx: tr.Context) -> dict[str, torch.optim.Optimizer]:
+        """One optimizer per param group, through the wrap and optimizer hooks."""
+        out = {}
+        for group, params in ctx.task.param_groups().items():
+            ctx.optimizer = build_optimizer(self.trial.optimizer, params, dict(self.trial.hparams))
+            for phase in ("wrap", "optimizer"):
+                _run_hooks(ctx, phase)
+            out[group] = ctx.optimizer
+        return out
 
-    def after_step(step: int, loss: float) -> None:
-        for s in schedulers:
-            s.step()
+    def schedulers(
+        self, ctx: tr.Context, optimizers: Mapping[str, torch.optim.Optimizer], epochs: int
+    ) -> list[Any]:
+        """The trial's schedule on every optimizer, through the schedule hooks (none: [])."""
+        t = self.trial
+        if not t.schedule and not hooks(t.tricks, "schedule"):
+            return []
+        ctx.total_steps = _total_steps(ctx.task, epochs)
+        ctx.schedule, ctx.schedule_args = t.schedule, dict(t.schedule_args)
+        _run_hooks(ctx, "schedule")
+        return [
+            build_schedule(ctx.schedule, o, total_steps=ctx.total_steps, args=ctx.schedule_args)
+            for o in optimizers.values()
+        ]
 
-    for _ in range(epochs):
-        yield train(task, optimizers, 1, after_step, eval_splits=(), **kwargs)
+    def fit(self, ctx: tr.Context, epochs: int, **kwargs: Any) -> Iterator[Any]:
+        """Train with fresh optimizers and schedules; yields per-epoch histories (``train``)."""
+        torch.manual_seed(self.trial.seed)  # optimizer noise, dropout: part of the seed too
+        optimizers = self.optimizers(ctx)
+        schedulers = self.schedulers(ctx, optimizers, epochs)
 
+        def after_step(step: int, loss: float) -> None:
+            for s in schedulers:
+                s.step()
 
-def _pretrain(task: Any, trial: Trial, data_dir: str | None) -> dict[str, Any]:
-    """Fine-tuning: train the same architecture on ``tricks.finetune``'s problem, load its weights."""
-    ft = trial.tricks["finetune"]
-    source = load_problem(ft["problem"])
-    shared = {
-        k: v
-        for k, v in trial.options.items()
-        if k in source.axes and k in AXES and AXES[k].where == "option"
-    }
-    pre = _build(trial, source, {**shared, **ft["options"]}, data_dir)
-    start = time.perf_counter()
-    for h in _fit(pre, trial, ft["epochs"], final_splits=()):
-        if h.diverged:
-            raise ValueError(f"finetune: pre-training on {ft['problem']!r} diverged")
-    tr.pretrained_from(task, pre, trial.problem, ft["problem"])
-    return {
-        "problem": ft["problem"],
-        "epochs": ft["epochs"],
-        "seconds": time.perf_counter() - start,
-    }
+        for _ in range(epochs):
+            yield train(ctx.task, optimizers, 1, after_step, eval_splits=(), **kwargs)
 
 
 def _train(trial: Trial, data_dir: str | None) -> TrialResult:
     problem = load_problem(trial.problem)
-    epochs = trial.epochs
-    task = _build(trial, problem, trial.options, data_dir)
-    pretrained = None
-    if "finetune" in trial.tricks:
-        pretrained = _pretrain(task, trial, data_dir)
+    runner = _Runner(trial, data_dir)
+    ctx = runner.build(problem, trial.options)
+    _run_hooks(ctx, "weights")
+    task = ctx.task
     steps: list[float] = []
     epoch_evals = [{s: task.evaluate(s) for s in SPLITS}]
     seconds = [0.0]
     diverged = False
     try:
-        for h in _fit(task, trial, epochs, final_splits=SPLITS):
+        for h in runner.fit(ctx, trial.epochs, final_splits=SPLITS):
             steps += h.train_loss
             seconds.append(seconds[-1] + h.train_time)
             epoch_evals.append(h.final)
@@ -147,8 +147,7 @@ def _train(trial: Trial, data_dir: str | None) -> TrialResult:
     curves, summary = _record(problem, steps, epoch_evals, seconds)
     summary["steps_per_epoch"] = len(task.train_loader)
     summary["examples_per_epoch"] = _examples(task, trial)
-    if pretrained is not None:
-        summary["pretrained"] = pretrained
+    summary.update(ctx.summary)
     if trial.sharpness and not diverged:
         summary["sharpness"] = _sharpness(task)
     return TrialResult("finished", diverged, summary=summary, curves=curves)

@@ -35,7 +35,6 @@ warm-up, fine-tuning): the keys of :mod:`descentlab.lab.axes`. Every error raise
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from typing import Any
 
 import torch
 
-from ..problems import check_option
+from ..checks import MAX_INT, Checks
 from ._build import build_optimizer, build_schedule, default_lr, load_problem
 from ._errors import SpecError
 from .axes import AXES, Variant, variants
@@ -144,79 +143,49 @@ class Experiment:
         return problem.variants if problem.variants is not None else self.variants
 
 
-def _unknown(where: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise SpecError(f"{where}{key}: unknown key; allowed keys: {', '.join(allowed)}")
-
-
-_MAX_INT = 2**63 - 1  # what torch.manual_seed takes; counts are capped lower
+_check = Checks(SpecError)
 _MAX_COUNT = 10_000  # seeds, learning rates tried, epochs
 
 
-def _int(key: str, value: Any, *, minimum: int = 1, maximum: int = _MAX_INT) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise SpecError(f"{key}: {value!r}; expected an integer >= {minimum} and <= {maximum}")
-    return value
-
-
-def _positive(key: str, value: Any) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or abs(value) > sys.float_info.max or not math.isfinite(value) or value <= 0:
-        raise SpecError(f"{key}: {value!r}; expected a positive finite number")
-    return float(value)
-
-
-def _str(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise SpecError(f"{key}: {value!r}; expected a non-empty string")
-    return value.strip()
-
-
-def _table(key: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise SpecError(f"{key}: {value!r}; expected a table such as {{ lr = 0.1 }}")
-    return dict(value)
-
-
-def _bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise SpecError(f"{key}: {value!r}; expected true or false")
-    return value
+def _int(key: str, value: Any, *, minimum: int = 1, maximum: int = MAX_INT) -> int:
+    return _check.integer(key, value, minimum=minimum, maximum=maximum)
 
 
 def _seeds(value: Any) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         return tuple(range(_int("seeds", value, maximum=_MAX_COUNT)))
     if not isinstance(value, list) or not value:
-        raise SpecError(f"seeds: {value!r}; expected a count (5) or a non-empty list ([0, 1, 2])")
+        raise _check.fail("seeds", value, "expected a count (5) or a non-empty list ([0, 1, 2])")
     seeds = tuple(_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(value))
     if len(set(seeds)) != len(seeds):
-        raise SpecError(f"seeds: {value!r}; expected distinct seeds")
+        raise _check.fail("seeds", value, "expected distinct seeds")
     return seeds
 
 
 def _entry(key: str, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
     """A list entry given as a name (``"adam"``) or as a table (``{ name = "adam", ... }``)."""
-    entry = _table(key, {"name": value} if isinstance(value, str) else value)
-    _unknown(f"{key}.", entry, allowed)
+    entry = _check.table(key, {"name": value} if isinstance(value, str) else value)
+    _check.unknown(f"{key}.", entry, allowed)
     return entry
 
 
 def _problem(i: int, value: Any, design: str) -> ProblemSpec:
     key = f"problems[{i}]"
     p = _entry(key, value, _PROBLEM)
-    name = _str(f"{key}.name", p.get("name"))
-    options = _table(f"{key}.options", p.get("options", {}))
+    name = _check.string(f"{key}.name", p.get("name"))
+    options = _check.table(f"{key}.options", p.get("options", {}))
     try:
         problem = load_problem(name)
     except (ValueError, ImportError, AttributeError) as e:
         raise SpecError(f"{key}: {e}") from e
-    _check_options(f"{key}.options", name, problem.axes, options)
+    try:
+        problem.check_options(options)
+    except ValueError as e:
+        raise SpecError(f"{key}.options.{e}") from e
     own = None
     if "axes" in p:
-        axes = _table(f"{key}.axes", p["axes"])
-        _unknown(f"{key}.axes.", axes, tuple(AXES))
+        axes = _check.table(f"{key}.axes", p["axes"])
+        _check.unknown(f"{key}.axes.", axes, AXES)
         try:
             own = variants(axes, design)
         except SpecError as e:
@@ -239,22 +208,20 @@ def _problems(value: Any, design: str) -> tuple[ProblemSpec, ...]:
 
 
 def _tuning(value: Any) -> Tuning:
-    t = _table("tuning", value)
-    _unknown("tuning.", t, _TUNING)
-    method = t.get("method", Tuning.method)
-    if method not in METHODS:
-        raise SpecError(f"tuning.method: {method!r}; allowed: {', '.join(METHODS)}")
+    t = _check.table("tuning", value)
+    _check.unknown("tuning.", t, _TUNING)
+    method = _check.choice("tuning.method", t.get("method", Tuning.method), METHODS)
     lr_range = t.get("lr_range")
     if lr_range is not None:
         if not isinstance(lr_range, list) or len(lr_range) != 2:
-            raise SpecError(f"tuning.lr_range: {lr_range!r}; expected [low, high]")
-        lo, hi = (_positive(f"tuning.lr_range[{i}]", x) for i, x in enumerate(lr_range))
+            raise _check.fail("tuning.lr_range", lr_range, "expected [low, high]")
+        lo, hi = (_check.positive(f"tuning.lr_range[{i}]", x) for i, x in enumerate(lr_range))
         if lo > hi:
-            raise SpecError(f"tuning.lr_range: {lr_range!r}; expected low <= high")
+            raise _check.fail("tuning.lr_range", lr_range, "expected low <= high")
         lr_range = (lo, hi)
-    factor = _positive("tuning.lr_factor", t.get("lr_factor", Tuning.lr_factor))
+    factor = _check.positive("tuning.lr_factor", t.get("lr_factor", Tuning.lr_factor))
     if factor < 1:
-        raise SpecError(f"tuning.lr_factor: {factor!r}; expected a number >= 1")
+        raise _check.fail("tuning.lr_factor", factor, "expected a number >= 1")
     seed = t.get("seed")
     epochs = t.get("epochs")
     return Tuning(
@@ -263,7 +230,7 @@ def _tuning(value: Any) -> Tuning:
         lr_factor=factor,
         lr_range=lr_range,
         seed=None if seed is None else _int("tuning.seed", seed, minimum=0),
-        defaults=_bool("tuning.defaults", t.get("defaults", False)),
+        defaults=_check.boolean("tuning.defaults", t.get("defaults", False)),
         epochs=None if epochs is None else _int("tuning.epochs", epochs, maximum=_MAX_COUNT),
     )
 
@@ -287,25 +254,25 @@ def _optimizer(i: int, value: Any) -> OptimizerSpec:
     o = _entry(key, value, _OPTIMIZER)
     if "name" not in o:
         raise SpecError(f"{key}.name: missing; expected a registry name or 'module:Class'")
-    name = _str(f"{key}.name", o["name"])
-    hparams = _table(f"{key}.hparams", o.get("hparams", {}))
+    name = _check.string(f"{key}.name", o["name"])
+    hparams = _check.table(f"{key}.hparams", o.get("hparams", {}))
     schedule = o.get("schedule")
-    schedule = None if schedule is None else _str(f"{key}.schedule", schedule)
-    args = _table(f"{key}.schedule_args", o.get("schedule_args", {}))
+    schedule = None if schedule is None else _check.string(f"{key}.schedule", schedule)
+    args = _check.table(f"{key}.schedule_args", o.get("schedule_args", {}))
     _check_optimizer(f"{key} (name, hparams, schedule)", name, hparams, schedule, args)
     return OptimizerSpec(
         name=name,
-        label=_str(f"{key}.label", o.get("label", name)),
+        label=_check.string(f"{key}.label", o.get("label", name)),
         hparams=hparams,
         schedule=schedule,
         schedule_args=args,
-        tune=_bool(f"{key}.tune", o.get("tune", True)),
+        tune=_check.boolean(f"{key}.tune", o.get("tune", True)),
     )
 
 
 def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
     """Validate a decoded TOML document and return the :class:`Experiment`."""
-    _unknown("", data, _TOP)
+    _check.unknown("", data, _TOP)
     for key in ("problems", "optimizers"):
         if key not in data:
             raise SpecError(f"{key}: missing; an experiment needs problems and optimizers")
@@ -325,14 +292,14 @@ def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
     epochs = data.get("epochs")
     sharpness = data.get("sharpness", False)
     if not isinstance(sharpness, bool):
-        raise SpecError(f"sharpness: {sharpness!r}; allowed: true or false")
+        raise _check.fail("sharpness", sharpness, "allowed: true or false")
     design = data.get("design", "grid")
     combos = variants(data, design)  # checks the design first
     problems = _problems(data["problems"], design)
     for i, p in enumerate(problems):
         _check_axes(i, p, specs, combos if p.variants is None else p.variants)
     return Experiment(
-        name=_str("name", data.get("name", name)),
+        name=_check.string("name", data.get("name", name)),
         description=str(data.get("description", "")),
         problems=problems,
         optimizers=specs,
@@ -348,65 +315,33 @@ def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
 def _check_axes(
     i: int, p: ProblemSpec, optimizers: tuple[OptimizerSpec, ...], combos: tuple[Variant, ...]
 ) -> None:
-    """Every axis value fits the problem and the optimizers it meets, or a SpecError names both."""
+    """Every axis value fits the problem and the optimizers it meets (the axes' own rules, and
+    the rules of where their values go), or a SpecError names both."""
     used = {k: [v.settings[k] for v in combos] for k in combos[0].settings}
     problem = load_problem(p.name)
     where = f"problems[{i}] ({p.label})"
-    for axis, values in used.items():
-        spec = AXES[axis]
-        needs_supervised = spec.supervised_only and any(v != spec.off for v in values)
-        if (needs_supervised or "full" in values) and problem.kind != "supervised":
+    for name, values in used.items():
+        axis = AXES[name]
+        off = all(v == axis.off for v in values)
+        if axis.supervised_only and problem.kind != "supervised" and not off:
             raise SpecError(
-                f"{axis}: problem {p.name!r} (kind {problem.kind}) cannot take the axis "
-                f"{axis}{'' if needs_supervised else ' = full'}: only supervised problems "
-                f"have a fixed training set ({where})"
+                f"{name}: problem {p.name!r} (kind {problem.kind}) cannot take the axis "
+                f"{name}: only supervised problems have a fixed training set ({where})"
             )
-        if spec.where == "option" and axis not in problem.axes:
+        if axis.where == "option" and name not in problem.axes:
             allowed = ", ".join(sorted(problem.axes - {"batch_size", "data_dir"})) or "none"
             raise SpecError(
-                f"{axis}: problem {p.name!r} has no place for {axis} ({where}); "
+                f"{name}: problem {p.name!r} has no place for {name} ({where}); "
                 f"its options: {allowed}"
             )
-        if spec.where == "option" and axis in p.options:
-            raise SpecError(f"{axis}: also set in {where}.options; set it in one place")
-    for v in combos:
-        ft = v.settings.get("finetune")
-        if isinstance(ft, dict):
-            _check_finetune(ft)
+        if axis.where == "option" and name in p.options:
+            raise SpecError(f"{name}: also set in {where}.options; set it in one place")
+        if axis.fits is not None:
+            axis.fits(problem, values, where)
     for j, o in enumerate(optimizers):
-        key = f"optimizers[{j}] ({o.label})"
-        if "weight_decay" in used and "weight_decay" in o.hparams:
-            raise SpecError(
-                f"weight_decay: also set in {key}.hparams; the weight_decay axis applies it "
-                "to every optimizer (L2 or decoupled): set it in one place"
-            )
-        if "warmup" in used and (o.schedule or "").startswith("warmup"):
-            raise SpecError(f"warmup: {key} already has the schedule {o.schedule!r}")
-        if "gradient_noise" in used and o.name.startswith("noisy("):
-            raise SpecError(f"gradient_noise: {key} already adds gradient noise ({o.name!r})")
-
-
-def _check_finetune(ft: dict[str, Any]) -> None:
-    try:
-        problem = load_problem(ft["problem"])
-    except (ValueError, ImportError, AttributeError) as e:
-        raise SpecError(f"finetune.problem: {e}") from e
-    _check_options("finetune.options", ft["problem"], problem.axes, ft["options"])
-
-
-def _check_options(key: str, name: str, axes: frozenset[str], options: Mapping[str, Any]) -> None:
-    """Every option is one of the problem's and has a valid value."""
-    allowed = sorted(axes - {"batch_size", "data_dir"})
-    for option, value in options.items():
-        if option not in allowed:
-            raise SpecError(
-                f"{key}.{option}: unknown option of {name!r}; allowed: "
-                f"{', '.join(allowed) or 'none'}"
-            )
-        try:
-            check_option(option, value)
-        except ValueError as e:
-            raise SpecError(f"{key}.{option}: {e}") from e
+        for name in used:
+            if AXES[name].clashes is not None:
+                AXES[name].clashes(o, f"optimizers[{j}] ({o.label})")
 
 
 def load(path: str | Path) -> Experiment:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, TensorDataset
 
+from ._options import check_option
 from .ordering import Curriculum, OrderSampler, WholeBatchSampler
 
 __all__ = [
@@ -128,6 +129,21 @@ class Problem:
         if bs < 1:
             raise ValueError(f"batch_size must be >= 1, got {bs}")
         return self.factory(seed, data_dir=data_dir, batch_size=bs, **options)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Every option is one of the problem's and has a valid value, or a ``ValueError``
+        starting with the option's name (``"width: ..."``)."""
+        allowed = sorted(self.axes - {"batch_size", "data_dir"})
+        for option, value in options.items():
+            if option not in allowed:
+                raise ValueError(
+                    f"{option}: unknown option of {self.name!r}; allowed: "
+                    f"{', '.join(allowed) or 'none'}"
+                )
+            try:
+                check_option(option, value)
+            except ValueError as e:
+                raise ValueError(f"{option}: {e}") from e
 
     def _batch_size(self, batch_size: int | str) -> int:
         """An integer batch size as given, or :data:`FULL_BATCH` for ``"full"``."""

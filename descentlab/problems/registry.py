@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 
+from ..checks import import_object
 from ._base import Problem
 from .charlm import CHARLM_LSTM
 from .digits import DIGITS_CNN, DIGITS_LOGREG, DIGITS_MLP
@@ -41,15 +41,10 @@ def names() -> list[str]:
 
 
 def _user_problem(spec: str) -> Problem:
-    module_name, _, attr = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ValueError(f"Cannot import module {module_name!r} of problem {spec!r}: {e}") from e
-    try:
-        factory = getattr(module, attr)
-    except AttributeError as e:
-        raise ValueError(f"Module {module_name!r} has no attribute {attr!r}") from e
+        factory = import_object(spec)
+    except ValueError as e:
+        raise ValueError(f"problem {spec!r}: {e}") from e
     problem = factory() if callable(factory) and not isinstance(factory, Problem) else factory
     if not isinstance(problem, Problem):
         raise ValueError(

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .db import Store
+from .db import Store, Stored
 
 __all__ = ["load_results", "results", "to_csv"]
 
@@ -27,31 +27,35 @@ _FIRST = (
 )
 
 
-def _row(t: dict[str, Any]) -> dict[str, Any]:
-    c, s = t["config"], t["summary"]
+def _row(t: Stored) -> dict[str, Any]:
+    c, r, tag = t.trial, t.result, t.tag
+    s = r.summary if r is not None else {}
     row = {
-        "experiment": t["experiment"],
-        "role": t["role"],
-        "problem": t["tag_problem"],
-        "label": t["label"],
-        "seed": c["seed"],
-        "optimizer": c["optimizer"],
-        "lr": c["hparams"].get("lr"),
-        "status": t["status"],
-        "diverged": t["diverged"],
-        "wall_time": t["wall_time"],
+        "experiment": tag.experiment,
+        "role": tag.role,
+        "problem": tag.problem,
+        "label": tag.label,
+        "seed": c.seed,
+        "optimizer": c.optimizer,
+        "lr": c.hparams.get("lr"),
+        "status": t.status,
+        "diverged": r.diverged if r is not None else False,
+        "wall_time": r.wall_time if r is not None else None,
         "epochs_to_target": s.get("epochs_to_target"),
         "seconds_to_target": s.get("seconds_to_target"),
     }
     for split, metrics in s.get("final", {}).items():
         row.update({f"{split}_{m}": v for m, v in metrics.items()})
     row.update(
-        key=t["key"],
-        version=t["version"],
-        epochs=c["epochs"],
-        batch_size=c["batch_size"],
-        hparams=json.dumps(c["hparams"], sort_keys=True),
-        schedule=c.get("schedule"),
+        key=t.key,
+        version=t.version,
+        epochs=c.epochs,
+        batch_size=c.batch_size,
+        hparams=json.dumps(c.hparams, sort_keys=True),
+        schedule=c.schedule,
+        device=c.device,
+        precision=c.precision,
+        device_name=r.placement.device_name if r is not None else None,
     )
     return row
 
@@ -69,7 +73,7 @@ def results(
     if not Path(db).exists():
         raise FileNotFoundError(f"no results store at {db}")
     with Store(db) as store:
-        return [_row(t) for t in store.trials(experiment=experiment, role=role)]
+        return [_row(t) for t in store.records(experiment=experiment, role=role)]
 
 
 def load_results(

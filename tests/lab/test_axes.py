@@ -253,3 +253,45 @@ def test_order_and_init_axes_reach_the_trial():
         assert _curves(r) != _curves(plain), tricks
     zeros = _curves(run_trial(_digits(tricks={"init": {"scheme": "zeros"}})))
     assert zeros["train", "loss"][0] == pytest.approx(math.log(10))  # uniform prediction
+
+
+def test_a_new_trick_is_one_row_of_the_axis_table(monkeypatch):
+    """The loop runs whatever hooks a row brings, phase by phase; it names no trick."""
+    from descentlab.lab import axes
+
+    seen = []
+
+    def scale_lr(ctx):
+        seen.append(("optimizer", ctx.problem.name))
+        for group in ctx.optimizer.param_groups:
+            group["lr"] *= ctx.value("halve_lr")
+
+    def model(ctx):
+        seen.append(("model", type(ctx.task.model).__name__))
+
+    row = axes.Axis(
+        "halve_lr",
+        "half",
+        lambda k, v: v,
+        "trick",
+        1.0,
+        hooks={"optimizer": scale_lr, "model": model},
+    )
+    monkeypatch.setitem(axes.AXES, "halve_lr", row)
+    halved = run_trial(_config(tricks={"halve_lr": 0.5}))
+    assert seen == [("model", "Sequential"), ("optimizer", "tiny")]
+    by_lr = run_trial(_config(hparams={"lr": 0.025}))
+    assert _curves(halved) == _curves(by_lr)
+
+
+def test_hooks_run_by_phase_in_table_order_and_shared_hooks_once():
+    from descentlab.lab import tricks
+    from descentlab.lab.axes import hooks
+
+    both = {"shuffle": "none", "curriculum": {"score": "reference"}, "init": {"scheme": "zeros"}}
+    assert hooks(both, "data") == [tricks.order]  # shuffle and curriculum: one set_order
+    assert hooks(both, "model") == [tricks.initialize]
+    wd_noise = {"weight_decay": {"value": 1.0, "coupling": "l2"}, "gradient_noise": {}}
+    assert hooks(wd_noise, "wrap") == [tricks.noise]  # the wrapper first, then its step hook
+    assert hooks(wd_noise, "optimizer") == [tricks.decay]
+    assert hooks({}, "schedule") == []

@@ -97,7 +97,7 @@ ERRORS = [
     ({"seeds": "3"}, ["seeds", "count"]),
     ({"epochs": 0}, ["epochs", ">= 1"]),
     ({"batch_size": 2.5}, ["batch_size", "integer"]),
-    ({"tuning": {"method": "bayes"}}, ["tuning.method", "grid, random, defaults"]),
+    ({"tuning": {"method": "bayes"}}, ["tuning.method", "'grid', 'random', 'defaults'"]),
     ({"tuning": {"budget": 0}}, ["tuning.budget", ">= 1"]),
     ({"tuning": {"lr_range": [1.0]}}, ["tuning.lr_range", "[low, high]"]),
     ({"tuning": {"lr_range": [1.0, 0.1]}}, ["tuning.lr_range", "low <= high"]),

@@ -41,7 +41,7 @@ def test_user_problem_by_module_function(monkeypatch):
         problems.get("user_problems_mod:bad")
     with pytest.raises(ValueError, match="no attribute"):
         problems.get("user_problems_mod:nope")
-    with pytest.raises(ValueError, match="Cannot import"):
+    with pytest.raises(ValueError, match="problem 'no_such_module_xyz:make': cannot import"):
         problems.get("no_such_module_xyz:make")
 
 
