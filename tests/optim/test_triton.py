@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ["TRITON_INTERPRET"] = "1"  # read when the kernels are defined (imported) below
 
@@ -190,7 +193,8 @@ CASES = {
     ),
     "nadam": (
         drive_nadam,
-        [dict(weight_decay=0.1), dict(weight_decay=0.2, decoupled_weight_decay=True, maximize=True)],
+        [dict(weight_decay=0.1),
+         dict(weight_decay=0.2, decoupled_weight_decay=True, maximize=True)],
     ),
     "radam": (
         drive_radam,
@@ -569,3 +573,23 @@ def test_compiles_into_one_graph_without_recompiles(name):
                 assert torch.equal(a, b), k
     assert counters["stats"]["unique_graphs"] == 1
     assert not counters["graph_break"]
+
+
+# ------------------------------------------------------------------ the GPU script
+@pytest.mark.slow
+def test_gpu_benchmark_runs_end_to_end_on_cpu():
+    """benchmarks/gpu.py at toy sizes under the interpreter: parity rows all ok, every table."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    run = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "gpu.py"), "--device", "cpu", "--toy",
+         "--rounds", "2"],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    assert "| NO |" not in out, out
+    for heading in ("## Parity", "## (a)", "## (b)", "CUDA graph replay", "# done"):
+        assert heading in out
+    triton_rows = [line for line in out.splitlines() if line.startswith("| triton |")]
+    assert len(triton_rows) == 12 and all(r.endswith("| yes |") for r in triton_rows), out

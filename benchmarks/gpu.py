@@ -1,0 +1,472 @@
+"""Issue 14 on the GPU: parity of every fast path in float64, then the step benchmark.
+
+Run on the GPU machine (one device call, at most 8 minutes; ``--budget`` stops early)::
+
+    PYTHONPATH=. python benchmarks/gpu.py [--only adam,radam] [--settings a,b] [--rounds 20]
+        [--skip compile,graphs,forloop] [--json out.json]
+
+and on CPU under the Triton interpreter at toy sizes, so that the first GPU run cannot fail on a
+typo: ``python benchmarks/gpu.py --device cpu --toy``.
+
+1. **Parity** (float64, on the device, a few steps): every registry optimizer and wrapper with
+   ``impl="fused"`` against ``impl="forloop"``, and each Triton kernel driven directly
+   (:class:`Direct`, scalars computed on the device from a device step counter) against the
+   readable path; the largest relative difference per name.
+2. **Benchmark**, per workload: (a) one float32 tensor of 2^28 values, (b) a GPT-2-style
+   transformer of about 1,000 tensors and 350M values (64 layers of width 640 with separate
+   q/k/v/o: 1,028 tensors, 347M values; GPT-2 medium's own 292 tensors hold 355M). For each
+   algorithm: descentlab's paths, the Triton kernels directly, torch.optim's foreach and fused
+   paths, ``torch.compile`` of torch's foreach step where torch has no fused kernel, and the
+   peers (``benchmarks/contestants.py``). Each contestant steps its own copy of the parameters;
+   rounds are interleaved (rotating start) with an in-place copy ``x.copy_(y)`` whose bandwidth
+   (8 bytes per value) is the roofline; CUDA events time each step; the median over the rounds
+   (at least 20) is reported, with paired per-round ratios against torch's fastest path, and
+   the first step (allocation, JIT compilation) separately.
+3. **CUDA graphs**: workload (b) again, each capturable contestant captured in a
+   ``torch.cuda.CUDAGraph`` and replayed (launch overhead gone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import inspect
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from contestants import LR, TORCH, TORCH_FUSED, _resolve, bytes_per_param, contestants
+from step import _copy, _paired
+
+import descentlab
+
+F64 = torch.float64
+DIRECT = ("rmsprop", "nadam", "radam", "adabound", "amsbound", "sgd", "sgdm", "nag", "sgdw",
+          "sgdwm", "swats", "lookahead(adam)")  # fmt: skip
+WD = 5e-4
+
+
+# ------------------------------------------------------------------ workloads
+def transformer_shapes(layers: int, width: int, vocab: int = 50257, ctx: int = 1024) -> list:
+    """GPT-2's layout with separate q, k, v, o projections: 16 tensors per layer."""
+    d, shapes = width, [(vocab, width), (ctx, width)]
+    for _ in range(layers):
+        shapes += [(d,), (d,)]  # ln_1
+        for _ in range(4):  # q, k, v, o
+            shapes += [(d, d), (d,)]
+        shapes += [(d,), (d,), (4 * d, d), (4 * d,), (d, 4 * d), (d,)]  # ln_2, mlp
+    return [*shapes, (d,), (d,)]  # ln_f
+
+
+def workload(setting: str, toy: bool) -> list[tuple[int, ...]]:
+    if setting == "a":
+        return [(1 << 12,)] if toy else [(1 << 28,)]
+    return transformer_shapes(1, 8, vocab=64, ctx=16) if toy else transformer_shapes(64, 640)
+
+
+def make_params(shapes, device, dtype=torch.float32, seed=0) -> list[torch.nn.Parameter]:
+    gen = torch.Generator(device=device).manual_seed(seed)
+    params = []
+    for s in shapes:
+        p = torch.nn.Parameter(0.1 * torch.randn(s, generator=gen, device=device, dtype=dtype))
+        p.grad = 0.01 * torch.randn(s, generator=gen, device=device, dtype=dtype)
+        params.append(p)
+    return params
+
+
+# ------------------------------------------------------------------ the kernels, directly
+class Direct:
+    """A registry optimizer's step through descentlab's Triton kernels, with every per-tensor
+    scalar computed by torch ops on the device from a device step counter (no host sync, CUDA
+    graph capturable): what the optimizers' dispatch does once wired, here to race and check
+    the kernels themselves. One parameter group, every tensor at the same step."""
+
+    def __init__(self, name: str, params: list[torch.Tensor], **hparams) -> None:
+        from descentlab.optim.kernels import triton as tk
+
+        self.tk, self.name, self.params = tk, name, params
+        self.inner = None
+        if name.startswith("lookahead("):
+            self.inner = torch.optim.Adam(params, lr=hparams.get("lr", LR), fused=True)
+            self.slow = [p.detach().clone() for p in params]
+            self.k, self.inner_steps = 5, 0
+            return
+        self.opt = descentlab.create(name, params, impl="forloop", **hparams)  # the hyperparameters
+        self.group = self.opt.param_groups[0]
+        self.states = []
+        for p in params:
+            state = {"step": torch.tensor(0.0)}
+            self.opt._init_state(self.group, p, state)
+            for key in ("switch_step", "lam", "sgd_lr", "switch_lr"):  # SWATS: device scalars
+                if key in state:
+                    state[key] = torch.tensor(float(state[key]), dtype=F64, device=p.device)
+            self.states.append(state)
+        self.mu_product = torch.ones((), device=params[0].device)  # NAdam's, float32 as torch's
+        self.t = torch.zeros((), dtype=F64, device=params[0].device)
+
+    def _n(self, x: torch.Tensor) -> torch.Tensor:
+        return x.expand(len(self.params))
+
+    def _decay(self) -> dict[str, float]:
+        lr, wd = self.group["lr"], self.group["weight_decay"]
+        if self.group.get("decoupled_weight_decay"):
+            return dict(l2_weight_decay=0.0, decay=1 - lr * wd)
+        return dict(l2_weight_decay=wd, decay=1.0)
+
+    def _state(self, key: str) -> list[torch.Tensor]:
+        return [s[key] for s in self.states]
+
+    def step(self) -> None:
+        if self.inner is not None:
+            self.inner.step()
+            self.inner_steps += 1
+            if self.inner_steps % self.k == 0:
+                self.tk.lookahead_sync(slow=self.slow, fast=self.params, alpha=0.5)
+            return
+        self.t += 1
+        t, g = self.t, self.group
+        common = dict(params=self.params, grads=[p.grad for p in self.params])
+        b1, b2 = g.get("betas", (0.0, 0.0))
+        if self.name == "rmsprop":
+            self.tk.rmsprop(**common, square_avg=self._state("square_avg"),
+                            grad_avg=self._state("grad_avg") if g["centered"] else [],
+                            momentum_buffer=self._state("momentum_buffer") if g["momentum"] else [],
+                            lr=g["lr"], alpha=g["alpha"], eps=g["eps"],
+                            weight_decay=g["weight_decay"], momentum=g["momentum"],
+                            maximize=g["maximize"])  # fmt: skip
+        elif self.name == "nadam":
+            psi = g["momentum_decay"]
+            mu = b1 * (1.0 - 0.5 * torch.pow(0.96, t * psi))  # (1)
+            mu_next = b1 * (1.0 - 0.5 * torch.pow(0.96, (t + 1) * psi))
+            self.mu_product.mul_(mu.float())  # rounded first, as torch multiplies a float32
+            prod = self.mu_product.double()
+            self.tk.nadam(**common, exp_avg=self._state("exp_avg"),
+                          exp_avg_sq=self._state("exp_avg_sq"),
+                          c_grad=self._n(-g["lr"] * (1.0 - mu) / (1.0 - prod)),
+                          c_avg=self._n(-g["lr"] * mu_next / (1.0 - prod * mu_next)),
+                          bc2=self._n(1.0 - torch.pow(b2, t)), beta1=b1, beta2=b2, eps=g["eps"],
+                          **self._decay(), maximize=g["maximize"])  # fmt: skip
+        elif self.name == "radam":
+            rho_inf = 2 / (1 - b2) - 1
+            b2t = torch.pow(b2, t)
+            rho = rho_inf - 2 * t * b2t / (1 - b2t)
+            r = torch.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+            self.tk.radam(**common, exp_avg=self._state("exp_avg"),
+                          exp_avg_sq=self._state("exp_avg_sq"),
+                          bc1=self._n(1.0 - torch.pow(b1, t)),
+                          rect=self._n(torch.where(rho > 5, r, -1.0)),
+                          adapt=self._n(torch.sqrt(1 - b2t)), lr=g["lr"], beta1=b1, beta2=b2,
+                          eps=g["eps"], **self._decay(), maximize=g["maximize"])  # fmt: skip
+        elif self.name in ("adabound", "amsbound"):
+            final = g["final_lr"] * g["lr"] / g["base_lr"]
+            self.tk.adabound(**common, exp_avg=self._state("exp_avg"),
+                             exp_avg_sq=self._state("exp_avg_sq"),
+                             max_exp_avg_sq=self._state("max_exp_avg_sq") if g["amsbound"] else [],
+                             step_size=self._n(g["lr"] * torch.sqrt(1 - torch.pow(b2, t))
+                                               / (1 - torch.pow(b1, t))),
+                             lower=self._n(final * (1 - 1 / (g["gamma"] * t + 1))),
+                             upper=self._n(final * (1 + 1 / (g["gamma"] * t))), beta1=b1,
+                             beta2=b2, eps=g["eps"], l2_weight_decay=g["weight_decay"],
+                             maximize=g["maximize"])  # fmt: skip
+        elif self.name == "swats":
+            self.tk.swats(**common, exp_avg=self._state("exp_avg"),
+                          exp_avg_sq=self._state("exp_avg_sq"),
+                          momentum_buffer=self._state("momentum_buffer"),
+                          switch_step=self._state("switch_step"), lam=self._state("lam"),
+                          sgd_lr=self._state("sgd_lr"), switch_lr=self._state("switch_lr"),
+                          coef=self._n(-g["lr"] * torch.sqrt(1 - torch.pow(b2, t))
+                                       / (1 - torch.pow(b1, t))),
+                          bc2=self._n(1 - torch.pow(b2, t)), steps=self._n(t), lr=g["lr"],
+                          beta1=b1, beta2=b2, eps=g["eps"], l2_weight_decay=g["weight_decay"],
+                          switch_tol=g["switch_tol"], maximize=g["maximize"])  # fmt: skip
+        else:  # the SGD family
+            buffers = self._state("momentum_buffer") if g["momentum"] else []
+            self.tk.momentum_sgd(**common, momentum_buffer=buffers,
+                                 lr=self._n(torch.full_like(t, g["lr"])), first=self._n(t == 1),
+                                 momentum=g["momentum"], dampening=g["dampening"],
+                                 nesterov=g["nesterov"], **self._decay(),
+                                 maximize=g["maximize"])  # fmt: skip
+
+
+# ------------------------------------------------------------------ parity
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
+
+
+def parity(device: torch.device, names: list[str], steps: int = 6) -> list[dict]:
+    """Fast paths against the readable path, float64 on ``device`` (6 steps: one Lookahead
+    synchronisation)."""
+    shapes = [(), (7,), (5, 13), (300,)]
+    rows = []
+
+    def race(label: str, build_fast: Callable, name: str) -> None:
+        ours, theirs = make_params(shapes, device, F64), make_params(shapes, device, F64)
+        hp = {"weight_decay": WD} if name in ("sgdw", "sgdwm") else {}
+        try:
+            fast = build_fast(ours, hp)
+            slow = descentlab.create(name, theirs, impl="forloop", **hp)
+            for t in range(steps):
+                gen = torch.Generator(device=device).manual_seed(t)
+                for p, q in zip(ours, theirs):
+                    q.grad = 0.3 * q.detach() + torch.randn(q.shape, generator=gen, device=device,
+                                                            dtype=F64)  # fmt: skip
+                    p.grad = q.grad.clone()
+                fast.step()
+                slow.step()
+            diff = max(_relative(p.detach(), q.detach()) for p, q in zip(ours, theirs))
+            rows.append(
+                dict(path=label, name=name, max_rel=diff, ok="yes" if diff < 1e-10 else "NO")
+            )
+        except Exception as exc:  # a path that cannot run here is reported, not fatal
+            rows.append(dict(path=label, name=name, max_rel=None, ok="n/a",
+                             error=f"{type(exc).__name__}: {str(exc)[:120]}"))  # fmt: skip
+
+    for name in names:
+        race(
+            "impl=fused", lambda ps, hp, n=name: descentlab.create(n, ps, impl="fused", **hp), name
+        )
+    for name in [n for n in DIRECT if n in names]:
+        race("triton", lambda ps, hp, n=name: Direct(n, ps, **hp), name)
+    print("\n## Parity: float64 on", device, f"({steps} steps, largest relative difference)\n")
+    print("| path | optimizer | max rel diff | ok |\n|---|---|---:|---|")
+    for r in rows:
+        cell = f"{r['max_rel']:.1e}" if r["max_rel"] is not None else r.get("error", "")
+        print(f"| {r['path']} | {r['name']} | {cell} | {r['ok']} |")
+    return rows
+
+
+# ------------------------------------------------------------------ timing
+class Clock:
+    """CUDA events on a GPU, ``perf_counter`` elsewhere; ``time(fn)`` returns milliseconds."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+
+    def sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def start(self):
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def stop(self, start) -> Callable[[], float]:
+        """A callable giving the elapsed ms (valid after ``sync``)."""
+        if self.cuda:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            return lambda: start.elapsed_time(end)
+        elapsed = 1e3 * (time.perf_counter() - start)
+        return lambda: elapsed
+
+
+def _torch_class(name: str, flag: str, capturable: bool = False) -> Callable | None:
+    if name not in TORCH:
+        return None
+    path, kw = TORCH[name]
+    cls = _resolve(path)
+    takes = "capturable" in inspect.signature(cls).parameters
+    extra = {"capturable": True} if capturable and takes else {}
+    return lambda ps: cls(ps, lr=LR, **kw, **{flag: True}, **extra)
+
+
+def racers(name: str, skip: set[str], backend: str) -> list[tuple]:
+    """(label, kind, build) of every contestant of ``name``; build(params) -> step function."""
+    out = [
+        (c.label, c.kind, lambda ps, b=c.build: b(ps).step)
+        for c in contestants(name)
+        if not ("forloop" in skip and c.label.endswith("forloop"))
+    ]
+    if name in DIRECT:
+        hp = {"weight_decay": WD} if name in ("sgdw", "sgdwm") else {}
+        if name == "swats":
+            hp["switch_tol"] = 0.0  # stay in the Adam phase, as benchmarks/contestants.py does
+        out.append(("descentlab triton", "descentlab", lambda ps: Direct(name, ps, **hp).step))
+    foreach = _torch_class(name, "foreach")
+    if foreach and name not in TORCH_FUSED and "compile" not in skip:
+
+        def compiled(ps, make=foreach):
+            opt = make(ps)
+            return torch.compile(opt.step, backend=backend)
+
+        out.append((f"torch.compile({TORCH[name][0]} foreach)", "torch", compiled))
+    return out
+
+
+def race(name: str, params, rounds: int, clock: Clock, skip: set[str], backend: str) -> dict:
+    numel = sum(p.numel() for p in params)
+    x = torch.empty(numel, device=params[0].device)
+    y = torch.randn(numel, device=params[0].device)
+    steps = {}
+    first = {}
+    for label, kind, build in racers(name, skip, backend):
+        try:
+            clock.sync()
+            start = time.perf_counter()
+            step = build(_copy(params))
+            step()
+            clock.sync()
+            first[label] = (kind, 1e3 * (time.perf_counter() - start))
+            steps[label] = step
+        except Exception as exc:  # a peer or path that cannot run here is left out, loudly
+            print(f"# {name}: {label} left out: {type(exc).__name__}: {str(exc)[:160]}")
+    order = [*steps, "copy"]
+    times: dict[str, list[float]] = {k: [] for k in order}
+    for r in range(rounds):
+        pending = []
+        for label in order[r % len(order) :] + order[: r % len(order)]:
+            fn = (lambda: x.copy_(y)) if label == "copy" else steps[label]
+            start = clock.start()
+            fn()
+            pending.append((label, clock.stop(start)))
+        clock.sync()
+        for label, elapsed in pending:
+            times[label].append(elapsed())
+    del steps
+    copy_bw = 8 * numel / (statistics.median(times["copy"]) / 1e3)  # reads y, writes x
+    rows = []
+    for label, (kind, first_ms) in first.items():
+        ms = statistics.median(times[label])
+        rows.append(dict(algorithm=name, contestant=label, kind=kind, ms=ms, times=times[label],
+                         roofline=bytes_per_param(name) * numel / (ms / 1e3) / copy_bw,
+                         first_ms=first_ms))  # fmt: skip
+    return dict(rows=rows, copy_gbps=copy_bw / 1e9, numel=numel, tensors=len(params))
+
+
+def graphs(name: str, params, rounds: int) -> list[dict]:
+    """Capture each contestant's step in a CUDA graph and time its replay."""
+    rows = []
+    builds = [("descentlab auto", lambda ps: descentlab.create(name, ps, lr=LR).step)]
+    if name in DIRECT:
+        hp = {"switch_tol": 0.0} if name == "swats" else {}
+        builds.append(("descentlab triton", lambda ps: Direct(name, ps, **hp).step))
+    for flag in ("foreach", "fused"):
+        make = _torch_class(name, flag, capturable=True)
+        if make and (flag == "foreach" or name in TORCH_FUSED):
+            builds.append((f"{TORCH[name][0]} {flag}", lambda ps, m=make: m(ps).step))
+    for label, build in builds:
+        try:
+            step = build(_copy(params))
+            step()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    step()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                step()
+            times = []
+            for _ in range(rounds):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
+                start.record()
+                graph.replay()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            rows.append(dict(algorithm=name, contestant=label, ms=statistics.median(times)))
+        except Exception as exc:
+            rows.append(dict(algorithm=name, contestant=label, ms=None,
+                             error=f"{type(exc).__name__}: {str(exc)[:100]}"))  # fmt: skip
+    return rows
+
+
+def print_race(result: dict) -> None:
+    best = min((r for r in result["rows"] if r["kind"] == "torch"), key=lambda r: r["ms"],
+               default=None)  # fmt: skip
+    for r in result["rows"]:
+        print(f"| {r['algorithm']} | {r['contestant']} | {r['ms']:.3f} | {r['roofline']:.0%} | "
+              f"{_paired(best, r) if best else ''} | {r['first_ms']:.0f} |")  # fmt: skip
+    sys.stdout.flush()
+
+
+# ------------------------------------------------------------------ main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--toy", action="store_true", help="tiny sizes, 3 rounds (a smoke run)")
+    parser.add_argument("--only", default="", help="comma-separated algorithm names")
+    parser.add_argument("--settings", default="a,b", help="a: one 2^28 tensor; b: ~1,000 tensors")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--skip", default="", help="any of parity,bench,graphs,compile,forloop")
+    parser.add_argument("--budget", type=float, default=420.0, help="seconds; then stop racing")
+    parser.add_argument("--chunk", type=int, default=None, help="Triton work item size")
+    parser.add_argument("--block", type=int, default=None, help="Triton vector size")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are imported (in Direct)
+    from descentlab.optim.kernels.triton import _table
+
+    _table.configure(chunk=args.chunk, block=args.block)
+    warnings.filterwarnings("ignore")
+    skip = {s for s in args.skip.split(",") if s}
+    names = [n for n in args.only.split(",") if n] or [*descentlab.names(), "lookahead(adam)"]
+    rounds = args.rounds or (3 if args.toy else 20)
+    clock, began, out = Clock(device), time.perf_counter(), {}
+    print(f"# torch {torch.__version__}, device {device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+          + f", Triton chunk {_table.CHUNK}, block {_table.BLOCK}")  # fmt: skip
+    if "parity" not in skip:
+        out["parity"] = parity(device, names if args.only else [*names, "noisy(adam)"])
+    backend = "eager" if device.type == "cpu" else "inductor"
+    for setting in [s for s in args.settings.split(",") if s] if "bench" not in skip else []:
+        params = make_params(workload(setting, args.toy), device)
+        numel = sum(p.numel() for p in params)
+        print(f"\n## ({setting}) {len(params)} float32 tensors, {numel / 1e6:.1f}M values, "
+              f"{rounds} rounds\n")  # fmt: skip
+        print("| algorithm | contestant | ms/step | roofline | x torch (IQR) | first ms |")
+        print("|---|---|---:|---:|---:|---:|")
+        results = []
+        for name in names:
+            if time.perf_counter() - began > args.budget:
+                print(f"# budget of {args.budget:.0f} s spent: {name} and later not raced")
+                break
+            results.append(race(name, params, rounds, clock, skip, backend))
+            print_race(results[-1])
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        if results:
+            copy = statistics.median(r["copy_gbps"] for r in results)
+            print(f"\nin-place copy: {copy:.0f} GB/s (median over the races)")
+        out[setting] = results
+        # on CPU (--toy) the captures fail and say so; the builds still run
+        if setting == "b" and (device.type == "cuda" or args.toy) and "graphs" not in skip:
+            print("\n## (b) CUDA graph replay\n\n| algorithm | contestant | ms/step | roofline |")
+            print("|---|---|---:|---:|")
+            rows = []
+            for name in names:
+                if time.perf_counter() - began > args.budget:
+                    print(f"# budget spent: graphs of {name} and later not taken")
+                    break
+                for r in graphs(name, params, rounds):
+                    roof = (bytes_per_param(name) * numel / (r["ms"] / 1e3) / (copy * 1e9)
+                            if r["ms"] else math.nan)  # fmt: skip
+                    cell = f"{r['ms']:.3f}" if r["ms"] else r.get("error", "")
+                    print(f"| {name} | {r['contestant']} | {cell} | {roof:.0%} |")
+                    rows.append(r)
+            out["graphs"] = rows
+        del params
+        gc.collect()
+    print(f"\n# done in {time.perf_counter() - began:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
