@@ -202,4 +202,7 @@ def _hparams(group: dict[str, Any]) -> dict[str, Any]:
 
 
 def _public(opt: torch.optim.Optimizer) -> dict[str, Any]:
-    return {k: v for k, v in vars(opt).items() if not k.startswith("_") and k not in _OWN}
+    public = {k: v for k, v in vars(opt).items() if not k.startswith("_") and k not in _OWN}
+    # torch's Optimizer.__setstate__ (unpickling, load_state_dict) adds defaults["differentiable"]
+    public["defaults"] = {k: v for k, v in opt.defaults.items() if k != "differentiable"}
+    return public
