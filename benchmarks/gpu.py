@@ -398,7 +398,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--toy", action="store_true", help="tiny sizes, 3 rounds (a smoke run)")
-    parser.add_argument("--only", default="", help="comma-separated algorithm names")
+    parser.add_argument("--only", default="", help="algorithms to race (parity checks all)")
     parser.add_argument("--settings", default="a,b", help="a: one 2^28 tensor; b: ~1,000 tensors")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--skip", default="", help="any of parity,bench,graphs,compile,forloop")
@@ -422,7 +422,7 @@ def main() -> None:
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
           + f", Triton chunk {_table.CHUNK}, block {_table.BLOCK}")  # fmt: skip
     if "parity" not in skip:
-        out["parity"] = parity(device, names if args.only else [*names, "noisy(adam)"])
+        out["parity"] = parity(device, [*descentlab.names(), "lookahead(adam)", "noisy(adam)"])
     backend = "eager" if device.type == "cpu" else "inductor"
     for setting in [s for s in args.settings.split(",") if s] if "bench" not in skip else []:
         params = make_params(workload(setting, args.toy), device)

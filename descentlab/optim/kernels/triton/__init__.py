@@ -23,9 +23,13 @@ is called **by keyword**. The contract, for every function:
 * **Precision**: the math is float32 for float16/bfloat16/float32 parameters and float64 for
   float64 ones (torch's opmath); each value is read once and written once; no full-size
   temporaries; float32 division and square root correctly rounded.
-* **Launches**: one per call (SWATS: two), whatever the number of tensors: the tensors' addresses
-  and their (tensor, chunk) work items go to the kernel as tables, built once per list of
-  tensors and cached (:mod:`._table`); ``_table.LAUNCHES`` counts the launches.
+* **Launches**: one Triton launch per call (SWATS: two), whatever the number of tensors: the
+  tensors' addresses and their (tensor, chunk) work items go to the kernel as tables, built once
+  per list of tensors and cached (:mod:`._table`; a cache miss costs one small non-blocking
+  host-to-device copy); ``_table.LAUNCHES`` counts the launches. Beyond them a call issues no
+  torch op when its hyperparameters are Python floats (their vector is cached by value), one
+  small stack (and a cast per tensor hyperparameter) otherwise; SWATS allocates its two small
+  float64 buffers. A call never reads a device value on the host.
 * **Operators**: every function calls ``torch.ops.descentlab.triton_<name>`` (an opaque
   ``torch.library.custom_op`` with a fake implementation, :mod:`.ops`), so ``torch.compile``
   traces it without a graph break and a tensor ``lr`` changed in place does not recompile.
@@ -58,6 +62,8 @@ The functions and their per-tensor scalars (see each docstring):
 
 Triton reads ``TRITON_INTERPRET`` when the kernels are defined: set ``TRITON_INTERPRET=1``
 before importing this package to run the kernels on CPU tensors (how the tests run them).
+Not yet done: the kernels have run only under the interpreter (no GPU so far: the first
+``benchmarks/gpu.py`` run compiles them), and the chunk and block sizes are not tuned.
 """
 
 from ._table import LAUNCHES, configure

@@ -52,7 +52,7 @@ __all__ = [
 CHUNK = 1 << 14
 BLOCK = 1024
 NUM_WARPS = 4
-_CACHE_SIZE = 64  # tables kept per kind (functionalized compiled calls copy the tensors)
+_CACHE_SIZE = 256  # tables kept per kind (functionalized compiled calls copy the tensors)
 
 LAUNCHES: Counter[str] = Counter()  # Triton launches by kernel name, counted by launch()
 

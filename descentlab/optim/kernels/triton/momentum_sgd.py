@@ -23,7 +23,8 @@ def _momentum_sgd_kernel(
     P, G = j.address(row, 0, DT), j.address(row, 1, DT)
     if MOMENTUM:
         B, mu, damp = j.address(row, 2, DT), tl.load(H).to(CT), (1.0 - tl.load(H + 1)).to(CT)
-        first = tl.load(FIRST + t) != 0
+        later = tl.load(FIRST + t) == 0  # not the buffer's first step
+        b_end = tl.where(later, end, start)  # the buffer is not read at b_1 = g_1
     wd, dec = j.hyper(H, 2, L2, CT), tl.load(H + 3).to(CT)
     neg_lr = (-tl.load(LR + t)).to(CT)
     scale = j.load_scale(GRAD_SCALE, HAS_SCALE, CT)
@@ -33,7 +34,8 @@ def _momentum_sgd_kernel(
         p = tl.load(P + i, mask=mask).to(CT)
         d = j.grad(G, i, mask, p, wd, scale, MAXIMIZE, HAS_SCALE, L2, CT)
         if MOMENTUM:
-            buf = tl.where(first, d, tl.load(B + i, mask=mask).to(CT) * mu + damp * d)  # (1)
+            b = tl.load(B + i, mask=i < b_end, other=0.0).to(CT)
+            buf = tl.where(later, b * mu + damp * d, d)  # (1)
             tl.store(B + i, buf.to(DT), mask=mask)
             d = d + mu * buf if NESTEROV else buf  # (2)
         tl.store(P + i, (p * dec + neg_lr * d).to(DT), mask=mask)  # (3)

@@ -51,13 +51,15 @@ def _swats_kernel(
         sgd_lr = tl.load(j.address(row, 7, tl.float64))
         switch_lr = tl.load(j.address(row, 8, tl.float64))
         neg_rate = (-(1.0 - b1) * sgd_lr * lr / switch_lr).to(CT)
-        fresh = tl.load(STEPS + t) == switch_step + 1  # the buffer starts at 0 at the switch
+        later = tl.load(STEPS + t) != switch_step + 1  # the buffer restarts after the switch
+        b_end = tl.where(later, end, start)  # (then it is not read)
         for off in range(start, end, BLOCK):
             i = off + tl.arange(0, BLOCK)
             mask = i < end
             p = tl.load(P + i, mask=mask).to(CT)
             g = j.grad(G, i, mask, p, wd, scale, MAXIMIZE, HAS_SCALE, L2, CT)
-            buf = tl.where(fresh, g, tl.load(B + i, mask=mask).to(CT) * beta1 + g)
+            b = tl.load(B + i, mask=i < b_end, other=0.0).to(CT)
+            buf = tl.where(later, b * beta1 + g, g)
             tl.store(B + i, buf.to(DT), mask=mask)
             tl.store(P + i, (p + neg_rate * buf).to(DT), mask=mask)
     else:  # Adam phase
