@@ -67,9 +67,10 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-# Only the learning rate may be a tensor: a tensor LR that a schedule changes does not recompile
-# under torch.compile (see CONVENTIONS). The algorithms read every other value as a Python number.
-TENSOR_OK = ("lr",)
+# The values torch.optim accepts as tensors (lr, and Adam's betas): a tensor that a schedule changes
+# does not recompile under torch.compile (see CONVENTIONS). The algorithms read every other value
+# as a Python number (and betas as numbers too, see base._numbers).
+TENSOR_OK = ("lr", "betas")
 
 
 def _as_float(name: str, value: Any) -> float:
@@ -78,7 +79,7 @@ def _as_float(name: str, value: Any) -> float:
             f"Invalid {name}: {value!r} (a {type(value).__name__}); expected a real number"
         )
     if isinstance(value, torch.Tensor):
-        if name not in TENSOR_OK:
+        if name.partition("[")[0] not in TENSOR_OK:
             raise HyperparameterError(
                 f"Invalid {name}: a tensor; expected a Python real number "
                 f"(only {', '.join(TENSOR_OK)} may be a tensor)"

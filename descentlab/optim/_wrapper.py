@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from ._validate import HyperparameterError
+from .base import _describe, copy_state, hooked_load, hooked_state_dict, restore_state
 
-__all__ = ["Wrapper"]
+__all__ = ["Wrapper", "inner_step"]
 
 _MISSING = object()
+
+
+def inner_step(optimizer: torch.optim.Optimizer, closure: Callable[[], Any] | None = None) -> Any:
+    """``optimizer.step(closure)`` inside a wrapper's step: the hooks registered on
+    ``optimizer`` itself run, torch's global step hooks do not (they ran for the wrapper).
+
+    torch wraps the ``step`` of every optimizer class in ``profile_hook_step``, which runs the
+    global hooks and then the instance's; the function it wrapped is its ``__wrapped__``.
+    """
+    step = type(optimizer).step
+    raw = getattr(step, "__wrapped__", None) if getattr(step, "hooked", False) else None
+    if raw is None:
+        return optimizer.step(closure)
+    args: tuple = (optimizer, closure)
+    kwargs: dict[str, Any] = {}
+    for pre_hook in optimizer._optimizer_step_pre_hooks.values():
+        result = pre_hook(optimizer, args, kwargs)
+        if result is not None:
+            args, kwargs = result
+    out = raw(*args, **kwargs)
+    for post_hook in optimizer._optimizer_step_post_hooks.values():
+        post_hook(optimizer, args, kwargs)
+    return out
 
 
 class Wrapper(torch.optim.Optimizer):
@@ -19,8 +44,12 @@ class Wrapper(torch.optim.Optimizer):
     Sharing the very ``param_groups`` list means LR schedulers, ``zero_grad`` and
     ``add_param_group`` act on the base optimizer, and the wrapper is a real
     ``torch.optim.Optimizer`` (torch's schedulers accept it). The wrapper's own per-parameter
-    tensors live in ``self.state`` and are saved under ``state_dict()[key]``, indexed like torch's
-    state dict (by position over the groups), so they resume into a freshly built model.
+    tensors live in ``self.state`` and are saved in each parameter's entry of the state dict
+    (``state_dict()["state"][i]["lookahead_slow"]``), so they resume into a freshly built model.
+
+    Step hooks: one ``wrapper.step()`` is one optimizer step. torch's global step hooks
+    (``register_optimizer_step_pre_hook``) and the wrapper's own fire once per call; the inner
+    optimizer's step runs without the global hooks but with the hooks registered on it.
     """
 
     key: str = "wrapper"
@@ -76,11 +105,8 @@ class Wrapper(torch.optim.Optimizer):
     def _check_entry(self, mine: Any) -> None:
         """The wrapper's saved entry has the structure and kinds of values that it saves."""
         where = f"{type(self).__name__}.load_state_dict: the {self.key!r} entry"
-        if not isinstance(mine, dict) or not isinstance(mine.get("state"), dict):
-            raise ValueError(f"{where} is not a dict with a 'state' dict: {mine!r:.80}")
-        for i, entries in mine["state"].items():
-            if not isinstance(entries, dict) or not all(map(torch.is_tensor, entries.values())):
-                raise ValueError(f"{where}: parameter {i!r} must map names to tensors")
+        if not isinstance(mine, dict):
+            raise ValueError(f"{where} is not a dict: {mine!r:.80}")
         for key, want in self._extra_state().items():
             got = mine.get(key, _MISSING)
             if torch.is_tensor(want):
@@ -93,45 +119,125 @@ class Wrapper(torch.optim.Optimizer):
                     f"expected {'a tensor like ' if torch.is_tensor(want) else ''}{want!r:.40}"
                 )
 
+    # ----------------------------------------------------------------- copies and state dicts
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy keeps: everything (the base optimizer, counters, generator) but hooks.
+
+        The base optimizer and the shared ``param_groups`` list travel in one copy, so the
+        copy's groups are its base optimizer's, as here.
+        """
+        return copy_state(self)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        restore_state(self, state)
+
     def state_dict(self) -> dict[str, Any]:
-        """The base optimizer's state dict plus the wrapper's state under ``self.key``."""
+        """The base optimizer's state dict with the wrapper's per-parameter tensors in each
+        parameter's entry (``"lookahead_slow"``: they survive tools that keep only ``state``
+        and ``param_groups``, such as ``torch.distributed.checkpoint``) and its other state
+        under ``self.key``. torch's four state-dict hooks run as on any optimizer."""
+        return hooked_state_dict(self, self._state_dict)
+
+    def _state_dict(self) -> dict[str, Any]:
         sd = self.base_optimizer.state_dict()
-        per_param = {i: dict(self.state[p]) for i, p in enumerate(self._params()) if self.state[p]}
-        sd[self.key] = {"state": per_param, **self._extra_state()}
+        state = dict(sd["state"])
+        for i, p in enumerate(self._params()):
+            if self.state[p]:
+                own = {f"{self.key}_{name}": value for name, value in self.state[p].items()}
+                state[i] = {**state.get(i, {}), **own}
+        sd["state"] = state
+        sd[self.key] = self._extra_state()
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state dict saved by the same wrapper around the same kind of optimizer."""
+        """Load a state dict saved by the same wrapper around the same kind of optimizer
+        (also release 0.1.0's, whose per-parameter tensors sat in ``state_dict[key]["state"]``).
+
+        Without the ``self.key`` entry (``torch.distributed.checkpoint`` drops it) the
+        per-parameter tensors still load and the wrapper's counters stay as they are.
+        """
+        hooked_load(self, state_dict, self._load)
+
+    def _load(self, state_dict: Any) -> None:
+        name = type(self).__name__
+        if not isinstance(state_dict, dict):
+            raise ValueError(f"{name}.load_state_dict: not a state dict: {state_dict!r:.80}")
         state_dict = dict(state_dict)
-        if self.key not in state_dict:
+        mine = state_dict.pop(self.key, _MISSING)
+        params = self._params()
+        if isinstance(mine, dict) and "state" in mine:  # release 0.1.0: by position
+            mine = dict(mine)
+            saved = mine.pop("state")
+            if not isinstance(saved, dict):
+                raise ValueError(f"{name}.load_state_dict: the {self.key!r} entry's state is bad")
+            if any(not isinstance(i, int) or not 0 <= i < len(params) for i in saved):
+                raise ValueError(
+                    f"{name}.load_state_dict: the saved wrapper state names parameters "
+                    f"{sorted(map(str, saved))} but this optimizer has {len(params)}"
+                )
+            own = {params[i]: entries for i, entries in saved.items()}
+        else:
+            own = self._split_own(state_dict, params)
+        if mine is _MISSING and not own:
             raise ValueError(
-                f"{type(self).__name__}.load_state_dict: the state dict has no {self.key!r} entry; "
+                f"{name}.load_state_dict: the state dict has no {self.key!r} entry; "
                 "it was not saved by this wrapper"
             )
-        mine = state_dict.pop(self.key)
-        params = self._params()
-        self._check_entry(mine)
-        saved = mine["state"]
-        if any(not isinstance(i, int) or not 0 <= i < len(params) for i in saved):
-            raise ValueError(
-                f"{type(self).__name__}.load_state_dict: the saved wrapper state names parameters "
-                f"{sorted(saved)} but this optimizer has {len(params)}"
-            )
-        for i, entries in saved.items():
-            for name, value in entries.items():
-                if torch.is_tensor(value) and value.shape != params[i].shape:
-                    raise ValueError(
-                        f"{type(self).__name__}.load_state_dict: saved {name!r} of parameter {i} "
-                        f"has shape {tuple(value.shape)}, the parameter {tuple(params[i].shape)}"
-                    )
+        if mine is not _MISSING:
+            self._check_entry(mine)
+        self._check_own(own, params)
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups
-        for i, entries in saved.items():
-            p = params[i]
+        for p, entries in own.items():
             self.state[p] = {
-                name: value.to(device=p.device, dtype=p.dtype, copy=True)
-                if torch.is_tensor(value)
-                else value
-                for name, value in entries.items()
+                key: value.to(device=p.device, dtype=p.dtype, copy=True)
+                for key, value in entries.items()
             }
-        self._load_extra_state({k: val for k, val in mine.items() if k != "state"})
+        if mine is not _MISSING:
+            self._load_extra_state(mine)
+
+    def _split_own(self, sd: dict[str, Any], params: list[torch.Tensor]) -> dict:
+        """Take the wrapper's ``key_name`` entries out of each parameter's state (in place on
+        the shallow copy ``sd``); return them by parameter."""
+        state, groups = sd.get("state"), sd.get("param_groups")
+        if not isinstance(state, dict) or not isinstance(groups, list):
+            return {}  # the base optimizer names what is wrong
+        ids = [i for g in groups if isinstance(g, dict) for i in g.get("params", ())]
+        where = dict(zip(ids, params)) if len(ids) == len(params) else {}
+        prefix, own, rest = f"{self.key}_", {}, {}
+        for i, entry in state.items():
+            mine = {}
+            if isinstance(entry, dict):
+                mine = {k[len(prefix) :]: v for k, v in entry.items() if str(k).startswith(prefix)}
+            if not mine:
+                rest[i] = entry
+                continue
+            if i not in where:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: saved wrapper state of parameter "
+                    f"{i!r}, which no parameter group names"
+                )
+            own[where[i]] = mine
+            left = {k: v for k, v in entry.items() if not str(k).startswith(prefix)}
+            if left:
+                rest[i] = left
+        sd["state"] = rest
+        return own
+
+    def _check_own(self, own: dict, params: list[torch.Tensor]) -> None:
+        """Every parameter has the wrapper's tensors that it keeps, each shaped like it."""
+        name = type(self).__name__
+        for i, p in enumerate(params):
+            want = sorted(self.state[p])
+            got = own.get(p, {})
+            if not isinstance(got, dict) or sorted(got) != want:
+                raise ValueError(
+                    f"{name}.load_state_dict: the saved wrapper state of parameter {i} has "
+                    f"{sorted(got) if isinstance(got, dict) else _describe(got)}, expected {want}"
+                )
+            for key, value in got.items():
+                if not torch.is_tensor(value) or value.shape != p.shape:
+                    raise ValueError(
+                        f"{name}.load_state_dict: saved {key!r} of parameter {i} is "
+                        f"{_describe(value)}, the parameter has shape {tuple(p.shape)}"
+                    )

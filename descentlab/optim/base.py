@@ -18,9 +18,13 @@ C-level passes over the lists.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 from typing import Any, ClassVar, Literal
 
@@ -34,6 +38,9 @@ __all__ = [
     "NONFINITE",
     "NonFiniteGradientError",
     "Optimizer",
+    "copy_state",
+    "hooked_load",
+    "hooked_state_dict",
     "is_dtensor",
     "kernel_tensor",
     "split_options",
@@ -46,6 +53,26 @@ NonFinite = Literal["ignore", "raise", "skip"]
 Check = Callable[[str, Any], Any]
 
 _FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_HALF = (torch.float16, torch.bfloat16)
+# Group keys that torch.optim added over its releases, filled with their defaults on load as
+# torch's __setstate__ does (a checkpoint from before a key existed still loads).
+_ADDED_KEYS = (
+    "maximize",
+    "foreach",
+    "differentiable",
+    "capturable",
+    "fused",
+    "decoupled_weight_decay",
+)
+# torch's hook tables: dropped by copies (as torch's __getstate__ does: hooks are often closures).
+_HOOKS = (
+    "_optimizer_step_pre_hooks",
+    "_optimizer_step_post_hooks",
+    "_optimizer_state_dict_pre_hooks",
+    "_optimizer_state_dict_post_hooks",
+    "_optimizer_load_state_dict_pre_hooks",
+    "_optimizer_load_state_dict_post_hooks",
+)
 _PLAIN = (torch.nn.Parameter, torch.Tensor)  # never DTensors
 _GRAD = attrgetter("grad")
 
@@ -91,9 +118,13 @@ class Optimizer(torch.optim.Optimizer):
         self._plans: dict[int, Plan] = {}  # per group (by id): see _plan.py
         super().__init__(params, defaults)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy (deepcopy, pickle, ``torch.save(opt)``) keeps: all but plans and hooks."""
+        return copy_state(self, "_plans")
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """torch's ``load_state_dict`` and unpickling come here: every plan is dropped."""
-        super().__setstate__(state)
+        restore_state(self, state)
         self._plans = {}
 
     # ----------------------------------------------------------------- hyperparameters
@@ -165,6 +196,7 @@ class Optimizer(torch.optim.Optimizer):
             return loss
         plans = [self._plan(group, g) for group, g in zip(self.param_groups, grads)]
         for group, plan, g in zip(self.param_groups, plans, grads):
+            group = _numbers(group)
             for bucket in plan.buckets:
                 self._fused(group, bucket.params, bucket.grads(g), bucket.states)
             for i, state in plan.slow:
@@ -189,7 +221,7 @@ class Optimizer(torch.optim.Optimizer):
                 )
             state = self.state[p]
             if not state:
-                state["step"] = torch.tensor(0.0)
+                state["step"] = _step()
                 self._init_state(group, p, state)
             if self.impl != "forloop" and self._fused_supported(p, g):
                 # the kernels take tensors of one device and dtype per call
@@ -254,6 +286,9 @@ class Optimizer(torch.optim.Optimizer):
             g = -g  # a new tensor: p.grad is never changed in place
         step = state["step"]
         step += 1
+        if p.dtype in _HALF:
+            self._half_step(group, p, g, state, int(step.item()))
+            return
         if not torch.is_complex(p):
             self._reference(group, p, g, state, int(step.item()))
             return
@@ -267,31 +302,107 @@ class Optimizer(torch.optim.Optimizer):
             if k not in state or not torch.is_tensor(state[k]):
                 state[k] = torch.view_as_complex(s) if torch.is_tensor(s) and s.dim() else s
 
+    def _half_step(
+        self, group: dict[str, Any], p: torch.Tensor, g: torch.Tensor, state: dict, t: int
+    ) -> None:
+        """float16/bfloat16: the math in float32 and the results rounded back, as torch's fused
+        kernels (and ours) compute (their ``opmath_t``); in half precision an ``eps`` of 1e-8
+        underflows and Adam's step divides by zero."""
+        wide = {
+            k: s.float() if torch.is_tensor(s) and s.dtype is p.dtype else s
+            for k, s in state.items()
+        }
+        p32 = p.float()
+        self._reference(group, p32, g.float(), wide, t)
+        p.copy_(p32)
+        for k, s in wide.items():
+            old = state.get(k)
+            if torch.is_tensor(old) and old.dtype is p.dtype:
+                old.copy_(s)
+            elif old is not s:  # numbers, and tensors that the update added
+                state[k] = s.to(p.dtype) if torch.is_tensor(s) and s.dim() else s
+
     # ----------------------------------------------------------------- persistence
+    _missing_step: ClassVar[float | None] = None  # the step given to saved state lacking one
+
     def state_dict(self) -> dict[str, Any]:
-        """torch's state dict plus ``skipped_steps``."""
-        sd = super().state_dict()
+        """torch's state dict plus ``skipped_steps`` (torch's state-dict hooks see all of it)."""
+        return hooked_state_dict(self, self._state_dict)
+
+    def _state_dict(self) -> dict[str, Any]:
+        with _no_hooks(self, "state_dict"):
+            sd = super().state_dict()
         sd["skipped_steps"] = self.skipped_steps
         sd["optimizer"] = type(self).__name__  # checked on load: moments of RAdam are not Adam's
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state dict saved by this optimizer (or by the torch.optim one it mirrors)."""
-        state_dict = dict(state_dict)
+        """Load a state dict saved by this optimizer (or by the torch.optim one it mirrors).
+
+        torch's load pre-hooks run first (they may repair what they like), then what torch.optim
+        would accept for the same algorithm is made whole (group keys added by newer versions
+        get their defaults, ``param_names`` may be present on either side, a ``step`` saved as a
+        number becomes a tensor), then everything is checked before anything changes.
+        """
+        hooked_load(self, state_dict, self._load)
+
+    def _load(self, state_dict: dict[str, Any]) -> None:
+        state_dict = self._complete(state_dict)
         self._check_state_dict(state_dict)
         self.skipped_steps = int(state_dict.pop("skipped_steps", 0))
         state_dict.pop("optimizer", None)
-        super().load_state_dict(state_dict)
-        # torch casts every state tensor but "step" to the parameter's dtype: undo it for the
-        # float32 scalars that the algorithm keeps (exact, since they were float32 when saved).
+        saved = {
+            id(v) for e in state_dict["state"].values() if isinstance(e, dict) for v in e.values()
+        }
+        with _no_hooks(self, "load_state_dict"):
+            super().load_state_dict(state_dict)
+        # torch casts every state tensor but "step" to the parameter's dtype, and keeps "step"
+        # as saved (float64 under a float64 default): the kernels take float32 scalars. Where
+        # the cast was no copy, copy: a live optimizer's state dict shares its tensors.
         for state in self.state.values():
-            for key in self._float32_state:
-                if torch.is_tensor(state.get(key)):
-                    state[key] = state[key].to(torch.float32)
+            if not isinstance(state, dict):
+                continue  # torch keeps state of unknown keys as it is
+            for key, value in state.items():
+                if not torch.is_tensor(value):
+                    continue
+                if key == "step" or key in self._float32_state:
+                    value = value.to(torch.float32)
+                state[key] = value.clone() if id(value) in saved else value
+
+    def _complete(self, sd: Any) -> Any:
+        """A copy of ``sd`` with what torch.optim fills in on load filled in (see load_state_dict);
+        anything malformed is left for ``_check_state_dict`` to name."""
+        if not isinstance(sd, dict):
+            return sd
+        sd = dict(sd)
+        if isinstance(sd.get("param_groups"), list):
+            sd["param_groups"] = [
+                {**_added_defaults(type(self), group, saved), **saved}
+                if isinstance(saved, dict)
+                else saved
+                for saved, group in zip(sd["param_groups"], self.param_groups)
+            ] + sd["param_groups"][len(self.param_groups) :]
+        if isinstance(sd.get("state"), dict):
+            sd["state"] = {k: self._complete_entry(e) for k, e in sd["state"].items()}
+        return sd
+
+    def _complete_entry(self, entry: Any) -> Any:
+        if not isinstance(entry, dict) or not entry:
+            return entry
+        step = entry.get("step")
+        if step is None and self._missing_step is not None:
+            step = self._missing_step
+        if isinstance(step, (int, float)) and not isinstance(step, bool):  # older torch: numbers
+            entry = {**entry, "step": _step(float(step))}
+        return entry
 
     def _check_state_dict(self, sd: dict[str, Any]) -> None:
         """Reject a foreign or corrupted state dict with a clear error, before changing anything."""
         name = type(self).__name__
+        if not isinstance(sd, dict):
+            raise ValueError(
+                f"{name}.load_state_dict: not an optimizer state dict: {_describe(sd)}"
+            )
         if not isinstance(sd.get("state"), dict) or not isinstance(sd.get("param_groups"), list):
             raise ValueError(
                 f"{name}.load_state_dict: not an optimizer state dict (it needs a 'state' dict "
@@ -317,7 +428,9 @@ class Optimizer(torch.optim.Optimizer):
                     f"{name}.load_state_dict: parameter group {i} is not a dict with a "
                     f"'params' list: {_describe(saved)}"
                 )
-            missing = sorted(k for k in group if k != "params" and k not in saved)
+            missing = sorted(
+                k for k in group if k not in ("params", "param_names") and k not in saved
+            )
             if missing or len(saved.get("params", ())) != len(group["params"]):
                 raise ValueError(
                     f"{name}.load_state_dict: parameter group {i} does not match: "
@@ -329,6 +442,14 @@ class Optimizer(torch.optim.Optimizer):
                     )
                 )
             self._check_group(dict(saved))  # a copy: the caller's dict stays as it is
+            names = saved.get("param_names", group.get("param_names"))
+            if names is not None and (
+                not isinstance(names, list) or len(names) != len(group["params"])
+            ):
+                raise ValueError(
+                    f"{name}.load_state_dict: parameter group {i}: 'param_names' is "
+                    f"{_describe(names)}, expected a list of {len(group['params'])} names"
+                )
             merged = {**group, **{k: val for k, val in saved.items() if k != "params"}}
             params += [(index, p, merged) for index, p in zip(saved["params"], group["params"])]
         saved_by = sd.get("optimizer", name)  # absent: torch.optim's state dict, checked above
@@ -344,7 +465,7 @@ class Optimizer(torch.optim.Optimizer):
             return
         if not isinstance(entry, dict):
             raise ValueError(f"{name} is a {type(entry).__name__}, not a dict")
-        expected: dict[str, Any] = {"step": torch.tensor(0.0)}
+        expected: dict[str, Any] = {"step": _step()}
         self._init_state(group, p, expected)
         missing = sorted(k for k in expected if k not in entry)
         if missing:
@@ -368,6 +489,98 @@ class Optimizer(torch.optim.Optimizer):
                 isinstance(value, bool) or not isinstance(value, (int, float))
             ):
                 raise ValueError(f"{name}: {key!r} is {_describe(value)}, expected a number")
+
+
+def _step(value: float = 0.0) -> torch.Tensor:
+    """A step counter: a float32 0-d tensor whatever the default dtype (the kernels take
+    float32; torch's would follow a float64 default)."""
+    return torch.tensor(value, dtype=torch.float32)
+
+
+def _numbers(group: dict[str, Any]) -> dict[str, Any]:
+    """``group`` with tensor betas as Python numbers (the math and the kernels take numbers;
+    torch accepts tensor betas so that a compiled step with a schedule on them does not
+    recompile). One check per group and step; a copy only when betas are tensors."""
+    betas = group.get("betas")
+    if betas is None or not (torch.is_tensor(betas[0]) or torch.is_tensor(betas[1])):
+        return group
+    return {**group, "betas": (float(betas[0]), float(betas[1]))}
+
+
+@functools.cache
+def _signature_defaults(cls: type) -> dict[str, Any]:
+    return {
+        k: p.default
+        for k, p in inspect.signature(cls.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def _added_defaults(cls: type, group: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+    """The values of the group keys torch added over time that ``saved`` lacks: the class's
+    default, or the group's value where the class fixes it (AdamW's decoupled decay)."""
+    defaults = _signature_defaults(cls)
+    return {k: defaults.get(k, group[k]) for k in _ADDED_KEYS if k in group and k not in saved}
+
+
+def copy_state(opt: torch.optim.Optimizer, *drop: str) -> dict[str, Any]:
+    """An optimizer's ``__dict__`` for a copy: everything but torch's hooks and ``drop``."""
+    return {k: v for k, v in opt.__dict__.items() if k not in _HOOKS and k not in drop}
+
+
+def restore_state(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """torch's ``__setstate__`` (new hook tables), without the ``differentiable`` default it
+    adds to ``defaults`` (which would reach every group added later)."""
+    defaults = state.get("defaults", opt.__dict__.get("defaults", {}))
+    had = "differentiable" in defaults
+    torch.optim.Optimizer.__setstate__(opt, state)
+    if not had:
+        opt.defaults.pop("differentiable", None)
+
+
+@contextlib.contextmanager
+def _no_hooks(opt: torch.optim.Optimizer, api: str) -> Iterator[None]:
+    """Run torch's ``state_dict``/``load_state_dict`` with its hooks set aside (they run around
+    descentlab's additions and checks instead, see :func:`hooked_state_dict`)."""
+    names = [f"_optimizer_{api}_pre_hooks", f"_optimizer_{api}_post_hooks"]
+    saved = [getattr(opt, n) for n in names]
+    for n in names:
+        setattr(opt, n, OrderedDict())
+    try:
+        yield
+    finally:
+        for n, hooks in zip(names, saved):
+            setattr(opt, n, hooks)
+
+
+def hooked_state_dict(
+    opt: torch.optim.Optimizer, build: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """``build()`` between torch's state-dict pre- and post-hooks (as torch's ``state_dict``)."""
+    for pre_hook in opt._optimizer_state_dict_pre_hooks.values():
+        pre_hook(opt)
+    sd = build()
+    for post_hook in opt._optimizer_state_dict_post_hooks.values():
+        result = post_hook(opt, sd)
+        if result is not None:
+            sd = result
+    return sd
+
+
+def hooked_load(
+    opt: torch.optim.Optimizer, state_dict: dict[str, Any], load: Callable[[Any], None]
+) -> None:
+    """``load(state_dict)`` between torch's load pre- and post-hooks: the pre-hooks see the
+    caller's state dict (a shallow copy) before anything is checked."""
+    if isinstance(state_dict, dict):
+        state_dict = state_dict.copy()
+    for pre_hook in opt._optimizer_load_state_dict_pre_hooks.values():
+        result = pre_hook(opt, state_dict)
+        if result is not None:
+            state_dict = result
+    load(state_dict)
+    for post_hook in opt._optimizer_load_state_dict_post_hooks.values():
+        post_hook(opt)
 
 
 def _describe(value: Any) -> str:

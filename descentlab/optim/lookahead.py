@@ -14,7 +14,7 @@ import torch
 from . import _checks as c
 from . import _kernels
 from ._validate import Interval, check_int
-from ._wrapper import Wrapper
+from ._wrapper import Wrapper, inner_step
 from .base import is_dtensor, kernel_tensor
 
 __all__ = ["Lookahead"]
@@ -68,7 +68,7 @@ class Lookahead(Wrapper):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One inner step; every k-th also moves the slow weights and resets the fast ones."""
         skipped = self.skipped_steps
-        loss = self.base_optimizer.step(closure)
+        loss = inner_step(self.base_optimizer, closure)
         if self.skipped_steps != skipped:
             return loss  # the inner step was skipped (nonfinite="skip"): not a step here either
         self.inner_steps += 1

@@ -63,7 +63,7 @@ class NAdam(Optimizer):
         super().__init__(params, hyperparameters(locals()), **split_options(options))
 
     def _init_state(self, group, p, state):
-        state["mu_product"] = torch.tensor(1.0)
+        state["mu_product"] = torch.tensor(1.0, dtype=torch.float32)
         zeros(state, p, "exp_avg", "exp_avg_sq")
 
     @staticmethod

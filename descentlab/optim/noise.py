@@ -14,7 +14,7 @@ import torch
 
 from . import _checks as c
 from ._validate import HyperparameterError
-from ._wrapper import Wrapper
+from ._wrapper import Wrapper, inner_step
 from .base import is_dtensor
 
 __all__ = ["GradientNoise"]
@@ -87,10 +87,7 @@ class GradientNoise(Wrapper):
         for p in self._params():
             if p.grad is None:
                 continue
-            noise = torch.randn(
-                p.shape, generator=self.generator, dtype=p.dtype, device=self.generator.device
-            )
-            noise = noise.to(p.grad.device).mul_(std)
+            noise = self._noise(p, std)
             if is_dtensor(p.grad):  # keep this rank's shard of the whole tensor's noise
                 from torch.distributed.tensor import distribute_tensor  # imported if a DTensor is
 
@@ -100,7 +97,7 @@ class GradientNoise(Wrapper):
             originals[p] = p.grad
             p.grad = noise.add_(p.grad)
         try:
-            self.base_optimizer.step()
+            inner_step(self.base_optimizer)
         finally:
             for p, g in originals.items():
                 p.grad = g
@@ -109,6 +106,17 @@ class GradientNoise(Wrapper):
             self.noise_steps -= 1
             self.generator.set_state(rng)
         return loss
+
+    def _noise(self, p: torch.Tensor, std: float) -> torch.Tensor:
+        """N(0, std^2) for each real component of ``p`` (a complex ``randn`` would give each
+        part variance std^2 / 2): drawn on the real view, as the paper's per-coordinate noise."""
+        real = p.dtype.to_real() if p.is_complex() else p.dtype
+        shape = (*p.shape, 2) if p.is_complex() else p.shape
+        noise = torch.randn(
+            shape, generator=self.generator, dtype=real, device=self.generator.device
+        )
+        noise = noise.to(p.grad.device).mul_(std)
+        return torch.view_as_complex(noise) if p.is_complex() else noise
 
     def _extra_state(self) -> dict[str, Any]:
         return {

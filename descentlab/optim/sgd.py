@@ -52,6 +52,8 @@ class SGD(Optimizer):
         "decoupled_weight_decay": c.flag,
         "maximize": c.flag,
     }
+    # torch.optim.SGD keeps no step counter: its saved momentum buffer has taken a first step.
+    _missing_step = 1.0
 
     def __init__(
         self,

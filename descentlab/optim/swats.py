@@ -112,7 +112,9 @@ class SWATS(Optimizer):
         state["lam"] = b2 * state["lam"] + (1 - b2) * gamma
         estimate = state["lam"] / (1 - b2**t)
         if t > 1 and abs(estimate - gamma) < group["switch_tol"]:  # (4)
-            state.update(switch_step=t, sgd_lr=estimate, switch_lr=group["lr"])
+            # a number (a tensor lr would be shared: a schedule changing it in place would move
+            # switch_lr with it); the switch test has synchronised with the host already
+            state.update(switch_step=t, sgd_lr=estimate, switch_lr=float(group["lr"]))
             state["momentum_buffer"].zero_()
 
     def _fused_available(self) -> bool:
