@@ -509,11 +509,12 @@ def test_noise_add_equals_its_definition(dtype):
         assert got.shape == g.shape and torch.equal(got, w)
 
 
-def test_noise_matches_gradient_noise_on_sizes_of_16():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_noise_matches_gradient_noise_on_sizes_of_16(dtype):
     """On CPU one flat draw is the per-tensor stream when every size is a multiple of 16: the
     device path then adds exactly the noise of GradientNoise's readable path."""
-    params = [torch.nn.Parameter(torch.randn(s)) for s in [(16,), (4, 12), (32,)]]
-    grads = [torch.randn(p.shape) for p in params]
+    params = [torch.nn.Parameter(torch.randn(s).to(dtype)) for s in [(16,), (4, 12), (32,)]]
+    grads = [torch.randn(p.shape).to(dtype) for p in params]
     noisy = descentlab.create("noisy(sgd)", params, lr=1.0, eta=0.3, impl="forloop", generator=7)
     seen = []
     noisy.base_optimizer.step = lambda: seen.extend(p.grad.clone() for p in params)
