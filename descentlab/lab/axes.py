@@ -16,6 +16,7 @@ to every trial; a list of values makes the key an axis, varied next to the optim
     warmup = ["none", 0.05]               # a fraction of the run's steps, or a count of steps
     finetune = ["none", { problem = "digits-mlp", options = { classes = [0, 1, 2, 3, 4] },
                           epochs = 10, label = "pretrained on 0-4" }]
+    precision = ["float32", "bf16", "fp16"]   # autocast; fp16 scales the loss (GradScaler)
     design = "one-at-a-time"              # or "grid" (default): every combination of the lists
 
 With ``design = "one-at-a-time"`` the first value of every list is the baseline and each other
@@ -33,6 +34,7 @@ from typing import Any
 
 from ..checks import Checks
 from ..problems.init import INITS
+from ..store import PRECISIONS
 from . import tricks as tr
 from ._errors import SpecError
 
@@ -109,6 +111,10 @@ def _init(key: str, value: Any) -> dict[str, Any] | str:
 
 def _normalization(key: str, value: Any) -> str:
     return _choice(key, value, ("none", "batch", "layer"))
+
+
+def _precision(key: str, value: Any) -> str:
+    return _choice(key, value, PRECISIONS)
 
 
 def _dropout(key: str, value: Any) -> float:
@@ -211,7 +217,8 @@ OptimizerRule = Callable[[Any, str], None]  # (OptimizerSpec, its key) -> SpecEr
 class Axis:
     """One key of an experiment file that trials may vary: how it parses, applies and clashes.
 
-    ``where`` says how a value reaches a trial: ``"batch"`` sets its batch size, ``"option"`` is
+    ``where`` says how a value reaches a trial: ``"trial"`` sets the trial's field of the same
+    name (:class:`~descentlab.store.Trial`: its batch size, its precision), ``"option"`` is
     passed to the problem's ``build`` (the problem must list the axis in its ``axes``), and
     ``"trick"`` is applied by the trial runner through ``hooks`` (by phase, see
     :data:`PHASES`). ``off`` is the value that changes nothing (a trick at ``off`` never reaches
@@ -246,7 +253,7 @@ _WD = "the weight_decay axis applies it to every optimizer (L2 or decoupled)"
 AXES: dict[str, Axis] = {
     a.name: a
     for a in (
-        Axis("batch_size", "bs", _batch_size, "batch", None, fits=tr.full_batch_fits),
+        Axis("batch_size", "bs", _batch_size, "trial", None, fits=tr.full_batch_fits),
         _trick("shuffle", "shuffle", _shuffle, "epoch", supervised_only=True,
                hooks={"data": tr.order}),
         _trick("curriculum", "curriculum", _curriculum, _OFF, describe=_label_curriculum,
@@ -264,6 +271,7 @@ AXES: dict[str, Axis] = {
                hooks={"schedule": tr.warmup}, clashes=tr.schedule_clash("warmup")),
         _trick("finetune", "finetune", _finetune, _OFF, describe=_label_finetune,
                supervised_only=True, hooks={"weights": tr.finetune}, fits=tr.finetune_fits),
+        Axis("precision", "precision", _precision, "trial", "float32"),
     )
 }  # fmt: skip
 
@@ -298,9 +306,9 @@ class Variant:
             k: v for k, v in self.settings.items() if AXES[k].where == "trick" and v != AXES[k].off
         }
 
-    def batch_size(self) -> int | str | None:
-        """The batch size this variant sets, if any."""
-        return self.settings.get("batch_size")
+    def fields(self) -> dict[str, Any]:
+        """The fields of the trial this variant sets (``batch_size``, ``precision``)."""
+        return {k: v for k, v in self.settings.items() if AXES[k].where == "trial"}
 
 
 def _values(key: str, value: Any) -> list[Any]:

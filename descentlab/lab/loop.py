@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
 import time
 import traceback
@@ -24,13 +25,38 @@ import numpy as np
 import torch
 
 from ..optim import NonFiniteGradientError
-from ..problems import SPLITS, train
+from ..problems import SPLITS, Amp, train
 from ..store import Curve, Placement, Trial, TrialResult
 from . import tricks as tr
 from ._build import build_optimizer, build_schedule, load_problem
 from .axes import hooks
 
 __all__ = ["run_trial"]
+
+
+@contextmanager
+def _deterministic(on: bool) -> Iterator[None]:
+    """torch's deterministic algorithms (and cuDNN's) while ``on``, restored after.
+
+    cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG`` before its first call in the process; a worker that
+    has not used CUDA yet gets ``:4096:8`` (the setting torch's documentation gives).
+    """
+    if not on:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1:]
 
 
 @contextmanager
@@ -66,14 +92,29 @@ class _Runner:
 
     trial: Trial
     data_dir: str | None
+    device: torch.device
 
     def build(self, problem: Any, options: Mapping[str, Any]) -> tr.Context:
-        """Build the task, then run the model and data hooks on it."""
+        """Build the task, run the model and data hooks on it, move it to the trial's device and
+        give it the trial's precision."""
         t = self.trial
         task = problem.build(t.seed, data_dir=self.data_dir, batch_size=t.batch_size, **options)
         ctx = tr.Context(t, problem, task, pretrain=self.pretrain)
         for phase in ("model", "data"):
             _run_hooks(ctx, phase)
+        if self.device.type != "cpu":
+            if not hasattr(task, "to"):
+                raise ValueError(
+                    f"problem {problem.name!r}: its task has no to(device); it runs on the CPU only"
+                )
+            ctx.task = task.to(self.device)
+        if t.precision != "float32":
+            if not hasattr(task, "amp"):
+                raise ValueError(
+                    f"precision {t.precision}: the task of problem {problem.name!r} has no amp "
+                    "attribute for mixed precision"
+                )
+            ctx.task.amp = Amp(self.device.type, t.precision)
         return ctx
 
     def pretrain(self, problem: Any, options: dict[str, Any], epochs: int) -> Any:
@@ -123,9 +164,9 @@ class _Runner:
             yield train(ctx.task, optimizers, 1, after_step, eval_splits=(), **kwargs)
 
 
-def _train(trial: Trial, data_dir: str | None) -> TrialResult:
+def _train(trial: Trial, data_dir: str | None, device: torch.device) -> TrialResult:
     problem = load_problem(trial.problem)
-    runner = _Runner(trial, data_dir)
+    runner = _Runner(trial, data_dir, device)
     ctx = runner.build(problem, trial.options)
     _run_hooks(ctx, "weights")
     task = ctx.task
@@ -208,25 +249,39 @@ def _record(
     return tuple(curves), summary
 
 
-def run_trial(trial: Trial | Mapping[str, Any], *, data_dir: str | None = None) -> TrialResult:
+def run_trial(
+    trial: Trial | Mapping[str, Any],
+    *,
+    data_dir: str | None = None,
+    device: torch.device | str | None = None,
+) -> TrialResult:
     """Run one trial (a :class:`~descentlab.store.Trial` or its plain configuration).
+
+    Args:
+        trial: what to run.
+        data_dir: where problems that need files find them.
+        device: the device to run on, of the trial's device type (default: that type's current
+            device, ``"cuda"`` for a CUDA trial): a backend's GPU slot.
 
     Returns:
         Its :class:`~descentlab.store.TrialResult`: status ``"finished"`` (``diverged`` if the
-        loss became NaN or infinite) or ``"failed"`` (with the error), wall time, summary and
-        curves: the training loss of every step (``train/step_loss``), ``loss`` and each metric
-        on train/val/test after every epoch (epoch 0 is before training) and the cumulative
-        training seconds.
+        loss became NaN or infinite) or ``"failed"`` (with the error), wall time, summary, curves
+        (the training loss of every step, ``train/step_loss``; ``loss`` and each metric on
+        train/val/test after every epoch, epoch 0 before training; the cumulative training
+        seconds) and where it ran.
     """
     if not isinstance(trial, Trial):
         trial = Trial.from_config(trial)
     start = time.perf_counter()
-    placement = Placement.here(torch.device("cpu"), "float32")
-    with _single_thread_seeded(trial.seed):
+    where = torch.device(device if device is not None else trial.device)
+    placement = Placement(where.type, precision=trial.precision)
+    with _single_thread_seeded(trial.seed), _deterministic(trial.deterministic):
         try:
-            result = _train(trial, data_dir)
+            if where.type != trial.device:
+                raise ValueError(f"device {where}: the trial is a {trial.device} trial")
+            placement = Placement.here(where, trial.precision)
+            result = _train(trial, data_dir, where)
         except Exception as e:  # a broken trial must never crash the sweep
-            result = TrialResult.failure(
-                f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
-            )
+            error = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}"
+            result = TrialResult.failure(error)
     return dataclasses.replace(result, wall_time=time.perf_counter() - start, placement=placement)

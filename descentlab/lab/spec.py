@@ -8,6 +8,8 @@ An experiment file looks like this (every key but ``problems`` and ``optimizers`
     seeds = 5                  # 5 means seeds 0..4; or a list such as [0, 7, 42]
     epochs = 10                # overrides every problem's budget
     batch_size = 64            # or a list: an axis (see descentlab.lab.axes for every axis)
+    device = "auto"            # "cpu", "cuda", "cuda:1", "mps"; auto: a GPU when torch sees one
+    deterministic = false      # torch's deterministic algorithms: the same curves on one device
 
     [tuning]
     method = "random"          # "grid", "random" (log-uniform) or "defaults" (no tuning)
@@ -47,6 +49,7 @@ from ..checks import MAX_INT, Checks
 from ._build import build_optimizer, build_schedule, default_lr, load_problem
 from ._errors import SpecError
 from .axes import AXES, Variant, variants
+from .devices import DeviceError, check_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,6 +75,8 @@ _TOP = (
     "seeds",
     "epochs",
     "sharpness",
+    "device",
+    "deterministic",
     "tuning",
     "optimizers",
     "design",
@@ -137,6 +142,8 @@ class Experiment:
     sharpness: bool = False  # measure the sharpness of each final point (supervised problems)
     variants: tuple[Variant, ...] = (Variant(),)  # the axes' combinations (descentlab.lab.axes)
     design: str = "grid"
+    device: str = "auto"  # descentlab.lab.devices: "auto", "cpu", "cuda", "cuda:N", "mps"
+    deterministic: bool = False  # torch's deterministic algorithms: same curves on one device
 
     def variants_for(self, problem: ProblemSpec) -> tuple[Variant, ...]:
         """The variants run on ``problem``: its own axes if it has them, else the experiment's."""
@@ -309,7 +316,16 @@ def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
         sharpness=sharpness,
         variants=combos,
         design=design,
+        device=_device(data.get("device", "auto")),
+        deterministic=_check.boolean("deterministic", data.get("deterministic", False)),
     )
+
+
+def _device(name: Any) -> str:
+    try:
+        return check_name(name)
+    except DeviceError as e:
+        raise SpecError(str(e)) from e
 
 
 def _check_axes(

@@ -29,6 +29,7 @@ from rich.progress import (
 
 from ..store import Store, Trial
 from ._backends import Backend, open_backend
+from .devices import check_name, resolve
 from .spec import Experiment
 from .tuning import Planned, Score, plan_final, plan_initial, row_label
 
@@ -147,6 +148,8 @@ def run_experiment(
     max_trials: int | None = None,
     data_dir: str | None = None,
     progress: bool = True,
+    device: str | None = None,
+    trials_per_gpu: int = 1,
 ) -> SweepSummary:
     """Run every unfinished trial of ``experiment`` and store the results in ``db``.
 
@@ -160,14 +163,31 @@ def run_experiment(
         max_trials: run at most this many trials now (a smoke run); the rest run next time.
         data_dir: where problems that need files (torchvision datasets) find them.
         progress: show a progress bar (trials done, running, time left) on stderr.
+        device: where the trials run, instead of the experiment's ``device`` (``"auto"``,
+            ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``); checked before anything is written.
+        trials_per_gpu: trials that share each GPU at once (pool workers per GPU, Ray's
+            fractional ``num_gpus``).
 
     Returns:
         A :class:`SweepSummary`.
+
+    Raises:
+        DeviceError: the device is not on this machine (nothing is written).
     """
     if max_trials is not None and max_trials < 0:
         raise ValueError(f"max_trials: {max_trials}; expected an integer >= 0")
+    if device is not None:
+        experiment = dataclasses.replace(experiment, device=check_name(device))
+    where = resolve(experiment.device)
     summary = SweepSummary(Path(db))
-    executor = open_backend(backend, workers=workers, address=address, data_dir=data_dir)
+    executor = open_backend(
+        backend,
+        workers=workers,
+        address=address,
+        data_dir=data_dir,
+        device=where,
+        trials_per_gpu=trials_per_gpu,
+    )
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

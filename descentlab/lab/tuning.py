@@ -20,6 +20,7 @@ import numpy as np
 from ..store import Trial
 from ._build import default_lr, load_problem
 from .axes import Variant
+from .devices import resolve
 from .spec import Experiment, OptimizerSpec, ProblemSpec, Tuning
 
 __all__ = [
@@ -93,18 +94,22 @@ def _trial(
     epochs = exp.epochs or budget.epochs
     if tuning:
         epochs = exp.tuning.epochs or epochs
+    fields = variant.fields()
     return Trial(
         problem=problem.name,
         options={**problem.options, **variant.options()},
         seed=seed,
         epochs=epochs,
-        batch_size=variant.batch_size() or budget.batch_size,
+        batch_size=fields.pop("batch_size", None) or budget.batch_size,
         optimizer=opt.name,
         hparams={**opt.hparams, "lr": lr},
         schedule=opt.schedule,
         schedule_args=dict(opt.schedule_args),
         tricks=variant.tricks(),
         sharpness=exp.sharpness,
+        device=resolve(exp.device).type,
+        deterministic=exp.deterministic,
+        **fields,
     )
 
 

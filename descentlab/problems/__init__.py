@@ -44,11 +44,17 @@ The contract (used by the lab's engine, the schedules and the viz areas):
   whole training set in one batch; :meth:`SupervisedTask.set_order` (``shuffle``, ``curriculum``:
   a :class:`Curriculum` of per-example scores, e.g. :func:`reference_difficulty`) chooses the
   order of the examples, see :mod:`descentlab.problems.ordering`.
+- Devices and precision: a task's ``to(device)`` moves its model and data (supervised tasks keep
+  small datasets on the device as whole tensors, :class:`IndexBatches`; image datasets from
+  ``data_dir`` stream pinned batches, :class:`StreamedBatches`); its ``amp`` attribute (an
+  :class:`Amp`, ``None`` by default) runs its steps under autocast (bf16, or fp16 with a
+  GradScaler). A task without ``to`` runs on the CPU only.
 - Small models run fastest with one torch thread (``torch.set_num_threads(1)``); the problems do
   not set it.
 """
 
 from ._base import FULL_BATCH, SPLITS, Budget, DrawnEpoch, Problem, SupervisedTask, Target, Task
+from ._device import Amp, IndexBatches, StreamedBatches
 from ._options import check_option
 from ._train import History, optimizers_for, train
 from .ordering import SHUFFLES, Curriculum, OrderSampler, reference_difficulty
@@ -59,12 +65,15 @@ __all__ = [
     "PROBLEMS",
     "SHUFFLES",
     "SPLITS",
+    "Amp",
     "Budget",
     "Curriculum",
     "DrawnEpoch",
     "History",
+    "IndexBatches",
     "OrderSampler",
     "Problem",
+    "StreamedBatches",
     "SupervisedTask",
     "Target",
     "Task",

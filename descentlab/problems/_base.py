@@ -15,8 +15,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, TensorDataset
+from torch.utils.data import BatchSampler, RandomSampler, Sampler, TensorDataset
 
+from ._device import Amp, IndexBatches, StreamedBatches, autocast, backward_step
 from ._options import check_option
 from .ordering import Curriculum, OrderSampler, WholeBatchSampler
 
@@ -176,9 +177,10 @@ class DrawnEpoch:
             yield self.draw()
 
 
-def seeded_generator(seed: int) -> torch.Generator:
-    """A CPU generator seeded with ``seed`` (data order, noise), independent of the global one."""
-    g = torch.Generator()
+def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed`` (data order, noise), independent of the
+    global one."""
+    g = torch.Generator(device)
     g.manual_seed(seed)
     return g
 
@@ -193,8 +195,12 @@ class SupervisedTask:
 
     Each split is a pair ``(x, y)``. The training loader draws batches of indices from a
     generator seeded by ``seed`` (so the data order is part of the seed) and indexes the tensors
-    directly (no per-example collation); it reshuffles every epoch unless :meth:`set_order`
-    chose another order or a curriculum. With ``batch_size=FULL_BATCH`` the one batch of an epoch
+    directly (no per-example collation, no DataLoader); it reshuffles every epoch unless
+    :meth:`set_order` chose another order or a curriculum. :meth:`to` moves the model and the
+    data to a device (the order stays drawn on the CPU, so it is the same on every device);
+    with ``stream=True`` the data stays on the host and each batch is copied (pinned,
+    non-blocking) instead. ``amp`` (an :class:`~descentlab.problems._device.Amp`, set by the
+    trial runner) runs the steps in mixed precision. With ``batch_size=FULL_BATCH`` the one batch of an epoch
     comes in index order (see :mod:`descentlab.problems.ordering`). Evaluation runs the model in
     ``eval`` mode without gradients over the whole split and reports ``loss`` (the criterion,
     averaged over all targets), each of ``metrics`` (summed, divided by the number of targets)
@@ -211,6 +217,7 @@ class SupervisedTask:
         derived: extra metrics computed from the averaged ones.
         difficulty: the problem's own per-training-example difficulty (higher = harder) for a
             curriculum, or ``None`` (kept as ``difficulty``).
+        stream: keep the data on the host on any device (datasets too big for it).
     """
 
     def __init__(
@@ -224,6 +231,7 @@ class SupervisedTask:
         metrics: Mapping[str, MetricFn] | None = None,
         derived: Callable[[dict[str, float]], dict[str, float]] | None = None,
         difficulty: torch.Tensor | None = None,
+        stream: bool = False,
     ) -> None:
         missing = set(SPLITS) - set(splits)
         if missing:
@@ -244,15 +252,31 @@ class SupervisedTask:
             )
         self.difficulty = difficulty
         self.generator = seeded_generator(seed)
-        self.train_loader = self._loader(RandomSampler(self._train, generator=self.generator))
+        self.device, self.stream = torch.device("cpu"), stream
+        self.amp: Amp | None = None
+        self._set_loader(RandomSampler(self._train, generator=self.generator))
 
-    def _loader(self, sampler: Sampler[int]) -> DataLoader:
-        # batch_size=None with a batch sampler: the dataset is indexed by a list of indices at once.
+    def _set_loader(self, sampler: Sampler[int]) -> None:
+        self._sampler = sampler
         if self._full:
             batches: Sampler[list[int]] = WholeBatchSampler(sampler)
         else:
             batches = BatchSampler(sampler, self.batch_size, drop_last=False)
-        return DataLoader(self._train, sampler=batches, batch_size=None)
+        if self.stream:
+            self.train_loader: Iterable[Any] = StreamedBatches(self._train, batches, self.device)
+        else:
+            self.train_loader = IndexBatches(*self.splits["train"], batches)
+
+    def to(self, device: torch.device) -> SupervisedTask:
+        """Move the model (and, unless streaming, every split) to ``device``; returns the task."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        if not self.stream:
+            self.splits = {
+                s: (x.to(self.device), y.to(self.device)) for s, (x, y) in self.splits.items()
+            }
+        self._set_loader(self._sampler)
+        return self
 
     @property
     def examples_per_epoch(self) -> int:
@@ -276,7 +300,7 @@ class SupervisedTask:
             sampler = OrderSampler(
                 n, shuffle=shuffle, generator=self.generator, curriculum=curriculum
             )
-        self.train_loader = self._loader(sampler)
+        self._set_loader(sampler)
 
     def param_groups(self) -> dict[str, Iterable[torch.Tensor]]:
         """The parameters of the one optimizer this task needs."""
@@ -296,9 +320,11 @@ class SupervisedTask:
         x, y = batch
         self.model.train()
         opt.zero_grad(set_to_none=True)
-        loss = self.criterion(self.model(x), y)
-        loss.backward()
-        opt.step()
+        with autocast(self.amp):
+            loss = self.criterion(self.model(x), y)
+        backward_step(self.amp, loss, opt)
+        if self.amp is not None:
+            self.amp.update()
         return float(loss.detach())
 
     @torch.no_grad()
@@ -312,9 +338,12 @@ class SupervisedTask:
         loss, sums, count = 0.0, dict.fromkeys(self.metrics, 0.0), 0
         for i in range(0, len(x), self.batch_size):
             xb, yb = x[i : i + self.batch_size], y[i : i + self.batch_size]
-            out = self.model(xb)
+            xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+            with autocast(self.amp):
+                out = self.model(xb)
+                batch_loss = self.criterion(out, yb)
             n = yb.numel()
-            loss += float(self.criterion(out, yb)) * n
+            loss += float(batch_loss) * n
             for name, fn in self.metrics.items():
                 sums[name] += float(fn(out, yb))
             count += n

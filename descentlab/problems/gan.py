@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
 from ._base import SPLITS, Budget, DrawnEpoch, Problem, Target, seeded_generator
+from ._device import autocast, backward_step
 
 __all__ = ["GAN_MOG", "GanTask", "ring_modes"]
 
@@ -68,6 +69,7 @@ class GanTask:
         self.modes, self.std = ring_modes(), std
         self.batch_size, self.steps_per_epoch, self.n_eval = batch_size, steps_per_epoch, n_eval
         self.seed, self.generator = seed, seeded_generator(seed)
+        self.device, self.amp = torch.device("cpu"), None
         self.train_loader = DrawnEpoch(
             steps_per_epoch,
             lambda: (
@@ -77,13 +79,24 @@ class GanTask:
         )
 
     def sample_real(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` samples of the mixture."""
-        which = torch.randint(len(self.modes), (n,), generator=generator)
-        return self.modes[which] + self.std * torch.randn(n, 2, generator=generator)
+        """``n`` samples of the mixture (drawn on the generator's device)."""
+        which = torch.randint(len(self.modes), (n,), generator=generator, device=generator.device)
+        noise = torch.randn(n, 2, generator=generator, device=generator.device)
+        return self.modes[which] + self.std * noise
 
     def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` standard normal noise vectors for the generator."""
-        return torch.randn(n, _Z, generator=generator)
+        return torch.randn(n, _Z, generator=generator, device=generator.device)
+
+    def to(self, device: torch.device) -> GanTask:
+        """Move the networks and the mixture to ``device``, where the batches are then drawn
+        (from a generator on it, seeded alike: its numbers differ from the CPU's)."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.modes = self.modes.to(self.device)
+        if self.device.type != "cpu":
+            self.generator = seeded_generator(self.seed, self.device)
+        return self
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """One optimizer for each network."""
@@ -111,15 +124,19 @@ class GanTask:
     ) -> float:
         """One discriminator step, then one generator step; returns the sum of both losses."""
         real, z = batch
-        fake = self.model["generator"](z)
-        optimizers["discriminator"].zero_grad(set_to_none=True)
-        d_loss = self._d_loss(real, fake)
-        d_loss.backward()
-        optimizers["discriminator"].step()
-        optimizers["generator"].zero_grad(set_to_none=True)
-        g_loss = self._g_loss(fake)
-        g_loss.backward()
-        optimizers["generator"].step()
+        d_opt, g_opt = optimizers["discriminator"], optimizers["generator"]
+        with autocast(self.amp):
+            fake = self.model["generator"](z)
+        d_opt.zero_grad(set_to_none=True)
+        with autocast(self.amp):
+            d_loss = self._d_loss(real, fake)
+        backward_step(self.amp, d_loss, d_opt)
+        g_opt.zero_grad(set_to_none=True)
+        with autocast(self.amp):
+            g_loss = self._g_loss(fake)
+        backward_step(self.amp, g_loss, g_opt)
+        if self.amp is not None:
+            self.amp.update()
         return float(d_loss.detach()) + float(g_loss.detach())
 
     @torch.no_grad()
@@ -127,7 +144,7 @@ class GanTask:
         """``loss``, ``d_loss``, ``g_loss``, ``mode_coverage`` and ``high_quality`` (see above)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        g = seeded_generator(10_007 * (SPLITS.index(split) + 1) + self.seed)  # fixed per split
+        g = seeded_generator(10_007 * (SPLITS.index(split) + 1) + self.seed, self.device)
         real, z = self.sample_real(self.n_eval, g), self.noise(self.n_eval, g)
         fake = self.model["generator"](z)
         d_loss, g_loss = self._d_loss(real, fake), self._g_loss(fake)

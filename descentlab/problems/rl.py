@@ -130,6 +130,14 @@ class CartPoleTask:
         value_loss = 0.5 * ((value - target) ** 2).mean()
         return -(logp * advantage).mean() + value_loss, value_loss
 
+    def to(self, device: torch.device) -> CartPoleTask:
+        """The CPU only: the environment steps on the host, one small policy call per step."""
+        if torch.device(device).type != "cpu":
+            raise ValueError(
+                f"cartpole-pg runs on the CPU only (its environment steps on the host), not {device}"
+            )
+        return self
+
     def train_step(
         self, optimizers: Mapping[str, torch.optim.Optimizer], batch: list[int]
     ) -> float:

@@ -253,8 +253,8 @@ def _factory(reader, model_fn):
             _Standardise(torch.tensor(mean).float(), torch.tensor(std).float() + 1e-8),
             model_fn(**model_options),
         )
-        return SupervisedTask(
-            model, splits, nn.CrossEntropyLoss(), seed=seed, batch_size=batch_size
+        return SupervisedTask(  # the images stay on the host: batches are copied, pinned
+            model, splits, nn.CrossEntropyLoss(), seed=seed, batch_size=batch_size, stream=True
         )
 
     return build

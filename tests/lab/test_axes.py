@@ -50,6 +50,7 @@ def test_every_axis_parses_its_documented_forms():
         "gradient_noise": ["none", 0.01, {"eta": 0.3, "gamma": 0.5}],
         "warmup": ["none", 0.05, 100, {"steps": 10}],
         "finetune": ["none", {"problem": TINY, "epochs": 2, "label": "pre"}],
+        "precision": ["float32", "bf16", "fp16"],
     }
     assert set(forms) == set(AXES)
     for axis, values in forms.items():

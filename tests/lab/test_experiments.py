@@ -59,5 +59,5 @@ def test_tricks_covers_every_axis_on_two_problems():
         for axis in variants[0].settings:
             if len({repr(v.settings[axis]) for v in variants}) > 1:
                 varied.setdefault(axis, set()).add(problem.name)
-    assert set(varied) == set(AXES)
+    assert set(varied) == set(AXES) - {"precision"}  # the lecture's tricks; not the arithmetic
     assert all(len(names) >= 2 for names in varied.values()), varied
