@@ -125,6 +125,10 @@ def check_betas(name: str, betas: Any, interval: Interval = UNIT_OPEN_RIGHT) -> 
     """Check a pair of averaging coefficients, each in ``interval`` (by default ``[0, 1)``)."""
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise HyperparameterError(f"Invalid {name}: {betas!r}; expected a pair (beta1, beta2)")
+    if isinstance(betas[0], torch.Tensor) != isinstance(betas[1], torch.Tensor):
+        raise HyperparameterError(
+            f"Invalid {name}: {betas!r}; betas must be either both floats or both Tensors"
+        )
     for i, beta in enumerate(betas):
         x = _as_float(f"{name}[{i}]", beta)
         if x not in interval:

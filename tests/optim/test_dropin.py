@@ -441,7 +441,9 @@ def test_bad_tensor_betas_are_named():
     with pytest.raises(HyperparameterError, match=r"index 0.*valid range"):
         descentlab.optim.Adam([p], betas=(torch.tensor(1.0), torch.tensor(0.9)))
     with pytest.raises(HyperparameterError, match="shape"):
-        descentlab.optim.Adam([p], betas=(torch.ones(2), torch.tensor(0.9)))
+        descentlab.optim.Adam([p], betas=(torch.ones(2), torch.ones(1)))
+    with pytest.raises(HyperparameterError, match="both floats or both Tensors"):
+        descentlab.optim.Adam([p], betas=(torch.tensor(0.9), 0.99))  # torch refuses it too
 
 
 # ----------------------------------------------------------------- 10. half precision
