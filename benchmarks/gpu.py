@@ -6,7 +6,11 @@ Run on the GPU machine (one device call, at most 8 minutes; ``--budget`` stops e
         [--skip compile,graphs,forloop] [--json out.json]
 
 and on CPU under the Triton interpreter at toy sizes, so that the first GPU run cannot fail on a
-typo: ``python benchmarks/gpu.py --device cpu --toy``.
+typo: ``python benchmarks/gpu.py --device cpu --toy`` (about a minute). Not yet run on a GPU:
+the Triton JIT (about 1 s per kernel variant, cached on disk across processes) and inductor's
+compilation of torch's foreach steps come on top of the races; if one call would exceed 8
+minutes, run ``--settings a`` and ``--settings b --skip parity`` as two calls, or
+``--skip compile``.
 
 1. **Parity** (float64, on the device, a few steps): every registry optimizer and wrapper with
    ``impl="fused"`` against ``impl="forloop"``, and each Triton kernel driven directly
@@ -441,9 +445,8 @@ def main() -> None:
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-        if results:
-            copy = statistics.median(r["copy_gbps"] for r in results)
-            print(f"\nin-place copy: {copy:.0f} GB/s (median over the races)")
+        copy = statistics.median(r["copy_gbps"] for r in results) if results else math.nan
+        print(f"\nin-place copy: {copy:.0f} GB/s (median over the races)")
         out[setting] = results
         # on CPU (--toy) the captures fail and say so; the builds still run
         if setting == "b" and (device.type == "cuda" or args.toy) and "graphs" not in skip:
