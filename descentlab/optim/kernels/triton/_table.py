@@ -1,7 +1,7 @@
 """The host side of the multi-tensor kernels: the work table, the scalars, the launch counter.
 
 One launch covers every tensor of a call, as torch's ``multi_tensor_apply`` does: the kernels
-take an int64 table of tensor addresses (one row per tensor list, one column per tensor) and a
+take an int64 table of tensor addresses (one row per tensor, one column per tensor list) and a
 work list of (tensor, first element) items of ``CHUNK`` elements each; program ``w`` of the grid
 updates work item ``w``. Both are built once per list of tensors and cached:
 
@@ -48,7 +48,9 @@ __all__ = [
 
 # Elements per work item and per vector step of a program (a program loops over its chunk).
 # A 16K chunk gives 16K programs for 2^28 values and one program per small tensor; not tuned
-# on a GPU yet (benchmarks/gpu.py --block/--chunk sweep them).
+# on a GPU yet (benchmarks/gpu.py --chunk/--block set them). Compiled for sm_90 the loads are
+# 32-bit (the table's addresses and the masked chunk ends give Triton no alignment to vectorize
+# on): the first thing to look at if the GPU run falls short of the copy bandwidth.
 CHUNK = 1 << 14
 BLOCK = 1024
 NUM_WARPS = 4
