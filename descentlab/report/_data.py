@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..store import Store
+from ..store import Store, Stored, TrialResult
 
 __all__ = [
     "Group",
@@ -74,62 +74,57 @@ def band(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @dataclass
 class Group:
-    """The final runs of one optimizer label on one problem of one experiment."""
+    """The final runs of one optimizer label on one problem of one experiment (typed store
+    records, with their curves)."""
 
     experiment: str
     problem: str
     label: str
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    curves: list[dict[tuple[str, str], dict[str, Any]]] = field(default_factory=list)
+    runs: list[Stored] = field(default_factory=list)
 
     @property
     def finished(self) -> list[int]:
         """Indices of the finished runs (diverged included: they count, as failures)."""
-        return [i for i, r in enumerate(self.runs) if r["status"] == "finished"]
+        return [i for i, r in enumerate(self.runs) if r.status == "finished"]
+
+    def _results(self) -> list[TrialResult]:
+        return [self.runs[i].result for i in self.finished]
 
     @property
     def main_metric(self) -> str:
         """The problem's main metric (from the first finished run)."""
-        return next((self.runs[i]["summary"]["main_metric"] for i in self.finished), "loss")
+        return next((r.summary["main_metric"] for r in self._results()), "loss")
 
     @property
     def higher_is_better(self) -> bool:
         """Whether a larger main metric is better."""
-        return next((self.runs[i]["summary"]["higher_is_better"] for i in self.finished), False)
+        return next((r.summary["higher_is_better"] for r in self._results()), False)
 
     def final(self, split: str, metric: str) -> list[float]:
         """The final value of ``metric`` on ``split`` of each finished run (NaN if diverged)."""
-        out = []
-        for i in self.finished:
-            r = self.runs[i]
-            v = r["summary"]["final"][split].get(metric, math.nan)
-            out.append(math.nan if r["diverged"] else v)
-        return out
+        return [math.nan if r.diverged else r.final(split, metric) for r in self._results()]
 
     def curve(self, split: str, metric: str) -> np.ndarray:
         """One row per finished run of the curve ``(split, metric)``, padded with NaN."""
-        return stack(
-            [self.curves[i].get((split, metric), {}).get("values", []) for i in self.finished]
-        )
+        return stack([r.curve(split, metric) for r in self._results()])
 
     def per_epoch(self, key: str) -> float:
         """``steps_per_epoch`` or ``examples_per_epoch`` of the runs (NaN for older runs)."""
-        values = [self.runs[i]["summary"].get(key) for i in self.finished]
+        values = [r.summary.get(key) for r in self._results()]
         return float(next((v for v in values if v is not None), math.nan))
 
     def sharpness(self, key: str) -> list[float]:
         """A sharpness measure of each finished run's final point (NaN where not measured)."""
         return [
-            float((self.runs[i]["summary"].get("sharpness") or {}).get(key, math.nan))
-            for i in self.finished
+            float((r.summary.get("sharpness") or {}).get(key, math.nan)) for r in self._results()
         ]
 
     def epochs_to_target(self) -> list[float]:
         """Epochs to reach the problem's target per finished run; a miss is ``inf``."""
         out = []
-        for i in self.finished:
-            e = self.runs[i]["summary"].get("epochs_to_target")
-            out.append(math.inf if e is None or self.runs[i]["diverged"] else float(e))
+        for r in self._results():
+            e = r.summary.get("epochs_to_target")
+            out.append(math.inf if e is None or r.diverged else float(e))
         return out
 
     def median_epochs_to_target(self) -> float:
@@ -140,7 +135,21 @@ class Group:
     @property
     def lrs(self) -> list[float]:
         """The distinct learning rates of the runs (one, after tuning)."""
-        return sorted({r["config"]["hparams"].get("lr") for r in self.runs} - {None})
+        return sorted({r.trial.hparams.get("lr") for r in self.runs} - {None})
+
+    @property
+    def devices(self) -> list[str]:
+        """Where the finished runs ran (:attr:`~descentlab.store.Placement.label`), sorted."""
+        return sorted({r.placement.label for r in self._results()})
+
+    def wall_times(self) -> list[float]:
+        """Each finished run's wall time (seconds)."""
+        return [r.wall_time for r in self._results()]
+
+    @property
+    def target(self) -> Mapping[str, Any] | None:
+        """The problem's target as its finished runs recorded it."""
+        return next((r.summary["target"] for r in self._results()), None)
 
 
 def _order(names: list[str], preferred: list[str]) -> list[str]:
@@ -157,12 +166,10 @@ def _order(names: list[str], preferred: list[str]) -> list[str]:
 def load_groups(store: Store) -> dict[str, dict[str, dict[str, Group]]]:
     """``{experiment: {problem: {label: Group}}}`` of the final runs, in the experiment's order."""
     out: dict[str, dict[str, dict[str, Group]]] = {}
-    for t in store.trials(role="final"):
-        problems = out.setdefault(t["experiment"], {})
-        labels = problems.setdefault(t["tag_problem"], {})
-        g = labels.setdefault(t["label"], Group(t["experiment"], t["tag_problem"], t["label"]))
-        g.runs.append(t)
-        g.curves.append(store.curves(t["key"]))
+    for t in store.records(role="final", curves=True):
+        tag = t.tag
+        labels = out.setdefault(tag.experiment, {}).setdefault(tag.problem, {})
+        labels.setdefault(tag.label, Group(tag.experiment, tag.problem, tag.label)).runs.append(t)
     specs = store.experiments()
     for name, problems in out.items():
         spec = specs.get(name, {})
@@ -179,12 +186,12 @@ def load_searches(store: Store) -> dict[str, dict[str, dict[str, list[tuple[floa
     """``{experiment: {problem: {label: [(lr, final validation main metric)]}}}`` of the search
     runs, sorted by lr; a diverged or failed run scores NaN."""
     out: dict[str, dict[str, dict[str, list[tuple[float, float]]]]] = {}
-    for t in store.trials(role="tune"):
-        s = t["summary"]
-        ok = t["status"] == "finished" and not t["diverged"]
-        score = s["final"]["val"].get(s["main_metric"], math.nan) if ok else math.nan
-        runs = out.setdefault(t["experiment"], {}).setdefault(t["tag_problem"], {})
-        runs.setdefault(t["label"], []).append((t["config"]["hparams"]["lr"], score))
+    for t in store.records(role="tune"):
+        r = t.result
+        ok = r is not None and r.ok
+        score = r.final("val", r.summary["main_metric"]) if ok else math.nan
+        runs = out.setdefault(t.tag.experiment, {}).setdefault(t.tag.problem, {})
+        runs.setdefault(t.tag.label, []).append((t.trial.hparams["lr"], score))
     for problems in out.values():
         for labels in problems.values():
             for runs in labels.values():
@@ -217,7 +224,8 @@ def performance_profile(
 
 
 def summary(store: Store, experiment: str) -> dict[str, list[dict[str, Any]]]:
-    """Per problem, one row per optimizer label: lr, runs, diverged, test main metric statistics."""
+    """Per problem, one row per optimizer label: lr, runs, diverged, test main metric statistics,
+    where the runs ran (``device``) and their wall time."""
     out: dict[str, list[dict[str, Any]]] = {}
     for problem, groups in load_groups(store).get(experiment, {}).items():
         rows = out.setdefault(problem, [])
@@ -227,11 +235,12 @@ def summary(store: Store, experiment: str) -> dict[str, list[dict[str, Any]]]:
                     "label": label,
                     "lrs": g.lrs,
                     "runs": len(g.runs),
-                    "diverged": sum(1 for i in g.finished if g.runs[i]["diverged"]),
+                    "diverged": sum(1 for i in g.finished if g.runs[i].result.diverged),
                     "metric": g.main_metric,
                     "test": stats(g.final("test", g.main_metric)),
                     "train_loss": stats(g.final("train", "loss")),
-                    "wall_time": stats([g.runs[i]["wall_time"] for i in g.finished]),
+                    "wall_time": stats(g.wall_times()),
+                    "device": ", ".join(g.devices),
                     "epochs_to_target": g.median_epochs_to_target(),
                 }
             )

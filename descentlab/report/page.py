@@ -6,6 +6,7 @@ browser, with no server and no network.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
@@ -59,24 +60,37 @@ def _export_runs(store: Store, out: Path, experiments: Collection[str]) -> list[
     """Every trial of ``experiments`` (search runs included) as ``runs/<key>.json``; its keys."""
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    by_key: dict[str, dict[str, Any]] = {}
-    for t in store.trials(role=None):
-        if t["experiment"] not in experiments:
-            continue
-        entry = by_key.setdefault(t["key"], {**t, "tags": []})
-        entry["tags"].append({k: t[k] for k in ("experiment", "role", "label")})
-    for key, t in by_key.items():
-        curves = [{"split": s, "metric": m, **c} for (s, m), c in sorted(store.curves(key).items())]
+    tags: dict[str, list[dict[str, str]]] = {}
+    for t in store.records(role=None):
+        if t.tag.experiment in experiments:
+            tags.setdefault(t.key, []).append(
+                {"experiment": t.tag.experiment, "role": t.tag.role, "label": t.tag.label}
+            )
+    for key, tagged in tags.items():
+        t = store.record(key)
+        r = t.result
         record = {
-            k: t[k]
-            for k in ("key", "version", "config", "status", "diverged", "wall_time", "error")
+            "key": key,
+            "version": t.version,
+            "config": t.trial.config(),
+            "status": t.status,
+            "diverged": r is not None and r.diverged,
+            "wall_time": None if r is None else r.wall_time,
+            "error": None if r is None else r.error,
+            "placement": None if r is None else dataclasses.asdict(r.placement),
+            "tags": tagged,
+            "summary": {} if r is None else r.summary,
+            "curves": [] if r is None else [dataclasses.asdict(c) for c in r.curves],
         }
-        record.update(tags=t["tags"], summary=t["summary"], curves=curves)
         (runs / f"{key}.json").write_text(json.dumps(_clean(record), indent=1), encoding="utf-8")
-    return sorted(by_key)
+    return sorted(tags)
 
 
 _SHARPNESS = ("top_eigenvalue", "epsilon_sharpness")
+_MIXED = (
+    " The rows ran on different devices (ran on): wall times compare only between rows of one"
+    " device."
+)
 
 
 def _best(groups: Mapping[str, Group]) -> str | None:
@@ -103,9 +117,10 @@ def _final_metrics(groups: Mapping[str, Group]) -> tuple[list[str], list[tuple[b
         "test loss median [IQR]",
         f"gap: train − test {metric} (median)",
         "epochs to target: median (misses)",
+        "ran on",
         "wall time s (mean)",
     ]
-    sharp = any(g.runs[i]["summary"].get("sharpness") for g in groups.values() for i in g.finished)
+    sharp = any(math.isfinite(x) for g in groups.values() for x in g.sharpness(_SHARPNESS[0]))
     if sharp:  # Adam vs SGDM: do flatter minima go with better test metrics?
         head += ["top Hessian eigenvalue (median)", "ε-sharpness (median)"]
     rows = []
@@ -114,19 +129,21 @@ def _final_metrics(groups: Mapping[str, Group]) -> tuple[list[str], list[tuple[b
         loss = stats(g.final("test", "loss"))
         gap = stats([a - b for a, b in zip(g.final("train", metric), g.final("test", metric))])
         misses = sum(map(math.isinf, g.epochs_to_target()))
-        wall = stats([r["wall_time"] or math.nan for r in g.runs])
+        wall = stats(g.wall_times())
         cells = [
             label + (" ★" if label == best else ""),
             ", ".join(number(x) for x in g.lrs),
             str(len(g.runs)),
-            str(sum(1 for i in g.finished if g.runs[i]["diverged"])),
+            str(sum(1 for i in g.finished if g.runs[i].result.diverged)),
             str(len(g.runs) - len(g.finished)),
             mean_std(m.mean, m.std),
             median_iqr(m.median, m.q1, m.q3),
             median_iqr(loss.median, loss.q1, loss.q3),
             rounded(gap.median, gap.q3 - gap.q1),
             f"{number(g.median_epochs_to_target())} ({misses})",
-            rounded(wall.mean, wall.std),
+            ", ".join(g.devices) or "-",
+            # a mean over several devices compares nothing
+            rounded(wall.mean, wall.std) if len(g.devices) == 1 else "-",
         ]
         if sharp:
             cells += [
@@ -218,10 +235,9 @@ def _describe(spec: Mapping[str, Any]) -> str:
 
 def _target(groups: Mapping[str, Group]) -> str:
     """The problem's target, from its runs."""
-    runs = [g.runs[i] for g in groups.values() for i in g.finished]
-    if not runs:
+    t = next((g.target for g in groups.values() if g.target is not None), None)
+    if t is None:
         return "No finished runs."
-    t = runs[0]["summary"]["target"]
     sign = ">=" if t["higher_is_better"] else "<="
     return f"Target for time-to-target: {t['split']} {t['metric']} {sign} {t['value']:g}."
 
@@ -251,9 +267,12 @@ def _experiment(
         parts.append(f"<h3>{html.escape(title)}</h3>")
         parts.append(f"<p class=note>{html.escape(_target(groups))}</p>")
         parts.append(_table(groups))
+        devices = {d for g in groups.values() for d in g.devices}
         parts.append(
             "<p class=note>★ best median test metric. Statistics are over the finished runs; "
-            "diverged runs count as NaN (and as misses for time-to-target).</p>"
+            "diverged runs count as NaN (and as misses for time-to-target)."
+            + (_MIXED if len(devices) > 1 else "")
+            + "</p>"
         )
         # One colour per row of this table (a table of an axis has few rows; the experiment many).
         shades = palette if len(sections) == len(problems) else colors(list(groups))
@@ -261,7 +280,9 @@ def _experiment(
         gap = gap_figure(groups, shades, figs / f"{slug}-{p}-gap.png")
         parts.append(_img(curves, out, f"learning curves on {title}"))
         parts.append(_img(gap, out, f"generalization gap on {title}"))
-        if costly:
+        if costly and len(devices) > 1:
+            parts.append(f"<p class=note>No cost figure (loss against seconds):{_MIXED}</p>")
+        elif costly:
             cost = cost_figure(groups, shades, figs / f"{slug}-{p}-cost.png")
             parts.append(_img(cost, out, f"loss against steps, examples and seconds on {title}"))
         search = {k: v for k, v in searches.get(problem, {}).items() if k in groups}

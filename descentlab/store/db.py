@@ -390,29 +390,6 @@ class Store:
         return out
 
     @_guarded
-    def trial(self, key: str) -> dict[str, Any] | None:
-        """One trial's row, with ``config`` and ``summary`` decoded; ``None`` if absent."""
-        row = self._db.execute("SELECT * FROM trials WHERE key=?", (key,)).fetchone()
-        return None if row is None else self._decode(row)
-
-    @_guarded
-    def trials(self, *, experiment: str | None = None, role: str | None = "final") -> list[dict]:
-        """Trials with their tags (one entry per tag), optionally of one experiment and role."""
-        sql = (
-            "SELECT t.*, g.experiment, g.role, g.problem AS tag_problem, g.label FROM tags g"
-            " JOIN trials t ON t.key = g.key WHERE 1=1"
-        )
-        args: list[Any] = []
-        if experiment is not None:
-            sql += " AND g.experiment=?"
-            args.append(experiment)
-        if role is not None:
-            sql += " AND g.role=?"
-            args.append(role)
-        sql += " ORDER BY g.experiment, g.problem, g.label, t.key"
-        return [self._decode(r) for r in self._db.execute(sql, args)]
-
-    @_guarded
     def record(self, key: str, *, curves: bool = True) -> Stored | None:
         """One stored trial (with its curves unless ``curves=False``); ``None`` if absent."""
         row = self._db.execute("SELECT * FROM trials WHERE key=?", (key,)).fetchone()
@@ -492,24 +469,3 @@ class Store:
         """Every stored experiment's specification, by name."""
         rows = self._db.execute("SELECT name, spec FROM experiments ORDER BY name")
         return {r["name"]: self._json(r["spec"], f"experiment {r['name']}: spec") for r in rows}
-
-    @_guarded
-    def curves(self, key: str) -> dict[tuple[str, str], dict[str, Any]]:
-        """A trial's curves by ``(split, metric)``: ``{"unit": ..., "values": [...]}``."""
-        rows = self._db.execute("SELECT * FROM curves WHERE key=?", (key,))
-        return {
-            (r["split"], r["metric"]): {
-                "unit": r["unit"],
-                "values": self._json(r["vals"], f"trial {key}: curve {r['split']}/{r['metric']}"),
-            }
-            for r in rows
-        }
-
-    def _decode(self, row: sqlite3.Row) -> dict[str, Any]:
-        d = dict(row)
-        d["config"] = self._json(d["config"], f"trial {d['key']}: config")
-        d["summary"] = (
-            self._json(d["summary"], f"trial {d['key']}: summary") if d.get("summary") else {}
-        )
-        d["diverged"] = bool(d["diverged"]) if d.get("diverged") is not None else False
-        return d

@@ -66,8 +66,7 @@ def _read_all(path: Path) -> None:
     with Store(path) as store:
         store.experiments()
         for t in store.records(role=None):
-            store.curves(t.key)
-            store.record(t.key)
+            store.record(t.key)  # with its curves
 
 
 def _refused(path: Path, *words: str) -> StoreError:

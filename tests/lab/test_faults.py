@@ -83,10 +83,11 @@ def _finished(db: Path) -> dict[str, tuple]:
     """Each finished trial's timestamp, outcome and curves (timings aside), by key."""
     with Store(db) as store:
         out = {}
-        for t in store.trials(role=None):
-            if t["status"] == "finished":
-                curves = {k: v for k, v in store.curves(t["key"]).items() if k[0] != "time"}
-                out[t["key"]] = (t["finished"], t["summary"].get("final"), curves)
+        for t in store.records(role=None, curves=True):
+            if t.status == "finished":
+                r = t.result
+                curves = {(c.split, c.metric): c.values for c in r.curves if c.split != "time"}
+                out[t.key] = (t.finished, r.summary.get("final"), curves)
         return out
 
 

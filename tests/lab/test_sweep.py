@@ -36,14 +36,14 @@ def rows(db):
     """Everything a trial computed (not its timings), by key."""
     with Store(db) as store:
         out = {}
-        for t in store.trials(role=None):
-            curves = {k: v for k, v in store.curves(t["key"]).items() if k[0] != "time"}
-            s = t["summary"]
-            out[t["key"], t["role"], t["label"]] = (
-                t["status"],
-                t["diverged"],
-                s.get("final"),
-                s.get("epochs_to_target"),
+        for t in store.records(role=None, curves=True):
+            r = t.result
+            curves = {(c.split, c.metric): c.values for c in r.curves if c.split != "time"}
+            out[t.key, t.tag.role, t.tag.label] = (
+                t.status,
+                r.diverged,
+                r.summary.get("final"),
+                r.summary.get("epochs_to_target"),
                 curves,
             )
         return out
@@ -55,17 +55,17 @@ def test_sweep_runs_search_then_best_on_every_seed(tmp_path):
     # 2 optimizers x 2 lrs on seed 0, then the best lr on seeds 0 (already run) and 1
     assert summary.finished == 2 * 2 + 2 and summary.failed == 0
     with Store(tmp_path / "runs.db") as store:
-        final = store.trials(experiment="exp", role="final")
-        tune = store.trials(experiment="exp", role="tune")
+        final = store.records(experiment="exp", role="final")
+        tune = store.records(experiment="exp", role="tune")
     assert len(tune) == 4 and len(final) == 4
     for label in ("sgdm", "adam"):
-        lrs = {t["config"]["hparams"]["lr"] for t in final if t["label"] == label}
+        lrs = {t.trial.hparams["lr"] for t in final if t.tag.label == label}
         assert len(lrs) == 1
         best = max(
-            (t for t in tune if t["label"] == label),
-            key=lambda t: t["summary"]["final"]["val"]["accuracy"],
+            (t for t in tune if t.tag.label == label),
+            key=lambda t: t.result.final("val", "accuracy"),
         )
-        assert lrs == {best["config"]["hparams"]["lr"]}
+        assert lrs == {best.trial.hparams["lr"]}
 
 
 def test_rerun_skips_finished_trials(tmp_path):
@@ -122,7 +122,7 @@ def test_an_edited_experiment_reports_only_what_it_contains(tmp_path):
     again = run_experiment(load(fewer), db=db, progress=False)
     assert again.ran == 0  # sgdm's trials are all there
     with Store(db) as store:
-        assert {t["label"] for t in store.trials(experiment="exp", role=None)} == {"sgdm"}
+        assert {t.tag.label for t in store.records(experiment="exp", role=None)} == {"sgdm"}
     assert _count(db, "finished") == 6  # adam's trials stay in the store
 
 
@@ -138,7 +138,7 @@ def test_a_dead_worker_fails_its_trial_not_the_sweep(tmp_path):
     second = run_experiment(load(path), db=db, workers=2, progress=False)
     assert second.skipped == first.finished and second.finished == 4 - first.finished - 2
     with Store(db) as store:
-        for t in store.trials(role=None):
-            dies = t["config"]["problem"].endswith(":dies")
-            assert t["status"] == ("failed" if dies else "finished")
-            assert not dies or "died" in t["error"]
+        for t in store.records(role=None):
+            dies = t.trial.problem.endswith(":dies")
+            assert t.status == ("failed" if dies else "finished")
+            assert not dies or "died" in t.result.error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import re
 
 import numpy as np
@@ -60,7 +61,8 @@ def test_final_metrics_table_per_problem(report):
         row = re.search(r"<tr><td>exploding</td>(.*?)</tr>", table).group(1)
         cells = re.findall(r"<td>(.*?)</td>", row)
         assert cells[1:4] == ["2", "2", "0"]  # 2 runs, both diverged, none failed
-        assert cells[-2] == "∞ (2)"  # time to target: missed twice
+        assert cells[-3] == "∞ (2)"  # time to target: missed twice
+        assert cells[-2] == "cpu" + f" ({platform.processor() or platform.machine()})"  # ran on
 
 
 def test_markdown_tables_for_a_readme(report):

@@ -51,7 +51,7 @@ def test_old_store_reports(old_store, tmp_path):
         rows = summary(store, "fixture-0.1.0")["tests.lab.tiny:problem"]
     labels = [r["label"] for r in rows]
     assert labels[0] == "sgdm [wd=0]" and "adam [wd=0.001 decoupled]" in labels
-    assert all(r["runs"] == 2 and r["test"].n == 2 for r in rows)
+    assert all(r["runs"] == 2 and r["test"].n == 2 and r["device"] == "cpu" for r in rows)
     page = write_report(old_store, tmp_path / "out").read_text()
     assert "adam [wd=0.001 decoupled]" in page
 

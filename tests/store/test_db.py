@@ -57,6 +57,14 @@ def test_trial_key_is_the_key_of_its_config():
         Trial.from_config({**TRIAL.config(), "colour": "red"})
 
 
+def _curve_rows(db):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT COUNT(*) FROM curves").fetchone()[0]
+    finally:
+        con.close()
+
+
 def test_wal_mode_and_lifecycle(tmp_path):
     with Store(tmp_path / "new" / "runs.db") as store:
         key = TRIAL.key()
@@ -70,7 +78,7 @@ def test_wal_mode_and_lifecycle(tmp_path):
         assert row.result == _result()
         assert row.result.summary["epochs_to_target"] == 2 and row.started <= row.finished
         assert row.result.curve("test", "loss") == [3.0, 1.0]
-        assert store.curves(key)["test", "loss"] == {"unit": "epoch", "values": [3.0, 1.0]}
+        assert row.result.curves[1] == Curve("test", "loss", "epoch", [3.0, 1.0])  # in order
     con = sqlite3.connect(tmp_path / "new" / "runs.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -84,7 +92,7 @@ def test_a_failed_write_leaves_nothing_half_written(tmp_path):
         with pytest.raises(sqlite3.IntegrityError):
             store.save_result(key, TRIAL, broken)
         assert store.statuses([key]) == {key: "running"}
-        assert store.curves(key) == {}
+    assert _curve_rows(tmp_path / "runs.db") == 0
 
 
 def test_rerunning_a_trial_replaces_its_row_and_curves(tmp_path):
@@ -92,9 +100,10 @@ def test_rerunning_a_trial_replaces_its_row_and_curves(tmp_path):
         key = TRIAL.key()
         store.save_result(key, TRIAL, _result(value=1.0))
         store.mark_running(key, TRIAL)
-        assert store.curves(key) == {}
+        assert store.record(key).result is None
+        assert _curve_rows(tmp_path / "runs.db") == 0
         store.save_result(key, TRIAL, _result(value=0.5))
-        assert store.curves(key)["test", "loss"]["values"] == [3.0, 0.5]
+        assert store.record(key).result.curve("test", "loss") == [3.0, 0.5]
         assert len(store.statuses([key])) == 1
 
 
