@@ -48,7 +48,8 @@ def flat(groups) -> list[nn.Parameter]:
 
 def assert_close(a, b, rtol: float, atol: float, what: str) -> None:
     if torch.is_tensor(a) or torch.is_tensor(b):
-        a, b = torch.as_tensor(a), torch.as_tensor(b)
+        # a Python number becomes a float64 tensor: as_tensor's float32 would hide its digits
+        a, b = (x if torch.is_tensor(x) else torch.tensor(x, dtype=torch.float64) for x in (a, b))
         if a.dtype != b.dtype:
             a, b = a.to(torch.float64), b.to(torch.float64)
         torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
