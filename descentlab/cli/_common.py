@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["WIDTH", "details", "fail", "show", "table", "unknown"]
+__all__ = ["DEVICE_HELP", "WIDTH", "details", "device", "fail", "show", "table", "unknown"]
 
 WIDTH = 80  # every listing and detail page fits 80 columns (tested)
+DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (auto: a GPU when torch sees one)."
 
 
 def fail(message: str) -> typer.Exit:
@@ -20,6 +21,18 @@ def fail(message: str) -> typer.Exit:
     typer.secho("error: ", fg="red", err=True, nl=False)
     typer.echo(message, err=True)
     return typer.Exit(2)
+
+
+def device(name: str) -> object:
+    """The ``torch.device`` that ``--device`` names, or the one-line error (exit 2) before
+    anything runs or is written."""
+    from ..lab.devices import DeviceError, resolve
+
+    try:
+        return resolve(name)
+    except DeviceError as e:
+        why = str(e).removeprefix(f"device {name!r}: ").removeprefix(f"device: {name!r}; ")
+        raise fail(f"--device {name}: {why}") from None
 
 
 def unknown(kind: str, name: str, known: Iterable[str], command: str) -> typer.Exit:

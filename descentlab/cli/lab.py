@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..report._format import median_iqr, rounded
-from ._common import details, fail, show, table, unknown
+from ._common import DEVICE_HELP, details, device, fail, show, table, unknown
 
 
 def _target(p: Any) -> str:
@@ -122,6 +122,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
         db: Annotated[str, typer.Option(help="Results store (SQLite).")] = "runs.db",
         out: Annotated[str, typer.Option("--out", help="Report directory.")] = "report",
+        device_name: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
+        trials_per_gpu: Annotated[int, typer.Option(min=1, help="Trials sharing a GPU.")] = 1,
     ) -> None:
         """Compare the lecture's optimizers on one problem.
 
@@ -149,8 +151,16 @@ def register(app: typer.Typer) -> None:
         except SpecError as e:
             hint = "--optimizer" if str(e).startswith("optimizers") else "--problem"
             raise typer.BadParameter(str(e), param_hint=hint) from e
+        device(device_name)
         try:
-            run_experiment(exp, db=db, workers=workers or os.cpu_count() or 1, data_dir=data_dir)
+            run_experiment(
+                exp,
+                db=db,
+                workers=workers or os.cpu_count() or 1,
+                data_dir=data_dir,
+                device=device_name,
+                trials_per_gpu=trials_per_gpu,
+            )
         except StoreError as e:
             raise fail(str(e)) from e
         n_epochs = exp.epochs or get(problem).budget.epochs
@@ -185,6 +195,11 @@ def _register_engine(app: typer.Typer) -> None:
         data_dir: Annotated[
             str | None, typer.Option(help="Directory of downloaded datasets, if needed.")
         ] = None,
+        device_name: Annotated[
+            str | None,
+            typer.Option("--device", help="Instead of the file's device: " + DEVICE_HELP),
+        ] = None,
+        trials_per_gpu: Annotated[int, typer.Option(min=1, help="Trials sharing a GPU.")] = 1,
     ) -> None:
         """Run an experiment's unfinished trials into the store.
 
@@ -192,12 +207,15 @@ def _register_engine(app: typer.Typer) -> None:
         """
         from ..lab import SpecError, load, run_experiment
 
+        if device_name is not None:
+            device(device_name)
         try:
             spec = load(experiment)
         except FileNotFoundError as e:
             raise fail(f"no experiment file {experiment}") from e
         except SpecError as e:
             raise fail(f"{experiment}: {e}") from e
+        device(device_name or spec.device)
         try:
             s = run_experiment(
                 spec,
@@ -207,6 +225,8 @@ def _register_engine(app: typer.Typer) -> None:
                 address=address,
                 max_trials=max_trials,
                 data_dir=data_dir,
+                device=device_name,
+                trials_per_gpu=trials_per_gpu,
             )
         except (ValueError, RuntimeError) as e:
             raise fail(str(e)) from e

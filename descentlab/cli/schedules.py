@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._common import details, fail, show, table, unknown
+from ._common import DEVICE_HELP, details, device, fail, show, table, unknown
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -118,6 +118,7 @@ def register(app: typer.Typer) -> None:
         method: Annotated[
             str, typer.Option(help="Suggestion marked on the plot: steepest, valley, min/10.")
         ] = "valley",
+        device_name: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "auto",
     ) -> None:
         """Run the LR range test on a problem.
 
@@ -129,6 +130,7 @@ def register(app: typer.Typer) -> None:
         from .. import optim, problems
         from ..schedules import lr_range_test
 
+        where = device(device_name)
         try:
             prob = problems.get(problem)
             if prob.kind != "supervised":
@@ -137,6 +139,8 @@ def register(app: typer.Typer) -> None:
                     f"{problem!r} is {prob.kind!r}"
                 )
             task = prob.build(seed)
+            if where.type != "cpu":  # the model and the batches on the device
+                task = task.to(where)
             opt = optim.create(optimizer, task.param_groups()["model"])
             result = lr_range_test(
                 task.model,

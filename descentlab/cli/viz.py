@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ._common import show, table
+from ._common import DEVICE_HELP, device, show, table
 
 demo = typer.Typer(
     name="demo", help="The lecture's worked examples, with numbers.", no_args_is_help=True
@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         frames: int = typer.Option(100, "--frames", min=2, help="Animation frames at most."),
         fps: int = typer.Option(15, "--fps", min=1, help="Animation frames per second."),
+        device_name: Annotated[str, typer.Option("--device", help=DEVICE_HELP)] = "cpu",
     ) -> None:
         """Race optimizers on a 2-D function.
 
@@ -83,14 +84,16 @@ def register(app: typer.Typer) -> None:
                 f"unknown function {function!r}; known: {', '.join(FUNCTIONS)}",
                 param_hint="--function",
             )
+        where = device(device_name)
         try:
-            paths = run(
-                function,
-                optimizers,
-                steps=steps,
-                start=_parse_start(start),
-                lrs=_parse_lrs(lr or []),
-            )
+            with where:  # the point and the optimizers' state are made on the device
+                paths = run(
+                    function,
+                    optimizers,
+                    steps=steps,
+                    start=_parse_start(start),
+                    lrs=_parse_lrs(lr or []),
+                )
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--optimizers") from None
         for t in paths:

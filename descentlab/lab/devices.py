@@ -47,9 +47,10 @@ def resolve(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
+            build = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "CPU only"
             raise DeviceError(
-                f"device {name!r}: torch {torch.__version__} sees no CUDA GPU on this machine "
-                f"(built with CUDA {torch.version.cuda}); use --device cpu or auto"
+                f"device {name!r}: torch {torch.__version__} ({build}) sees no CUDA GPU on this "
+                "machine; use cpu or auto"
             )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:

@@ -95,3 +95,57 @@ def test_compare_runs_the_builtin_experiment_and_ends_with_the_report(tmp_path):
     assert r.stdout.strip().splitlines()[-1] == str(out / "index.html")
     assert "digits-mlp: 1 epochs, seed 0 + 1 more" in r.stdout and "sgdm" in r.stdout
     assert (out / "index.html").exists()
+
+
+def test_device_cuda_without_a_gpu_is_one_line_and_exit_2_before_anything_is_written(
+    tmp_path, monkeypatch
+):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    good = tmp_path / "good.toml"
+    good.write_text(EXPERIMENT)
+    gpu_file = tmp_path / "gpu.toml"
+    gpu_file.write_text('device = "cuda"\n' + EXPERIMENT)
+    db, png = tmp_path / "runs.db", tmp_path / "out.png"
+    runner = CliRunner()
+    for args in (
+        ["run", str(good), "--db", str(db), "--device", "cuda"],
+        ["run", str(gpu_file), "--db", str(db)],
+        [
+            "compare",
+            "-o",
+            "sgdm",
+            "--db",
+            str(db),
+            "--out",
+            str(tmp_path / "r"),
+            "--device",
+            "cuda",
+        ],
+        ["lr-find", "--device", "cuda:1", "-o", str(png)],
+        ["trajectories", "--device", "cuda", "-o", str(png)],
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        (line,) = r.stderr.splitlines()
+        assert line.startswith("error: ") and "sees no CUDA GPU on this machine" in line, line
+        if "--device" in args:
+            assert f"--device {args[args.index('--device') + 1]}: " in line
+    r = runner.invoke(app, ["run", str(good), "--db", str(db), "--device", "mpx"])
+    assert r.exit_code == 2 and "--device mpx: allowed: 'auto', 'cpu'" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.toml", "gpu.toml"]
+
+
+def test_run_on_the_cpu_with_trials_per_gpu(tmp_path):
+    exp = tmp_path / "exp.toml"
+    exp.write_text(EXPERIMENT)
+    db = tmp_path / "runs.db"
+    args = ["run", str(exp), "--db", str(db), "--device", "cpu", "--trials-per-gpu", "2"]
+    r = CliRunner().invoke(app, [*args, "--max-trials", "1"])
+    assert r.exit_code == 0, r.output
+    from descentlab.store import Store
+
+    with Store(db) as store:
+        (t,) = [t for t in store.records(role=None) if t.status == "finished"][:1]
+    assert t.trial.device == "cpu" and t.result.placement.device_type == "cpu"
