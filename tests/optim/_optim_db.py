@@ -28,6 +28,12 @@ import descentlab.optim
 
 from ._harness import ALIASES, compare_states, flat, set_grads
 
+# Importing torch.testing._internal freezes torch.backends' flags for the whole process
+# (common_utils calls torch.backends.disable_global_flags()): every later
+# `torch.backends.cudnn.deterministic = True` (Lightning's deterministic=True, the lab's
+# deterministic trials) would raise. Collection imports this module before any test runs.
+torch.backends.flags_frozen.__globals__["__allow_nonbracketed_mutation_flag"] = True
+
 # torch.optim classes that descentlab mirrors under the same name (checked against optim_db).
 MIRRORED = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam")
 INFOS: dict[str, OptimizerInfo] = {

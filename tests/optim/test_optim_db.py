@@ -68,6 +68,11 @@ def test_database_covers_every_mirrored_class():
     assert all(INFOS[n].optim_cls is getattr(torch.optim, n) for n in MIRRORED)
 
 
+def test_importing_the_database_leaves_torch_backends_flags_settable():
+    assert not torch.backends.flags_frozen()
+    torch.backends.cudnn.deterministic = torch.backends.cudnn.deterministic
+
+
 def test_every_class_has_configurations_and_float32_lists_the_same():
     """The float64 runs below drop none of the configurations torch lists for float32."""
     assert {c.cls_name for c in RUNNABLE} == set(MIRRORED)
