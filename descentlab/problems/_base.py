@@ -318,7 +318,8 @@ class SupervisedTask:
         """zero_grad, loss, backward, step; returns the batch's training loss."""
         opt = optimizers["model"]
         x, y = batch
-        self.model.train()
+        if not self.model.training:  # train() walks every module: 0.2 ms a step on an MLP
+            self.model.train()
         opt.zero_grad(set_to_none=True)
         with autocast(self.amp):
             loss = self.criterion(self.model(x), y)
