@@ -83,6 +83,23 @@ def test_random_documents_parse_or_name_the_key(data):
     _check(data)
 
 
+_PRECISIONS = st.sampled_from(["float32", "bf16", "fp16"])
+_DEVICE_KEYS = st.fixed_dictionaries(
+    {},
+    optional={
+        "device": st.one_of(st.sampled_from(["auto", "cpu", "cuda", "cuda:3", "mps"]), toml_values),
+        "precision": st.one_of(_PRECISIONS, st.lists(_PRECISIONS, max_size=3), toml_values),
+        "deterministic": st.one_of(st.booleans(), toml_values),
+    },
+)
+
+
+@fuzz(100, report_multiple_bugs=False)
+@given(data=experiment_specs(), extra=_DEVICE_KEYS)
+def test_fuzzed_devices_and_precisions_parse_or_name_the_key(data, extra):
+    _check({**data, **extra})  # a device is checked by name here, found when the sweep starts
+
+
 BASE = {"problems": ["tests.lab.tiny:problem"], "optimizers": [{"name": "sgdm"}]}
 HUGE = 10**400  # TOML integers are unbounded in Python's tomllib
 
