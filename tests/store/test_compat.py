@@ -8,9 +8,11 @@ two learning rates, two seeds, a weight-decay axis, untuned defaults: 20 trials)
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
+import torch
 
 from descentlab.lab import load, run_experiment, run_trial
 from descentlab.report import summary, write_report
@@ -44,6 +46,21 @@ def test_old_store_resumes_without_rerunning(old_store):
     exp = load(FIXTURES / "store-0.1.0.toml")
     again = run_experiment(exp, db=old_store, progress=False)
     assert again.ran == 0 and again.skipped == again.planned == TRIALS
+
+
+def test_an_old_store_reruns_only_what_is_missing_and_records_where(old_store):
+    key = "00eff47898e0b7b0f215"  # one of its Adam trials, dropped
+    con = sqlite3.connect(old_store)
+    with con:
+        con.execute("DELETE FROM curves WHERE key=?", (key,))
+        con.execute("DELETE FROM trials WHERE key=?", (key,))
+    con.close()
+    again = run_experiment(load(FIXTURES / "store-0.1.0.toml"), db=old_store, progress=False)
+    assert again.ran == again.finished == 1 and again.skipped == TRIALS - 1
+    with Store(old_store) as store:
+        rows = {t.key: t for t in store.records(role=None)}
+    assert rows[key].result.placement.torch == torch.__version__  # recorded now
+    assert {t.result.placement for k, t in rows.items() if k != key} == {Placement.unrecorded()}
 
 
 def test_old_store_reports(old_store, tmp_path):
