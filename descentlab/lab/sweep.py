@@ -4,7 +4,7 @@ The sweep runs in two phases. First the learning-rate search runs and every untu
 for each problem and optimizer whose search is complete, the best learning rate on every seed
 (:mod:`descentlab.lab.tuning`). Only this process writes the store, one transaction per trial,
 so killing it loses only the trials in flight; running the experiment again skips every finished
-trial (same configuration, same package version: same key) and reruns the others. An experiment's
+trial (same configuration, same key version: same key) and reruns the others. An experiment's
 tags are rebuilt from its current plan on every run, so an edited experiment file (fewer problems,
 other optimizers) reports only what it now contains; trials it no longer uses stay in the store.
 """
