@@ -1,8 +1,18 @@
 """The results store (SQLite, resumable), the records it keeps, and its exports (CSV, pandas)."""
 
-from .db import Store, Stored, StoreError, Tag
+from .db import Store, StoreError
 from .export import load_results, results, to_csv
-from .records import KEY_VERSION, PRECISIONS, Curve, Placement, Trial, TrialResult, trial_key
+from .records import (
+    KEY_VERSION,
+    PRECISIONS,
+    Curve,
+    Placement,
+    Stored,
+    Tag,
+    Trial,
+    TrialResult,
+    trial_key,
+)
 
 __all__ = [
     "KEY_VERSION",

@@ -31,21 +31,17 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import __version__
-from .records import Curve, Placement, Trial, TrialResult, trial_key
+from ._file import StoreError, check_file
+from .records import Curve, Placement, Stored, Tag, Trial, TrialResult
 
-__all__ = ["Store", "StoreError", "Stored", "Tag", "trial_key"]
+__all__ = ["Store", "StoreError"]
 
-_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite 3 database
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-class StoreError(ValueError):
-    """The results store cannot be used; the message names the file and what is wrong."""
 
 
 _ADDED = {"trials": ("placement",)}
@@ -101,40 +97,6 @@ def _columns() -> dict[str, list[str]]:
         db.close()
 
 
-def _check_file(path: Path) -> None:
-    """Refuse, before SQLite opens it, a file that is not a SQLite database or is truncated.
-
-    The header (https://www.sqlite.org/fileformat.html#the_database_header) gives the page size
-    (offset 16) and the page count (offset 28, valid when the change counter at 24 equals the
-    number at 92). A file shorter than that is truncated, unless a log (``-wal``, ``-journal``) is
-    beside it: a checkpoint cut short may leave the file short, and SQLite completes it from the
-    log.
-    """
-    if not path.is_file() or path.stat().st_size == 0:  # SQLite makes an empty file a new store
-        return
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(100)
-    if not head.startswith(_MAGIC):
-        raise StoreError(f"{path}: not a SQLite database (it starts with {head[:16]!r})")
-    if len(head) < 100:
-        raise StoreError(f"{path}: truncated: {size} bytes, shorter than SQLite's header")
-    page_size = int.from_bytes(head[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(head[28:32], "big")
-    for log in ("-wal", "-journal"):
-        side = path.with_name(path.name + log)
-        if side.is_file() and side.stat().st_size > 0:
-            return
-    if pages and head[24:28] == head[92:96] and size < pages * page_size:
-        raise StoreError(
-            f"{path}: truncated: its header says {pages} pages of {page_size} bytes "
-            f"({pages * page_size} bytes) but the file has {size}"
-        )
-    if page_size and size % page_size:
-        raise StoreError(f"{path}: truncated: {size} bytes is not a whole number of pages")
-
-
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True)
 
@@ -160,33 +122,6 @@ def _guarded(method: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
-class Tag:
-    """Which experiment a trial serves, in which role (``tune`` or ``final``), on which problem
-    (its label in reports) and under which row label."""
-
-    experiment: str
-    role: str
-    problem: str
-    label: str
-
-
-@dataclass(frozen=True)
-class Stored:
-    """A trial as the store holds it: its key, the trial, the package version that wrote it,
-    its status and, once it ended, its result (``None`` while ``running``); ``tag`` when read
-    through a tag (:meth:`Store.records`)."""
-
-    key: str
-    trial: Trial
-    version: str
-    status: str
-    started: float
-    finished: float | None
-    result: TrialResult | None
-    tag: Tag | None = None
-
-
 class Store:
     """A results database (``runs.db``); safe to open from several processes.
 
@@ -200,7 +135,7 @@ class Store:
     def __init__(self, path: str | Path = "runs.db") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _check_file(self.path)
+        check_file(self.path)
         try:
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         except sqlite3.Error as e:

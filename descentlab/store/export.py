@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .db import Store, Stored
+from .db import Store
+from .records import Stored
 
 __all__ = ["load_results", "results", "to_csv"]
 

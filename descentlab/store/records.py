@@ -22,6 +22,8 @@ __all__ = [
     "PRECISIONS",
     "Curve",
     "Placement",
+    "Stored",
+    "Tag",
     "Trial",
     "TrialResult",
     "trial_key",
@@ -183,3 +185,30 @@ class TrialResult:
     def curve(self, split: str, metric: str) -> list[float]:
         """The values of one curve (empty if the trial has none)."""
         return next((c.values for c in self.curves if (c.split, c.metric) == (split, metric)), [])
+
+
+@dataclass(frozen=True)
+class Tag:
+    """Which experiment a trial serves, in which role (``tune`` or ``final``), on which problem
+    (its label in reports) and under which row label."""
+
+    experiment: str
+    role: str
+    problem: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A trial as the store holds it: its key, the trial, the package version that wrote it,
+    its status and, once it ended, its result (``None`` while ``running``); ``tag`` when read
+    through a tag (:meth:`Store.records`)."""
+
+    key: str
+    trial: Trial
+    version: str
+    status: str
+    started: float
+    finished: float | None
+    result: TrialResult | None
+    tag: Tag | None = None
