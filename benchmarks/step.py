@@ -44,7 +44,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from contestants import SETTINGS, STATE_TENSORS, Contestant, bytes_per_param, contestants
 
-from descentlab.optim import _kernels
+from descentlab.optim.kernels import cpu as _kernels
 
 
 def conv_net_shapes(total: int) -> list[tuple[int, ...]]:

@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         It takes about a minute and prints where torch caches them, so that no training run pays
         the build on its first step.
         """
-        from ..optim import _kernels
+        from ..optim.kernels import cpu as _kernels
 
         try:
             _kernels.build(verbose=verbose)

@@ -17,6 +17,10 @@ Python loop, that nothing it relied on has changed:
 * the fast path's parameters still have the dtype and device of their call and are contiguous
   (``module.to(torch.float64)`` or ``p.data = ...`` changes them in place).
 
+A bucket also keeps the kernels chosen for its device (:func:`.kernels.select`: compiled CPU
+operators, Triton kernels, the foreach path, or torch's fused kernel), so that the choice (and a
+first build of the CPU kernels) happens once per plan, outside any ``torch.compile`` graph.
+
 When a check fails, ``Optimizer._plan`` plans the group again: the outcome is exactly what
 planning every step would give. Not noticed: a gradient given another dtype or device in
 place (``g.data = ...``), and a state dict replaced by hand (``opt.state[p] = {}``).
@@ -27,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter, is_
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -48,6 +53,7 @@ class Bucket:
     states: list[dict[str, Any]]
     device: torch.device
     dtype: torch.dtype
+    kernels: ModuleType | None  # the kernel functions (see kernels.select); None: torch's
 
     def grads(self, grads: list[Any]) -> list[torch.Tensor]:
         """This bucket's gradients out of the group's gradient list."""

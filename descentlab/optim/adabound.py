@@ -6,15 +6,14 @@ Rate" (ICLR), Algorithm 2, as implemented in the authors' package ``adabound``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 from . import _checks as c
-from . import _kernels
-from .base import Optimizer, hyperparameters, split_options, zeros
+from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
+from .kernels import _scalars
 
 __all__ = ["AdaBound"]
 
@@ -73,6 +72,8 @@ class AdaBound(Optimizer):
     def _check_combination(self, group: dict[str, Any]) -> None:
         c.positive("base_lr", group["base_lr"])
 
+    _compiled = True
+
     def _init_state(self, group, p, state):
         zeros(state, p, "exp_avg", "exp_avg_sq")
         if group["amsbound"]:
@@ -80,17 +81,14 @@ class AdaBound(Optimizer):
 
     @staticmethod
     def bounds(group: dict[str, Any], t: int) -> tuple[float, float, float]:
-        """The step size of (4) before clipping, and the bounds (3) at step ``t``."""
-        lr, (b1, b2) = group["lr"], group["betas"]
-        final_lr = group["final_lr"] * lr / group["base_lr"]  # (2)
-        lower = final_lr * (1 - 1 / (group["gamma"] * t + 1))  # (3)
-        upper = final_lr * (1 + 1 / (group["gamma"] * t))
-        return lr * math.sqrt(1 - b2**t) / (1 - b1**t), lower, upper
+        """The step size of (4) before clipping, and the bounds (3) at step ``t``
+        (:func:`.kernels._scalars.adabound`, which the fast paths take for all tensors at once)."""
+        step_size, lower, upper = _scalars.adabound(group, _scalars.at(t))
+        return step_size.item(), lower.item(), upper.item()
 
     def _reference(self, group, p, g, state, t):
-        (b1, b2), wd = group["betas"], group["weight_decay"]
-        if wd != 0:
-            g = g.add(p, alpha=wd)
+        b1, b2 = group["betas"]
+        g = weight_decay(group, p, g)
         m = state["exp_avg"].mul_(b1).add_(g, alpha=1 - b1)  # (1)
         v = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
         if group["amsbound"]:
@@ -99,24 +97,21 @@ class AdaBound(Optimizer):
         eta = torch.full_like(v, step_size).div_(v.sqrt().add_(group["eps"]))
         p.sub_(eta.clamp_(lower, upper).mul_(m))  # (4)
 
-    def _fused_available(self) -> bool:
-        return _kernels.available(self)
-
-    def _fused(self, group, params, grads, states):
-        k = _kernels.kernels()
-        steps = k.advance_steps([s["step"] for s in states])
-        bounds = {t: [float(x) for x in self.bounds(group, int(t))] for t in set(steps)}
-        k.adabound(
+    def _fused(self, group, params, grads, states, kernels):
+        step_size, lower, upper = _scalars.adabound(group, _scalars.advance(states))
+        b1, b2 = group["betas"]
+        kernels.adabound(
             params,
             grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
             [s["max_exp_avg_sq"] for s in states] if group["amsbound"] else [],
-            [bounds[t][0] for t in steps],
-            [bounds[t][1] for t in steps],
-            [bounds[t][2] for t in steps],
-            *group["betas"],
-            group["eps"],
-            group["weight_decay"],
-            group["maximize"],
+            step_size=step_size,
+            lower=lower,
+            upper=upper,
+            beta1=b1,
+            beta2=b2,
+            eps=group["eps"],
+            l2_weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
         )

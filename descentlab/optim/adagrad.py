@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from . import _checks as c
-from . import _kernels
-from .base import Optimizer, hyperparameters, split_options
+from .base import Optimizer, hyperparameters, split_options, weight_decay
+from .kernels import _scalars, foreach
 
 __all__ = ["Adagrad"]
 
@@ -60,20 +60,34 @@ class Adagrad(Optimizer):
             value = complex(value, value)
         state["sum"] = torch.full_like(p, value, memory_format=torch.preserve_format)
 
+    def _torch_fused(self, group):
+        return True
+
     def _reference(self, group, p, g, state, t):
-        if group["weight_decay"] != 0:
-            g = g.add(p, alpha=group["weight_decay"])
+        g = weight_decay(group, p, g)
         clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])  # (1)
         s = state["sum"].addcmul_(g, g, value=1)  # (2)
         p.addcdiv_(g, s.sqrt().add_(group["eps"]), value=-clr)  # (3)
 
-    def _fused(self, group, params, grads, states):
+    def _fused(self, group, params, grads, states, kernels):
+        sums = [s["sum"] for s in states]
+        if kernels is not None or torch.compiler.is_compiling():  # (torch's: no fake kernel)
+            (kernels or foreach).adagrad(
+                params,
+                grads,
+                sums,
+                clr=_scalars.adagrad(group, _scalars.advance(states)),
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                maximize=group["maximize"],
+            )
+            return
         steps = [s["step"] for s in states]
-        _kernels.advance_steps(steps)  # torch's kernels read the incremented counters
+        torch._foreach_add_(steps, 1)  # torch's kernels read the incremented counters
         torch._fused_adagrad_(
             params,
             grads,
-            [s["sum"] for s in states],
+            sums,
             steps,
             lr=group["lr"],
             lr_decay=group["lr_decay"],

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from . import _checks as c
-from . import _kernels
-from .base import Optimizer, hyperparameters, split_options, zeros
+from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
+from .kernels import _scalars, foreach
 
 __all__ = ["Adam", "AdamW"]
 
@@ -69,13 +69,12 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             zeros(state, p, "max_exp_avg_sq")
 
+    def _torch_fused(self, group):
+        return True
+
     def _reference(self, group, p, g, state, t):
-        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * wd)
-            else:
-                g = g.add(p, alpha=wd)
+        lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
+        g = weight_decay(group, p, g)
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m.lerp_(g, 1 - b1)  # (1)
         v.mul_(b2).addcmul_(g, g, value=1 - b2)  # (2)
@@ -84,17 +83,38 @@ class Adam(Optimizer):
         denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(eps)
         p.addcdiv_(m, denom, value=-lr / (1 - b1**t))  # (4)
 
-    def _fused(self, group, params, grads, states):
-        steps = [s["step"] for s in states]
-        _kernels.advance_steps(steps)  # torch's kernels read the incremented counters
-        kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+    def _fused(self, group, params, grads, states, kernels):
         b1, b2 = group["betas"]
-        kernel(
+        lists = (
             params,
             grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
             [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [],
+        )
+        if kernels is not None or torch.compiler.is_compiling():  # (torch's has no fake kernel)
+            bc1, bc2 = _scalars.adam(group, _scalars.advance(states))
+            l2, decay = _scalars.decay(group)
+            kernels = kernels or foreach
+            kernels.adam(
+                *lists,
+                bc1=bc1,
+                bc2=bc2,
+                lr=group["lr"],
+                beta1=b1,
+                beta2=b2,
+                eps=group["eps"],
+                l2_weight_decay=l2,
+                decay=decay,
+                amsgrad=group["amsgrad"],
+                maximize=group["maximize"],
+            )
+            return
+        steps = [s["step"] for s in states]
+        torch._foreach_add_(steps, 1)  # torch's kernels read the incremented counters
+        kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+        kernel(
+            *lists,
             steps,
             amsgrad=group["amsgrad"],
             lr=group["lr"],

@@ -6,14 +6,22 @@ An algorithm subclasses :class:`Optimizer` and supplies
 * ``_init_state(group, p, state)``: its per-parameter state tensors, created eagerly so that
   the readable path only ever updates them in place;
 * ``_reference(group, p, g, state, t)``: the paper's equations for one tensor (the readable path);
-* optionally ``_fused(group, params, grads, states)``: the fast multi-tensor path, which must give
-  the same parameters and state tensors as the readable path (tested).
+* optionally ``_fused(group, params, grads, states, kernels)``: the fast multi-tensor path, which
+  must give the same parameters and state tensors as the readable path (tested). ``kernels`` is
+  the module whose functions take the bucket (:mod:`.kernels`: the compiled CPU operators, the
+  Triton kernels or the foreach functions, all with the same arguments), or ``None`` where
+  torch's own fused kernel has the algorithm's math (``_torch_fused``).
 
 This class handles parameter groups, lazy state, closures, ``maximize`` (never changing ``p.grad``
 in place), complex parameters (updated through their real views), sparse-gradient errors, the
-non-finite policy, and the choice between the two paths, which is made once per group and kept
-while it holds (:mod:`._plan`), so that a step costs no Python work per tensor beyond a few
-C-level passes over the lists.
+non-finite policy, AMP's ``grad_scale``/``found_inf``, and the choice between the paths, which
+is made once per group and kept while it holds (:mod:`._plan`), so that a step costs no Python
+work per tensor beyond a few C-level passes over the lists.
+
+Step counters are 0-d tensors on the parameter's device (as torch's capturable and fused paths
+keep them), so no path reads a device value on the host. Under ``torch.compile`` the host-side
+work of a step (planning, lazy state, AMP's and the non-finite checks) runs outside the graph
+(one graph break, ``torch.optim`` has two) and the kernels inside it.
 """
 
 from __future__ import annotations
@@ -22,15 +30,16 @@ import contextlib
 import functools
 import inspect
 import sys
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
+from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 import torch
 
 from . import _validate as v
+from . import kernels
 from ._plan import Bucket, Plan
 
 __all__ = [
@@ -46,9 +55,9 @@ __all__ = [
     "split_options",
 ]
 
-IMPLS = ("auto", "forloop", "fused")
+IMPLS = ("auto", "forloop", "fused", "foreach")
 NONFINITE = ("ignore", "raise", "skip")
-Impl = Literal["auto", "forloop", "fused"]
+Impl = Literal["auto", "forloop", "fused", "foreach"]
 NonFinite = Literal["ignore", "raise", "skip"]
 Check = Callable[[str, Any], Any]
 
@@ -88,7 +97,11 @@ class Optimizer(torch.optim.Optimizer):
         params: parameters or parameter groups, as for any torch optimizer.
         defaults: the algorithm's hyperparameters (checked with ``_checks``).
         impl: ``"auto"`` (fast path where it applies, else the readable one), ``"forloop"`` (the
-            readable per-tensor path) or ``"fused"`` (the fast path; an error where it cannot run).
+            readable per-tensor path), ``"fused"`` (the compiled kernels: descentlab's or torch's
+            fused ones; an error where none can run) or ``"foreach"`` (the ``torch._foreach_*``
+            path on every device).
+        capturable: torch's flag, accepted: the fast paths keep step counters and derived
+            scalars on the parameters' device in any case.
         nonfinite: what a NaN/inf gradient does: ``"ignore"`` (torch.optim's behaviour, no extra
             pass over memory), ``"raise"`` (:class:`NonFiniteGradientError` naming the parameter and
             the step; nothing updated) or ``"skip"`` (the whole step is skipped, state untouched,
@@ -97,6 +110,8 @@ class Optimizer(torch.optim.Optimizer):
     """
 
     _checks: ClassVar[dict[str, Check]] = {}
+    _compiled: ClassVar[bool] = False  # descentlab has C++ and Triton kernels for it
+    _step_supports_amp_scaling = True  # GradScaler hands us grad_scale/found_inf (torch's fused)
     _float32_state: ClassVar[tuple[str, ...]] = ()  # 0-d float32 state kept as such on load
 
     def __init__(
@@ -106,13 +121,16 @@ class Optimizer(torch.optim.Optimizer):
         *,
         impl: Impl = "auto",
         nonfinite: NonFinite = "ignore",
+        capturable: bool = False,
         unknown: dict[str, Any] | None = None,
     ) -> None:
-        v.check_unknown(type(self).__name__, unknown or {}, [*defaults, "impl", "nonfinite"])
+        v.check_unknown(type(self).__name__, unknown or {}, [*defaults, *_OPTIONS])
         v.check_choice("impl", impl, IMPLS)
         v.check_choice("nonfinite", nonfinite, NONFINITE)
+        v.check_bool("capturable", capturable)
         self._check_group(defaults)
         self.impl: Impl = impl
+        self.capturable = capturable
         self.nonfinite: NonFinite = nonfinite
         self.skipped_steps = 0
         self._plans: dict[int, Plan] = {}  # per group (by id): see _plan.py
@@ -165,8 +183,12 @@ class Optimizer(torch.optim.Optimizer):
 
     _fused: ClassVar[Callable[..., None] | None] = None
 
+    def _torch_fused(self, group: dict[str, Any]) -> bool:
+        """Whether torch's fused kernel has this group's math exactly (override)."""
+        return False
+
     def _fused_supported(self, p: torch.Tensor, g: torch.Tensor) -> bool:
-        """Whether the fast path can take this tensor (dense, real, contiguous, CPU, local).
+        """Whether the fast path can take this tensor (dense, real, contiguous, local).
 
         DTensor parameters (FSDP2) take the readable path: its per-element ops run on the local
         shards through DTensor's sharding rules, which the fused kernels have none of.
@@ -178,30 +200,99 @@ class Optimizer(torch.optim.Optimizer):
             and g.layout is torch.strided
         )
 
-    def _fused_available(self) -> bool:
-        """Whether the fast path's kernels exist here (override for compiled kernels)."""
-        return self._fused is not None
+    def _kernels(self, group: dict[str, Any], device: torch.device) -> ModuleType | None:
+        """The kernels of a bucket on ``device`` (see :func:`.kernels.select`)."""
+        return kernels.select(
+            device,
+            impl=self.impl,
+            torch_fused=self._torch_fused(group),
+            compiled=self._compiled,
+            build=self._build(group),
+            owner=type(self).__name__,
+        )
+
+    def _build(self, group: dict[str, Any]) -> bool:
+        """Whether to build the compiled CPU kernels when they are missing (override: False
+        where torch's fused kernel is an equal path)."""
+        return True
 
     # ----------------------------------------------------------------- stepping
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Perform one optimization step; ``closure`` re-evaluates the model and returns the loss."""
+        """Perform one optimization step; ``closure`` re-evaluates the model and returns the loss.
+
+        With ``GradScaler`` (which sets ``grad_scale`` and ``found_inf`` on the optimizer, as for
+        torch's fused optimizers) the gradients are unscaled in place, and a step with
+        ``found_inf`` set changes nothing (parameters, state, step counters).
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        grads = [list(map(_GRAD, group["params"])) for group in self.param_groups]
-        # Checked before _plan creates any lazy state: a skipped first step leaves none.
-        if self.nonfinite != "ignore" and not self._all_finite(grads):
-            return loss
-        plans = [self._plan(group, g) for group, g in zip(self.param_groups, grads)]
-        for group, plan, g in zip(self.param_groups, plans, grads):
-            group = _numbers(group)
+        work = self._traced_work() if torch.compiler.is_compiling() else self._prepare()
+        for group, plan, g in work:
             for bucket in plan.buckets:
-                self._fused(group, bucket.params, bucket.grads(g), bucket.states)
+                self._fused(group, bucket.params, bucket.grads(g), bucket.states, bucket.kernels)
             for i, state in plan.slow:
                 self._reference_step(group, plan.params[i], g[i], state)
         return loss
+
+    def _prepare(self) -> list[tuple[dict[str, Any], Plan, list[torch.Tensor | None]]]:
+        """The host-side work of a step: each group with its plan and gradients, or nothing
+        to do (a skipped step)."""
+        grads = [list(map(_GRAD, group["params"])) for group in self.param_groups]
+        # Checked before _plan creates any lazy state: a skipped first step leaves none.
+        if not self._unscale(grads):
+            return []
+        if self.nonfinite != "ignore" and not self._all_finite(grads):
+            return []
+        plans = [self._plan(group, g) for group, g in zip(self.param_groups, grads)]
+        return [
+            (_numbers(group), plan, g) for group, plan, g in zip(self.param_groups, plans, grads)
+        ]
+
+    def _traced_work(self) -> list[tuple[dict[str, Any], Plan, list[torch.Tensor | None]]]:
+        """``_prepare`` under ``torch.compile``: the plans come from ``_init_group``, which dynamo
+        runs eagerly while it traces (as for torch's optimizers: no graph break), and dynamo's
+        guards on what the traced step reads take the place of ``Plan.holds``."""
+        self._init_group()
+        grads = [[p.grad for p in group["params"]] for group in self.param_groups]
+        if not self._unscale(grads):
+            return []
+        if self.nonfinite != "ignore" and not self._all_finite(grads):
+            return []
+        return [
+            (_numbers(group), plan, g)
+            for group, plan, g in zip(self.param_groups, self._traced_plans, grads)
+        ]
+
+    def _init_group(self) -> None:
+        """The plans of all groups (lazy state included), for :meth:`_traced_work`."""
+        grads = [list(map(_GRAD, group["params"])) for group in self.param_groups]
+        self._traced_plans = [self._plan(group, g) for group, g in zip(self.param_groups, grads)]
+        outside_graph(*self._host_work)
+
+    # methods that read device values on the host: run outside the graph under torch.compile
+    _host_work: ClassVar[tuple[Callable[..., Any], ...]] = ()
+
+    def _unscale(self, grads: list[list[torch.Tensor | None]]) -> bool:
+        """AMP: False if ``found_inf`` is set and nonzero (the step is skipped); else divide the
+        gradients by ``grad_scale`` in place, as torch's fused kernels do.
+
+        Reading ``found_inf`` is a host read (free for CPU tensors; on a GPU one sync per step,
+        which torch's fused kernels avoid by reading it on the device: not yet done here).
+        """
+        found_inf = getattr(self, "found_inf", None)
+        if found_inf is not None and bool(found_inf):
+            return False
+        scale = getattr(self, "grad_scale", None)
+        if scale is not None:
+            by_device: dict[torch.device, list[torch.Tensor]] = {}
+            for g in (g for gs in grads for g in gs if g is not None and not g.is_sparse):
+                by_device.setdefault(g.device, []).append(g)
+            for device, gs in by_device.items():
+                torch._foreach_div_(gs, scale.to(device))
+        return True
 
     def _plan(self, group: dict[str, Any], grads: list[torch.Tensor | None]) -> Plan:
         """The group's step plan: the cached one while it holds, else a new one (see _plan.py)."""
@@ -221,22 +312,13 @@ class Optimizer(torch.optim.Optimizer):
                 )
             state = self.state[p]
             if not state:
-                state["step"] = _step()
+                state["step"] = _step(device=p.device)  # where its kernels read it
                 self._init_state(group, p, state)
             if self.impl != "forloop" and self._fused_supported(p, g):
                 # the kernels take tensors of one device and dtype per call
                 fast.setdefault((p.device, p.dtype), []).append(i)
             else:
                 slow.append(i)
-        # Ask for the kernels only when a tensor could use them (an all-GPU model builds nothing).
-        if fast and not self._fused_available():
-            if self.impl == "fused":
-                raise RuntimeError(
-                    f"{type(self).__name__}(impl='fused'): the fast path is not available here "
-                    f"({_fused_unavailable_reason()}); use impl='auto' or 'forloop'"
-                )
-            slow = sorted(slow + [i for idx in fast.values() for i in idx])
-            fast = {}
         buckets = [
             Bucket(
                 None if len(idx) == len(params) else idx,
@@ -244,6 +326,7 @@ class Optimizer(torch.optim.Optimizer):
                 [self.state[params[i]] for i in idx],
                 device,
                 dtype,
+                self._kernels(group, device),  # chosen (and built) once per plan
             )
             for (device, dtype), idx in fast.items()
         ]
@@ -357,9 +440,11 @@ class Optimizer(torch.optim.Optimizer):
         with _no_hooks(self, "load_state_dict"):
             super().load_state_dict(state_dict)
         # torch casts every state tensor but "step" to the parameter's dtype, and keeps "step"
-        # as saved (float64 under a float64 default): the kernels take float32 scalars. Where
-        # the cast was no copy, copy: a live optimizer's state dict shares its tensors.
-        for state in self.state.values():
+        # as saved (float64 under a float64 default, on the device it was saved on): the kernels
+        # take float32 scalars, and the step counters on the parameter's device (a CPU save
+        # continues on a GPU and back). Where the cast was no copy, copy: a live optimizer's
+        # state dict shares its tensors.
+        for p, state in self.state.items():
             if not isinstance(state, dict):
                 continue  # torch keeps state of unknown keys as it is
             for key, value in state.items():
@@ -367,6 +452,8 @@ class Optimizer(torch.optim.Optimizer):
                     continue
                 if key == "step" or key in self._float32_state:
                     value = value.to(torch.float32)
+                if key == "step" and isinstance(p, torch.Tensor):
+                    value = value.to(p.device)
                 state[key] = value.clone() if id(value) in saved else value
 
     def _complete(self, sd: Any) -> Any:
@@ -491,10 +578,11 @@ class Optimizer(torch.optim.Optimizer):
                 raise ValueError(f"{name}: {key!r} is {_describe(value)}, expected a number")
 
 
-def _step(value: float = 0.0) -> torch.Tensor:
+def _step(value: float = 0.0, device: torch.device | str = "cpu") -> torch.Tensor:
     """A step counter: a float32 0-d tensor whatever the default dtype (the kernels take
-    float32; torch's would follow a float64 default)."""
-    return torch.tensor(value, dtype=torch.float32)
+    float32; torch's would follow a float64 default), on its parameter's device (as torch's
+    capturable and fused paths keep it: no path reads it on the host)."""
+    return torch.tensor(value, dtype=torch.float32, device=device)
 
 
 def _numbers(group: dict[str, Any]) -> dict[str, Any]:
@@ -600,14 +688,26 @@ def is_dtensor(t: torch.Tensor) -> bool:
 
 
 def kernel_tensor(t: torch.Tensor) -> bool:
-    """Whether a compiled CPU kernel can take ``t``: a contiguous CPU tensor of a float dtype
-    it is built for, not a DTensor shard."""
+    """Whether the fast paths can take ``t``: a contiguous tensor of a float dtype their
+    kernels are built for, on any device, not a DTensor shard."""
     return (
         t.dtype in _FUSED_DTYPES
-        and t.device.type == "cpu"
         and t.is_contiguous()
         and (type(t) in _PLAIN or not is_dtensor(t))  # cheap test first
     )
+
+
+def weight_decay(group: dict[str, Any], p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The group's weight decay on the readable path: L2 returns ``g + wd p`` (a new tensor),
+    decoupled (``decoupled_weight_decay=True``) scales ``p`` by ``1 - lr wd`` in place and
+    returns ``g``; the fast paths take the same as :func:`.kernels._scalars.decay`."""
+    wd = group["weight_decay"]
+    if wd == 0:
+        return g
+    if group.get("decoupled_weight_decay", False):
+        p.mul_(1 - group["lr"] * wd)
+        return g
+    return g.add(p, alpha=wd)
 
 
 def hyperparameters(local: dict[str, Any]) -> dict[str, Any]:
@@ -621,20 +721,23 @@ def zeros(state: dict[str, Any], p: torch.Tensor, *keys: str) -> None:
         state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
 
+_OPTIONS = ("impl", "nonfinite", "capturable")
+
+
 def split_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Separate the base options (``impl``, ``nonfinite``) from unknown keywords."""
-    known = {k: options.pop(k) for k in ("impl", "nonfinite") if k in options}
+    """Separate the base options (``impl``, ``nonfinite``, ``capturable``) from unknown keywords."""
+    known = {k: options.pop(k) for k in _OPTIONS if k in options}
     return {**known, "unknown": options}
 
 
-def _fused_unavailable_reason() -> str:
-    from . import _kernels
-
-    return _kernels.unavailable_reason() or "this algorithm has no fused kernel"
+_OUTSIDE: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
-def warn_once(message: str, _seen: set[str] = set()) -> None:  # noqa: B006 - deliberate memo
-    """Warn once per process per message."""
-    if message not in _seen:
-        _seen.add(message)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+def outside_graph(*functions: Callable[..., Any]) -> Callable[..., Any] | None:
+    """``torch.compiler.disable`` of each function, made once, outside any graph (from an
+    ``_init_group``, which dynamo runs eagerly; a module-level ``disable`` would import
+    ``torch._dynamo`` with descentlab, a second); the last one's wrapper."""
+    for fn in functions:
+        if fn not in _OUTSIDE:
+            _OUTSIDE[fn] = torch.compiler.disable(fn)
+    return _OUTSIDE[functions[-1]] if functions else None

@@ -7,15 +7,16 @@ Algorithm 1.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import torch
 
 from . import _checks as c
-from . import _kernels
 from ._validate import Interval, check_int
 from ._wrapper import Wrapper, inner_step
-from .base import is_dtensor, kernel_tensor
+from .base import is_dtensor, kernel_tensor, outside_graph
+from .kernels import cpu, foreach, triton_unavailable_reason
 
 __all__ = ["Lookahead"]
 
@@ -32,8 +33,10 @@ class Lookahead(Wrapper):
     index-keyed state (they resume into a freshly built model), and synchronised after inner steps
     :math:`k, 2k, \dots`. The inner optimizer's state carries over across synchronisations, as in
     the paper. The wrapper shares the inner optimizer's ``param_groups``, so LR schedulers work.
-    A synchronisation reads and writes each value once (the compiled kernel, for CPU tensors of
-    one dtype once the kernels are built), else it is a foreach lerp and a foreach copy.
+    A synchronisation reads and writes each value once (the compiled CPU kernel once it is
+    built, the Triton kernel on CUDA, for tensors of one device and dtype), else it is a foreach
+    lerp and a foreach copy. Under ``torch.compile`` the counting and the synchronisation run
+    outside the graph (one graph break).
 
     Sharding: the synchronisation is elementwise, so it runs on each rank's shard as is (FSDP2:
     the slow weights are DTensors sharded like the parameters). With
@@ -67,29 +70,42 @@ class Lookahead(Wrapper):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One inner step; every k-th also moves the slow weights and resets the fast ones."""
+        if torch.compiler.is_compiling():
+            self._init_group()
         skipped = self.skipped_steps
         loss = inner_step(self.base_optimizer, closure)
+        after = (
+            outside_graph(Lookahead._count) if torch.compiler.is_compiling() else Lookahead._count
+        )
+        after(self, skipped)
+        return loss
+
+    def _init_group(self) -> None:
+        """What dynamo runs eagerly while it traces ``step``: the counting outside the graph
+        (one graph break; torch.optim's step has two)."""
+        outside_graph(Lookahead._count)
+
+    def _count(self, skipped: int) -> None:
+        """Count the inner step, and synchronise after every k-th."""
         if self.skipped_steps != skipped:
-            return loss  # the inner step was skipped (nonfinite="skip"): not a step here either
+            return  # the inner step was skipped (nonfinite="skip"): not a step here either
         self.inner_steps += 1
         if self.inner_steps % self.k == 0:
             fast = self._params()
             self._synchronise(fast, [self.state[p]["slow"] for p in fast])
-        return loss
 
     def _synchronise(self, fast: list[torch.Tensor], slow: list[torch.Tensor]) -> None:
-        """(2): one pass with the compiled kernel (CPU tensors of one dtype, when the kernels
-        are built), else a ``_foreach_lerp_`` and a ``_foreach_copy_`` (two passes)."""
-        kernels = _kernels.ready() if _one_cpu_kernel_call([*fast, *slow]) else None
+        """(2): one pass with a compiled kernel (tensors of one device and dtype: descentlab's
+        CPU kernel when built, its Triton kernel on CUDA), else a foreach lerp and copy."""
+        kernels = _one_kernel_call([*fast, *slow])
         if kernels is not None:
-            kernels.lookahead_sync(slow, fast, self.alpha)
-            return
-        torch._foreach_lerp_(slow, fast, self.alpha)
-        if any(is_dtensor(p) for p in fast):  # DTensor has no rule for _foreach_copy_
+            kernels.lookahead_sync(slow, fast, alpha=self.alpha)
+        elif any(is_dtensor(p) for p in fast):  # DTensor has no rule for _foreach_copy_
+            torch._foreach_lerp_(slow, fast, self.alpha)
             for p, s in zip(fast, slow):
                 p.copy_(s)
         else:
-            torch._foreach_copy_(fast, slow)
+            foreach.lookahead_sync(slow, fast, alpha=self.alpha)
 
     def _extra_state(self) -> dict[str, Any]:
         return {"k": self.k, "alpha": self.alpha, "inner_steps": self.inner_steps}
@@ -99,6 +115,21 @@ class Lookahead(Wrapper):
         self.inner_steps = extra["inner_steps"]
 
 
-def _one_cpu_kernel_call(tensors: list[torch.Tensor]) -> bool:
-    """Whether the compiled kernel can take all of ``tensors`` in one call."""
-    return bool(tensors) and all(kernel_tensor(t) and t.dtype is tensors[0].dtype for t in tensors)
+def _one_kernel_call(tensors: list[torch.Tensor]) -> ModuleType | None:
+    """The compiled kernels that can take all of ``tensors`` in one call, if any."""
+    if not tensors:
+        return None
+    first = tensors[0]
+    if not all(
+        kernel_tensor(t) and t.dtype is first.dtype and t.device == first.device for t in tensors
+    ):
+        return None
+    if first.device.type == "cpu" and cpu.ready() is not None:
+        from .kernels import ops
+
+        return ops
+    if first.device.type == "cuda" and triton_unavailable_reason() is None:
+        from .kernels import triton
+
+        return triton
+    return None

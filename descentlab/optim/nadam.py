@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from . import _checks as c
-from . import _kernels
-from .base import Optimizer, hyperparameters, split_options, zeros
+from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
+from .kernels import _scalars
 
 __all__ = ["NAdam"]
 
@@ -62,29 +62,24 @@ class NAdam(Optimizer):
     ) -> None:
         super().__init__(params, hyperparameters(locals()), **split_options(options))
 
+    _compiled = True
+
     def _init_state(self, group, p, state):
-        state["mu_product"] = torch.tensor(1.0, dtype=torch.float32)
+        state["mu_product"] = torch.tensor(1.0, dtype=torch.float32, device=p.device)
         zeros(state, p, "exp_avg", "exp_avg_sq")
 
     @staticmethod
     def coefficients(
         group: dict[str, Any], t: int, mu_product: torch.Tensor
     ) -> tuple[float, float]:
-        """Advance ``mu_product`` to step ``t`` in place and return the two step sizes of (3)."""
-        b1, psi, lr = group["betas"][0], group["momentum_decay"], group["lr"]
-        mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))  # (1)
-        mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
-        mu_product *= mu
-        prod = mu_product.item()
-        return -lr * (1.0 - mu) / (1.0 - prod), -lr * mu_next / (1.0 - prod * mu_next)
+        """Advance ``mu_product`` to step ``t`` in place and return the two step sizes of (3)
+        (:func:`.kernels._scalars.nadam`, which the fast paths take for all tensors at once)."""
+        c_grad, c_avg = _scalars.nadam(group, _scalars.at(t, mu_product.device), [mu_product])
+        return c_grad.item(), c_avg.item()
 
     def _reference(self, group, p, g, state, t):
-        lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * wd)
-            else:
-                g = g.add(p, alpha=wd)
+        b1, b2 = group["betas"]
+        g = weight_decay(group, p, g)
         c_grad, c_avg = self.coefficients(group, t, state["mu_product"])
         m = state["exp_avg"].lerp_(g, 1 - b1)  # (2)
         v = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -92,46 +87,23 @@ class NAdam(Optimizer):
         p.addcdiv_(g, denom, value=c_grad)  # (3), first term
         p.addcdiv_(m, denom, value=c_avg)  # (3), second term
 
-    def _fused_available(self) -> bool:
-        return _kernels.available(self)
-
-    def _fused(self, group, params, grads, states):
-        k = _kernels.kernels()
-        steps = k.advance_steps([s["step"] for s in states])
+    def _fused(self, group, params, grads, states, kernels):
+        t = _scalars.advance(states)
+        c_grad, c_avg = _scalars.nadam(group, t, [s["mu_product"] for s in states])
+        l2, decay = _scalars.decay(group)
         b1, b2 = group["betas"]
-        lr, wd, decoupled = (
-            float(group["lr"]),
-            group["weight_decay"],
-            group["decoupled_weight_decay"],
-        )
-        # Tensors with the same step and mu_product advance alike: advance one of each kind
-        # with NAdam.coefficients and copy its new mu_product to the others (one C++ call
-        # instead of two torch ops per tensor).
-        mus = [s["mu_product"] for s in states]
-        kinds: dict[tuple[float, float], list[int]] = {}
-        for i, key in enumerate(zip(steps, k.read_scalars(mus))):
-            kinds.setdefault(key, []).append(i)
-        coefficients: list[tuple[float, float]] = [(0.0, 0.0)] * len(states)
-        advanced = [0.0] * len(states)
-        for (t, _), idx in kinds.items():
-            first = idx[0]
-            pair = self.coefficients(group, int(t), mus[first])
-            value = mus[first].item()
-            for i in idx:
-                coefficients[i], advanced[i] = pair, value
-        k.write_scalars(mus, advanced)
-        k.nadam(
+        kernels.nadam(
             params,
             grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
-            [c_grad for c_grad, _ in coefficients],
-            [c_avg for _, c_avg in coefficients],
-            [1 - b2**t for t in steps],
-            b1,
-            b2,
-            group["eps"],
-            0.0 if decoupled else wd,
-            1 - lr * wd if decoupled else 1.0,
-            group["maximize"],
+            c_grad=c_grad,
+            c_avg=c_avg,
+            bc2=1 - b2**t,
+            beta1=b1,
+            beta2=b2,
+            eps=group["eps"],
+            l2_weight_decay=l2,
+            decay=decay,
+            maximize=group["maximize"],
         )

@@ -15,7 +15,7 @@ import torch
 from . import _checks as c
 from ._validate import HyperparameterError
 from ._wrapper import Wrapper, inner_step
-from .base import is_dtensor
+from .base import is_dtensor, outside_graph
 
 __all__ = ["GradientNoise"]
 
@@ -79,11 +79,34 @@ class GradientNoise(Wrapper):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if torch.compiler.is_compiling():
+            self._init_group()
         skipped = self.skipped_steps
+        draw = outside_graph(GradientNoise._draw) if torch.compiler.is_compiling() else None
+        rng, originals = (draw or GradientNoise._draw)(self)
+        try:
+            inner_step(self.base_optimizer)
+        finally:
+            for p, g in originals:
+                p.grad = g
+        if self.skipped_steps != skipped:
+            # the inner step was skipped (nonfinite="skip"): as if this step never happened
+            self.noise_steps -= 1
+            self.generator.set_state(rng)
+        return loss
+
+    def _init_group(self) -> None:
+        """What dynamo runs eagerly while it traces ``step``: the draws outside the graph (the
+        generator cannot be traced; one graph break, torch.optim's step has two)."""
+        outside_graph(GradientNoise._draw)
+
+    def _draw(self) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Add this step's noise to every gradient; the generator's state before, and each
+        parameter with its own gradient (restored after the inner step)."""
         rng = self.generator.get_state()
         self.noise_steps += 1
         std = self.std(self.noise_steps)
-        originals = {}
+        originals = []
         for p in self._params():
             if p.grad is None:
                 continue
@@ -94,18 +117,9 @@ class GradientNoise(Wrapper):
                 noise = distribute_tensor(
                     noise, p.grad.device_mesh, p.grad.placements, src_data_rank=None
                 )
-            originals[p] = p.grad
+            originals.append((p, p.grad))
             p.grad = noise.add_(p.grad)
-        try:
-            inner_step(self.base_optimizer)
-        finally:
-            for p, g in originals.items():
-                p.grad = g
-        if self.skipped_steps != skipped:
-            # the inner step was skipped (nonfinite="skip"): as if this step never happened
-            self.noise_steps -= 1
-            self.generator.set_state(rng)
-        return loss
+        return rng, originals
 
     def _noise(self, p: torch.Tensor, std: float) -> torch.Tensor:
         """N(0, std^2) for each real component of ``p`` (a complex ``randn`` would give each

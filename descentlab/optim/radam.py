@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from . import _checks as c
-from . import _kernels
-from .base import Optimizer, hyperparameters, split_options, zeros
+from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
+from .kernels import _scalars
 
 __all__ = ["RAdam"]
 
@@ -58,27 +58,21 @@ class RAdam(Optimizer):
     ) -> None:
         super().__init__(params, hyperparameters(locals()), **split_options(options))
 
+    _compiled = True
+
     def _init_state(self, group, p, state):
         zeros(state, p, "exp_avg", "exp_avg_sq")
 
     @staticmethod
     def rectification(beta2: float, t: int) -> float | None:
-        """:math:`r_t` of (2), or ``None`` below the threshold :math:`\\rho_t \\le 5`."""
-        rho_inf = 2 / (1 - beta2) - 1
-        rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)  # (1)
-        if rho_t <= 5.0:
-            return None
-        return math.sqrt(
-            (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
-        )
+        """:math:`r_t` of (2), or ``None`` below the threshold :math:`\\rho_t \\le 5`
+        (:func:`.kernels._scalars.radam`, which the fast paths take for all tensors at once)."""
+        r = _scalars.radam({"betas": (0.0, beta2)}, _scalars.at(t))[1].item()
+        return None if r < 0 else r
 
     def _reference(self, group, p, g, state, t):
-        lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * wd)
-            else:
-                g = g.add(p, alpha=wd)
+        lr, (b1, b2) = group["lr"], group["betas"]
+        g = weight_decay(group, p, g)
         m = state["exp_avg"].lerp_(g, 1 - b1)
         v = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
         m_hat = m / (1 - b1**t)
@@ -89,32 +83,23 @@ class RAdam(Optimizer):
             adaptive = math.sqrt(1 - b2**t) / v.sqrt().add_(group["eps"])
             p.add_(m_hat * lr * adaptive * r, alpha=-1.0)  # (3)
 
-    def _fused_available(self) -> bool:
-        return _kernels.available(self)
-
-    def _fused(self, group, params, grads, states):
-        k = _kernels.kernels()
-        steps = k.advance_steps([s["step"] for s in states])
+    def _fused(self, group, params, grads, states, kernels):
+        bc1, rect, adapt = _scalars.radam(group, _scalars.advance(states))
+        l2, decay = _scalars.decay(group)
         b1, b2 = group["betas"]
-        lr, wd, decoupled = (
-            float(group["lr"]),
-            group["weight_decay"],
-            group["decoupled_weight_decay"],
-        )
-        rect = {t: self.rectification(b2, int(t)) for t in set(steps)}
-        k.radam(
+        kernels.radam(
             params,
             grads,
             [s["exp_avg"] for s in states],
             [s["exp_avg_sq"] for s in states],
-            [1 - b1**t for t in steps],
-            [-1.0 if rect[t] is None else rect[t] for t in steps],  # negative: below threshold
-            [math.sqrt(1 - b2**t) for t in steps],
-            lr,
-            b1,
-            b2,
-            group["eps"],
-            0.0 if decoupled else wd,
-            1 - lr * wd if decoupled else 1.0,
-            group["maximize"],
+            bc1=bc1,
+            rect=rect,
+            adapt=adapt,
+            lr=group["lr"],
+            beta1=b1,
+            beta2=b2,
+            eps=group["eps"],
+            l2_weight_decay=l2,
+            decay=decay,
+            maximize=group["maximize"],
         )

@@ -12,8 +12,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
-from . import _kernels
-from .base import Optimizer, hyperparameters, split_options, zeros
+from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
 
 __all__ = ["RMSprop"]
 
@@ -63,10 +62,11 @@ class RMSprop(Optimizer):
         if group["centered"]:
             zeros(state, p, "grad_avg")
 
+    _compiled = True
+
     def _reference(self, group, p, g, state, t):
         alpha, lr = group["alpha"], group["lr"]
-        if group["weight_decay"] != 0:
-            g = g.add(p, alpha=group["weight_decay"])
+        g = weight_decay(group, p, g)
         v = state["square_avg"].mul_(alpha).addcmul_(g, g, value=1 - alpha)  # (1)
         if group["centered"]:
             gbar = state["grad_avg"].lerp_(g, 1 - alpha)  # (2)
@@ -80,22 +80,18 @@ class RMSprop(Optimizer):
         else:
             p.addcdiv_(g, denom, value=-lr)  # (5)
 
-    def _fused_available(self) -> bool:
-        return _kernels.available(self)
-
-    def _fused(self, group, params, grads, states):
-        k = _kernels.kernels()
-        k.advance_steps([s["step"] for s in states])
-        k.rmsprop(
+    def _fused(self, group, params, grads, states, kernels):
+        torch._foreach_add_([s["step"] for s in states], 1)
+        kernels.rmsprop(
             params,
             grads,
             [s["square_avg"] for s in states],
             [s["grad_avg"] for s in states] if group["centered"] else [],
             [s["momentum_buffer"] for s in states] if group["momentum"] > 0 else [],
-            float(group["lr"]),
-            group["alpha"],
-            group["eps"],
-            group["weight_decay"],
-            group["momentum"],
-            group["maximize"],
+            lr=group["lr"],
+            alpha=group["alpha"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            maximize=group["maximize"],
         )

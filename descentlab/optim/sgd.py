@@ -9,15 +9,14 @@ References:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import compress
 from typing import Any
 
 import torch
 
 from . import _checks as c
-from . import _kernels
 from ._validate import HyperparameterError
-from .base import Optimizer, hyperparameters, split_options, zeros
+from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
+from .kernels import _scalars, foreach
 
 __all__ = ["SGD", "SGDW"]
 
@@ -82,11 +81,20 @@ class SGD(Optimizer):
         if group["momentum"] != 0:
             zeros(state, p, "momentum_buffer")
 
+    _compiled = True
+
+    def _torch_fused(self, group):
+        # torch's kernel takes one first-step flag per call: with dampening 0 the first step
+        # b_1 = g_1 is the general one from a zero buffer, so the flag (a host read) is not needed
+        decoupled = group["weight_decay"] != 0 and group["decoupled_weight_decay"]
+        return not decoupled and (group["momentum"] == 0 or group["dampening"] == 0)
+
+    def _build(self, group):
+        return not self._torch_fused(group)  # else torch's fused SGD has the same math
+
     def _reference(self, group, p, g, state, t):
-        lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
-        decoupled = group["decoupled_weight_decay"]
-        if wd != 0 and not decoupled:
-            g = g.add(p, alpha=wd)
+        lr, mu = group["lr"], group["momentum"]
+        g = weight_decay(group, p, g)
         if mu != 0:
             buf = state.get("momentum_buffer")
             if buf is None:  # momentum switched on after the first step
@@ -97,84 +105,59 @@ class SGD(Optimizer):
             else:
                 buf.mul_(mu).add_(g, alpha=1 - group["dampening"])  # (1)
             g = g.add(buf, alpha=mu) if group["nesterov"] else buf  # (2)
-        if wd != 0 and decoupled:
-            p.mul_(1 - lr * wd)
         p.add_(g, alpha=-lr)  # (3)
 
-    def _fused(self, group, params, grads, states):
-        decoupled = group["weight_decay"] != 0 and group["decoupled_weight_decay"]
-        if decoupled and _kernels.unavailable_reason() is None:
-            kernels = _kernels.kernels()  # SGDW: the one path without a second pass over p
-        else:
-            kernels = _kernels.ready()  # never builds: torch's fused SGD has the same math
-        if kernels is None:
-            self._torch_fused(group, params, grads, states)
-        else:
-            self._kernel(kernels, group, params, grads, states)
-
-    @staticmethod
-    def _kernel(kernels, group, params, grads, states):
-        """Decay, momentum and step in one pass over memory (descentlab's ``momentum_sgd``).
-
-        Faster than torch's fused SGD on many tensors: its threads share out the elements of
-        all the tensors, not each tensor in turn (docs/speed.md).
-        """
-        first = _first_steps(group, params, states, kernels.advance_steps)
-        lr, wd = float(group["lr"]), group["weight_decay"]
-        decoupled = group["decoupled_weight_decay"]
-        kernels.momentum_sgd(
-            params,
-            grads,
-            [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else [],
-            [lr] * len(params),
-            first,
-            group["momentum"],
-            group["dampening"],
-            group["nesterov"],
-            0.0 if decoupled else wd,
-            1 - lr * wd if decoupled else 1.0,
-            group["maximize"],
-        )
-
-    @staticmethod
-    def _torch_fused(group, params, grads, states):
-        """torch's fused SGD, where the compiled kernels are not built (decoupled decay: a
-        second pass over p)."""
-        first = _first_steps(group, params, states, _kernels.advance_steps)
-        wd, decoupled = group["weight_decay"], group["decoupled_weight_decay"]
-        if wd != 0 and decoupled:
-            torch._foreach_mul_(params, 1 - group["lr"] * wd)
-        mu = group["momentum"]
-        calls = [(first[0], params, grads, states)]
-        if 0 < first.count(True) < len(first):  # torch's kernel takes one first-step flag per call
-            calls = []
-            for flag in (True, False):
-                keep = [f is flag for f in first]
-                calls.append((flag, *(list(compress(x, keep)) for x in (params, grads, states))))
-        for is_first, ps, gs, ss in calls:
+    def _fused(self, group, params, grads, states, kernels):
+        """Decay, momentum and step in one pass over memory (descentlab's ``momentum_sgd``,
+        faster than torch's fused SGD on many tensors: its threads share out the elements of
+        all the tensors, not each tensor in turn; docs/speed.md), else torch's fused SGD."""
+        fresh = _buffers(group, params, states)
+        if kernels is None and not torch.compiler.is_compiling():  # (torch's: no fake kernel)
+            torch._foreach_add_([s["step"] for s in states], 1)
             torch._fused_sgd_(
-                ps,
-                gs,
-                [s["momentum_buffer"] for s in ss] if mu != 0 else [],
-                weight_decay=0.0 if decoupled else wd,
-                momentum=mu,
+                params,
+                grads,
+                [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else [],
+                weight_decay=group["weight_decay"],
+                momentum=group["momentum"],
                 lr=group["lr"],
                 dampening=group["dampening"],
                 nesterov=group["nesterov"],
                 maximize=group["maximize"],
-                is_first_step=is_first,
+                is_first_step=False,
             )
+            return
+        t = _scalars.advance(states)
+        first = _scalars.first_steps(t)
+        if any(fresh):  # momentum switched on after the first step: b_1 = g_1 now
+            first = torch.maximum(first, torch.tensor(fresh, dtype=t.dtype).to(t.device))
+        l2, decay = _scalars.decay(group)
+        (kernels or foreach).momentum_sgd(
+            params,
+            grads,
+            [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else [],
+            lr=torch.zeros_like(t) + group["lr"],
+            first=first,
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            l2_weight_decay=l2,
+            decay=decay,
+            maximize=group["maximize"],
+        )
 
 
-def _first_steps(group, params, states, advance) -> list[bool]:
-    """Advance the step counters; which tensors take their first momentum step (b_1 = g_1)."""
-    first = [t == 1 for t in advance([s["step"] for s in states])]
-    if group["momentum"] != 0:
-        for i, s in enumerate(states):
-            if "momentum_buffer" not in s:  # momentum switched on after the first step
-                s["momentum_buffer"] = torch.zeros_like(params[i])
-                first[i] = True
-    return first
+def _buffers(group, params, states) -> list[bool]:
+    """Create the momentum buffers that momentum switched on after the first step lacks;
+    which tensors got one."""
+    if group["momentum"] == 0:
+        return []
+    fresh = ["momentum_buffer" not in s for s in states]
+    if any(fresh):
+        for p, s, new in zip(params, states, fresh):
+            if new:
+                s["momentum_buffer"] = torch.zeros_like(p)
+    return fresh
 
 
 class SGDW(SGD):

@@ -6,15 +6,22 @@ SGD", Algorithm 1.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 from . import _checks as c
-from . import _kernels
-from .base import Optimizer, hyperparameters, is_dtensor, split_options, zeros
+from .base import (
+    Optimizer,
+    hyperparameters,
+    is_dtensor,
+    outside_graph,
+    split_options,
+    weight_decay,
+    zeros,
+)
+from .kernels import _scalars
 
 __all__ = ["SWATS"]
 
@@ -76,14 +83,15 @@ class SWATS(Optimizer):
     ) -> None:
         super().__init__(params, hyperparameters(locals()), **split_options(options))
 
+    _compiled = True
+
     def _init_state(self, group, p, state):
         zeros(state, p, "exp_avg", "exp_avg_sq", "momentum_buffer")
         state.update(switch_step=0, lam=0.0, sgd_lr=0.0, switch_lr=0.0)
 
     def _reference(self, group, p, g, state, t):
-        lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
-        if wd != 0:
-            g = g.add(p, alpha=wd)
+        lr, (b1, b2) = group["lr"], group["betas"]
+        g = weight_decay(group, p, g)
         if state["switch_step"]:  # SGD phase
             buf = state["momentum_buffer"].mul_(b1).add_(g)
             p.add_(buf, alpha=-(1 - b1) * state["sgd_lr"] * lr / state["switch_lr"])
@@ -91,7 +99,7 @@ class SWATS(Optimizer):
         m = state["exp_avg"].lerp_(g, 1 - b1)  # (1)
         a = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
         step = a.sqrt().add_(group["eps"])
-        torch.div(m, step, out=step).mul_(-lr * math.sqrt(1 - b2**t) / (1 - b1**t))  # (2)
+        torch.div(m, step, out=step).mul_(_scalars.swats(group, _scalars.at(t)).item())  # (2)
         p.add_(step)
         self._projection(group, state, t, step, g)
 
@@ -117,45 +125,54 @@ class SWATS(Optimizer):
             state.update(switch_step=t, sgd_lr=estimate, switch_lr=float(group["lr"]))
             state["momentum_buffer"].zero_()
 
-    def _fused_available(self) -> bool:
-        return _kernels.available(self)
-
-    def _fused(self, group, params, grads, states):
-        k = _kernels.kernels()
-        steps = k.advance_steps([s["step"] for s in states])
-        lr, (b1, b2), wd = float(group["lr"]), group["betas"], group["weight_decay"]
+    def _fused(self, group, params, grads, states, kernels):
+        t = _scalars.advance(states)
+        b1, wd = group["betas"][0], group["weight_decay"]
         adam = [i for i, s in enumerate(states) if not s["switch_step"]]
         sgd = [i for i, s in enumerate(states) if s["switch_step"]]
         if sgd:  # SGD phase: v = b1 v + g, p -= (1 - b1) Lambda (lr / lr_s) v
-            k.momentum_sgd(
+            rates = [(1 - b1) * states[i]["sgd_lr"] / states[i]["switch_lr"] for i in sgd]
+            kernels.momentum_sgd(
                 [params[i] for i in sgd],
                 [grads[i] for i in sgd],
                 [states[i]["momentum_buffer"] for i in sgd],
-                [(1 - b1) * states[i]["sgd_lr"] * lr / states[i]["switch_lr"] for i in sgd],
-                [False] * len(sgd),
-                b1,
-                0.0,
-                False,
-                wd,
-                1.0,
-                group["maximize"],
+                lr=torch.tensor(rates, dtype=t.dtype).to(t.device) * group["lr"],
+                first=t.new_zeros(len(sgd)),
+                momentum=b1,
+                dampening=0.0,
+                nesterov=False,
+                l2_weight_decay=wd,
+                decay=1.0,
+                maximize=group["maximize"],
             )
         if not adam:
             return
-        dots = k.swats_adam(
+        steps = t[adam] if sgd else t
+        dots = kernels.swats_adam(
             [params[i] for i in adam],
             [grads[i] for i in adam],
             [states[i]["exp_avg"] for i in adam],
             [states[i]["exp_avg_sq"] for i in adam],
-            [-lr * math.sqrt(1 - b2 ** steps[i]) / (1 - b1 ** steps[i]) for i in adam],
-            b1,
-            b2,
-            group["eps"],
-            wd,
-            group["maximize"],
-        ).tolist()
-        for i, (pg, pp) in zip(adam, dots):  # the dot products the kernel reduced in float64
-            self._switch(group, states[i], int(steps[i]), pg, pp)
+            coef=_scalars.swats(group, steps),
+            beta1=b1,
+            beta2=group["betas"][1],
+            eps=group["eps"],
+            l2_weight_decay=wd,
+            maximize=group["maximize"],
+        )
+        switches = (
+            outside_graph(SWATS._switches) if torch.compiler.is_compiling() else SWATS._switches
+        )
+        switches(self, group, [states[i] for i in adam], steps, dots)
+
+    def _switches(self, group: dict, states: list[dict], steps: torch.Tensor, dots: torch.Tensor):
+        """(3)-(4) per tensor from the dot products the kernel reduced in float64: a host read
+        of them (the one this path makes; outside the graph under torch.compile)."""
+        for state, t, (pg, pp) in zip(states, steps.tolist(), dots.tolist()):
+            self._switch(group, state, int(t), pg, pp)
+
+
+SWATS._host_work = (SWATS._switches,)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -18,8 +18,9 @@ from torch.optim.optimizer import (
 )
 
 import descentlab
-from descentlab.optim import SWATS, GradientNoise, Lookahead, NAdam, _kernels
+from descentlab.optim import SWATS, GradientNoise, Lookahead, NAdam
 from descentlab.optim._validate import HyperparameterError
+from descentlab.optim.kernels import cpu as _kernels
 
 from ._harness import flat, make_groups, set_grads
 

@@ -2,8 +2,10 @@
 
 Tensors on PyTorch's ``meta`` device have shapes and dtypes but no data, so ``.item()``,
 ``bool()`` or ``float()`` of one raises. Every optimizer steps here on meta parameters and
-gradients: the path a CUDA parameter takes (the fused CPU kernels take only CPU tensors), with
-the step counters and a tensor learning rate on the CPU, where torch.optim keeps them too. The
+gradients, with ``impl="auto"``: the foreach path (what a device without descentlab's kernels
+takes; the step-dependent scalars come from the step counters, which live on the parameters'
+device as on a GPU), and with torch's fused Adam where it has a meta kernel (the CUDA path of
+Adam, AdamW and AMSGrad). A tensor learning rate may live on the CPU (as torch.optim's). The
 one documented exception is SWATS's switch test, which reads two dot products per tensor and
 step during its Adam phase (its SGD phase reads nothing).
 """
@@ -41,7 +43,29 @@ def test_steps_read_no_device_values(case, lr):
     opt = descentlab.create(case.name, groups, **case.fixed)
     for _ in range(3):
         opt.step()
-    assert all(float(opt.state[p]["step"]) == 3 for g in groups for p in g["params"])
+    _on_the_fast_path_with_meta_counters(opt)
+
+
+def _on_the_fast_path_with_meta_counters(opt):
+    for group in opt.param_groups:
+        plan = opt._plans[id(group)]
+        assert not plan.slow and plan.buckets, "every tensor on the foreach path"
+        assert all(opt.state[p]["step"].device.type == "meta" for p in group["params"])
+
+
+@pytest.mark.parametrize("name", ["adam", "amsgrad", "adamw"])
+def test_torch_fused_adam_path_reads_no_device_values(name, monkeypatch):
+    from descentlab.optim import kernels
+
+    monkeypatch.setattr(kernels, "select", lambda device, **kwargs: None)  # torch's kernel
+    calls = []
+    fused = torch._fused_adam_
+    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    monkeypatch.setattr(torch, "_fused_adamw_", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    opt = descentlab.create(name, _meta_groups(({"lr": 0.01}, {"lr": 0.02})))
+    for _ in range(3):
+        opt.step()
+    assert len(calls) == 6
 
 
 @pytest.mark.parametrize("name", WRAPPED)
@@ -54,6 +78,9 @@ def test_wrapped_steps_read_no_device_values(name):
     )
     for _ in range(5):  # two Lookahead synchronizations
         opt.step()
+    while not hasattr(opt, "_plans"):  # the innermost optimizer
+        opt = opt.base_optimizer
+    _on_the_fast_path_with_meta_counters(opt)
 
 
 def test_swats_sgd_phase_reads_no_device_values():

@@ -12,16 +12,17 @@ import pytest
 import torch
 
 import descentlab
-from descentlab.optim import _kernels
+from descentlab.optim.kernels import cpu
 
 from ._harness import assert_close
 
 KERNEL_NAMES = ["rmsprop", "nadam", "radam", "adabound", "amsbound", "sgdw", "sgdwm", "swats"]
-SGD_FAMILY = ["sgd", "sgdm", "nag", "sgdw", "sgdwm"]  # torch's fused SGD where no kernels
+SGD_FAMILY = ["sgd", "sgdm", "nag", "sgdw", "sgdwm"]
+TORCH_FUSED = ["sgd", "sgdm", "nag"]  # torch's fused SGD where the kernels are not built
 
 
 def _need_kernels() -> None:
-    reason = _kernels.unavailable_reason()
+    reason = cpu.unavailable_reason()
     if reason is not None:
         pytest.skip(f"compiled kernels unavailable here: {reason}")
 
@@ -48,39 +49,39 @@ def _run(name, params, impl, steps, **hparams):
 
 def test_kernels_build_and_load():
     _need_kernels()
-    module = _kernels.kernels()
+    module = cpu.kernels()
     for fn in ("rmsprop", "nadam", "radam", "adabound", "momentum_sgd", "swats_adam"):
         assert callable(getattr(module, fn))
-    assert any(_kernels.build_directory().glob("*.so"))
-    steps = [torch.tensor(0.0), torch.tensor(41.0)]
-    assert module.advance_steps(steps) == [1.0, 42.0]
-    assert steps[1].item() == 42.0
+    assert any(cpu.build_directory().glob("*.so"))
+    with pytest.raises(TypeError):  # keyword-only hyperparameters: no swapped betas
+        module.lookahead_sync([], [], 0.5)
+    module.lookahead_sync([], [], alpha=0.5)
 
 
 def test_a_failed_build_is_remembered_not_raised(monkeypatch):
     def broken(verbose=False):
         raise OSError("no C++ compiler found (test)")
 
-    monkeypatch.setattr(_kernels, "_module", None)
-    monkeypatch.setattr(_kernels, "_error", None)
-    monkeypatch.setattr(_kernels, "_load", broken)
-    assert "no C++ compiler found (test)" in _kernels.unavailable_reason()
+    monkeypatch.setattr(cpu, "_module", None)
+    monkeypatch.setattr(cpu, "_error", None)
+    monkeypatch.setattr(cpu, "_load", broken)
+    assert "no C++ compiler found (test)" in cpu.unavailable_reason()
     with pytest.raises(RuntimeError, match="could not be built"):
-        _kernels.build()
+        cpu.build()
 
 
 def test_environment_variable_disables_the_kernels(monkeypatch):
-    monkeypatch.setattr(_kernels, "_module", None)
-    monkeypatch.setattr(_kernels, "_error", None)
+    monkeypatch.setattr(cpu, "_module", None)
+    monkeypatch.setattr(cpu, "_error", None)
     monkeypatch.setenv("DESCENTLAB_KERNELS", "0")
-    assert _kernels.unavailable_reason() == "disabled by DESCENTLAB_KERNELS=0"
+    assert cpu.unavailable_reason() == "disabled by DESCENTLAB_KERNELS=0"
 
 
 @pytest.mark.parametrize("name", sorted(set(KERNEL_NAMES + SGD_FAMILY)))
-def test_without_kernels_auto_falls_back_and_fused_raises(name, monkeypatch):
+def test_without_kernels_auto_takes_foreach_and_fused_raises(name, monkeypatch):
     reason = f"no compiler for {name} (test)"  # unique, so that warn_once warns here
-    monkeypatch.setattr(_kernels, "unavailable_reason", lambda: reason)
-    monkeypatch.setattr(_kernels, "ready", lambda: None)
+    monkeypatch.setattr(cpu, "unavailable_reason", lambda: reason)
+    monkeypatch.setattr(cpu, "ready", lambda: None)
     dtypes = [torch.float64] * 4
     expected = _params(dtypes)
     _run(name, expected, "forloop", 8)
@@ -89,11 +90,11 @@ def test_without_kernels_auto_falls_back_and_fused_raises(name, monkeypatch):
         warnings.simplefilter("always")
         _run(name, params, "auto", 8)
     for p, q in zip(params, expected):
-        # the SGD family without kernels takes torch's fused SGD; the others are the loop itself
-        assert_close(p.detach(), q.detach(), 1e-12, 1e-14, name)
-    if name not in SGD_FAMILY:
-        assert any(reason in str(w.message) for w in caught)
-        with pytest.raises(RuntimeError, match="fast path is not available"):
+        # SGD, SGDM and NAG without kernels take torch's fused SGD, the others the foreach path
+        assert_close(p.detach(), q.detach(), 1e-11, 1e-13, name)
+    if name not in TORCH_FUSED:
+        assert any(reason in str(w.message) and "foreach" in str(w.message) for w in caught)
+        with pytest.raises(RuntimeError, match="no compiled kernel"):
             _run(name, _params(dtypes), "fused", 1)
 
 
@@ -161,12 +162,12 @@ def test_cli_build_kernels_prints_the_cache(monkeypatch):
     _need_kernels()
     result = CliRunner().invoke(app, ["build-kernels"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == str(_kernels.build_directory())
+    assert result.output.strip() == str(cpu.build_directory())
 
     def broken(verbose=False):
         raise RuntimeError("descentlab kernels could not be built: no compiler (test)")
 
-    monkeypatch.setattr(_kernels, "build", broken)
+    monkeypatch.setattr(cpu, "build", broken)
     result = CliRunner().invoke(app, ["build-kernels"])
     assert result.exit_code == 2
     assert "no compiler (test)" in result.output
@@ -201,7 +202,7 @@ def test_a_lock_left_by_a_killed_build_is_removed_and_a_fresh_one_kept(tmp_path)
     import os
     import time
 
-    from descentlab.optim._kernels import clear_stale_lock
+    from descentlab.optim.kernels.cpu import clear_stale_lock
 
     assert not clear_stale_lock(tmp_path)  # no lock
     lock = tmp_path / "lock"

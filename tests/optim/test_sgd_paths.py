@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import descentlab
-from descentlab.optim import _kernels
+from descentlab.optim.kernels import cpu
 
 
 @pytest.mark.parametrize(
@@ -46,9 +46,9 @@ def test_momentum_switched_on_mid_run_equals_torch(kernels, nesterov, monkeypatc
     (Tolerances: fused multiply-adds round differently from torch's loop.)
     """
     if kernels == "torch-fused":
-        monkeypatch.setattr(_kernels, "ready", lambda: None)
-    elif _kernels.unavailable_reason() is not None:
-        pytest.skip(f"compiled kernels unavailable here: {_kernels.unavailable_reason()}")
+        monkeypatch.setattr(cpu, "ready", lambda: None)
+    elif cpu.unavailable_reason() is not None:
+        pytest.skip(f"compiled kernels unavailable here: {cpu.unavailable_reason()}")
     gen = torch.Generator().manual_seed(0)
     values = [
         torch.randn(5, 3, generator=gen, dtype=torch.float64),

@@ -96,25 +96,22 @@ def test_noise_is_reproducible_from_a_seed():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
 def test_lookahead_one_pass_sync_equals_the_foreach_sync(dtype, monkeypatch):
     """The compiled one-pass synchronisation gives the two-pass foreach path's weights."""
-    from descentlab.optim import _kernels
+    from descentlab.optim.kernels import cpu, ops
 
-    if _kernels.unavailable_reason() is not None:
-        pytest.skip(f"compiled kernels unavailable here: {_kernels.unavailable_reason()}")
-    module, calls = _kernels.ready(), []
+    if cpu.unavailable_reason() is not None:
+        pytest.skip(f"compiled kernels unavailable here: {cpu.unavailable_reason()}")
+    module, kernel, calls = cpu.ready(), ops.lookahead_sync, []
 
-    class Spy:  # counts the kernel's calls, so that the test fails if it never runs
-        def lookahead_sync(self, *args):
-            calls.append(len(args[0]))
-            return module.lookahead_sync(*args)
-
-        def __getattr__(self, name):
-            return getattr(module, name)
+    def spy(slow, fast, **kwargs):  # counts the kernel's calls: the test fails if it never runs
+        calls.append(len(slow))
+        return kernel(slow, fast, **kwargs)
 
     gen = torch.Generator().manual_seed(0)
     start = [torch.randn(s, generator=gen).to(dtype) for s in [(), (70_000,), (4, 3)]]
     runs = []
-    for ready in (lambda: Spy(), lambda: None):
-        monkeypatch.setattr(_kernels, "ready", ready)
+    for ready, sync in ((lambda: module, spy), (lambda: None, kernel)):
+        monkeypatch.setattr(cpu, "ready", ready)
+        monkeypatch.setattr(ops, "lookahead_sync", sync)
         params = [torch.nn.Parameter(x.clone()) for x in start]
         opt = Lookahead(torch.optim.SGD(params, lr=0.1, momentum=0.9), k=3, alpha=0.3)
         for t in range(10):

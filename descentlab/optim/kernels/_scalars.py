@@ -22,6 +22,7 @@ __all__ = [
     "adagrad",
     "adam",
     "advance",
+    "at",
     "decay",
     "first_steps",
     "nadam",
@@ -47,6 +48,12 @@ def advance(states: list[dict[str, Any]]) -> torch.Tensor:
     steps = [s["step"] for s in states]
     torch._foreach_add_(steps, 1)
     return torch.stack(steps).to(scalar_dtype(steps[0].device))
+
+
+def at(t: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One step count as the vector these functions take (the readable path's scalars)."""
+    device = torch.device(device)
+    return torch.tensor([float(t)], dtype=scalar_dtype(device), device=device)
 
 
 def decay(group: dict[str, Any]) -> tuple[float, Scalar]:
