@@ -211,3 +211,67 @@ def test_a_lock_left_by_a_killed_build_is_removed_and_a_fresh_one_kept(tmp_path)
     old = time.time() - 3600
     os.utime(lock, (old, old))
     assert clear_stale_lock(tmp_path) and not lock.exists()
+
+
+@pytest.mark.parametrize("name", ["sgdm", "adam", "radam", "rmsprop", "adabound", "nadam"])
+def test_grad_scaler_unscales_in_the_step_and_an_inf_step_changes_nothing(name):
+    """torch.amp.GradScaler hands descentlab's optimizers grad_scale and found_inf, as torch's
+    fused ones: scaled steps equal unscaled ones, and an inf step leaves everything as it was."""
+    runs = []
+    for scaled in (False, True):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(5, 3)
+        opt = descentlab.create(name, model.parameters(), lr=1e-2)
+        scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, enabled=scaled)
+        x = torch.randn(8, 5)
+        for t in range(6):
+            opt.zero_grad()
+            scaler.scale(model(x * (t + 1)).square().mean()).backward()
+            if t == 3:
+                model.weight.grad[0, 0] = float("inf")
+                before = [p.detach().clone() for p in model.parameters()]
+                state = {k: v.clone() for k, v in opt.state[model.weight].items()}
+            scaler.step(opt)
+            scaler.update()
+            if t == 2:
+                after_three = [p.detach().clone() for p in model.parameters()]
+            if t == 3 and scaled:  # skipped: parameters, state and step counter untouched
+                assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+                for key, value in state.items():
+                    assert torch.equal(opt.state[model.weight][key], value), key
+        runs.append((after_three, opt, model))
+    (a, oa, ma), (b, ob, mb) = runs
+    for p, q in zip(a, b):  # three scaled steps equal three unscaled ones (scale: 2^10, exact)
+        torch.testing.assert_close(q, p, rtol=1e-6, atol=1e-7)
+    assert float(ob.state[mb.weight]["step"]) == float(oa.state[ma.weight]["step"]) - 1
+    assert all(torch.isfinite(p).all() for p in mb.parameters())
+
+
+@pytest.mark.parametrize("name", ["adam", "radam", "nadam", "sgdwm", "swats"])
+def test_state_moves_between_paths_and_devices_in_lock_step(name, tmp_path):
+    """A foreach run's state continues on the readable path in lock step with the
+    uninterrupted run; a CPU state dict loads onto meta parameters with the step counters on
+    the parameters' device."""
+    params = _params([torch.float64] * 4)
+    twin = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    opts = {"run": descentlab.create(name, params, impl="foreach")}
+    gen = torch.Generator().manual_seed(3)
+    for t in range(12):
+        grads = [torch.randn(p.shape, generator=gen, dtype=torch.float64) for p in params]
+        if t == 6:
+            torch.save(opts["run"].state_dict(), tmp_path / "opt.pt")
+            for p, q in zip(params, twin):
+                q.data.copy_(p.detach())
+            opts["resumed"] = descentlab.create(name, twin, impl="forloop")
+            opts["resumed"].load_state_dict(torch.load(tmp_path / "opt.pt", weights_only=False))
+        for p, q, g in zip(params, twin, grads):
+            p.grad, q.grad = g, g.clone()
+        opts["run"].step()
+        if "resumed" in opts:
+            opts["resumed"].step()
+            for p, q in zip(params, twin):
+                assert_close(q.detach(), p.detach(), 1e-11, 1e-13, f"{name} step {t}")
+    meta = [torch.nn.Parameter(torch.empty_like(p, device="meta")) for p in params]
+    on_meta = descentlab.create(name, meta)
+    on_meta.load_state_dict(torch.load(tmp_path / "opt.pt", weights_only=False))
+    assert all(on_meta.state[p]["step"].device.type == "meta" for p in meta)
