@@ -3,6 +3,7 @@ seed.
 
 Built in (``descentlab problems`` lists them): ``digits-logreg``, ``digits-mlp``, ``digits-cnn``,
 ``mnist1d-mlp``, ``mnist1d-cnn`` (needs the ``mnist1d`` package), ``charlm-lstm``,
+``charlm-transformer`` (nanoGPT's CPU character GPT),
 ``wilson-linreg``, ``gan-mog``, ``cartpole-pg`` (needs ``gymnasium``), and, from files the user
 has under ``data_dir``, ``mnist-cnn``, ``fashion-mnist-cnn``, ``cifar10-resnet20``. Every name is
 listed even when its optional package or files are missing; ``build`` then raises ``ImportError``

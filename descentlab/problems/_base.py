@@ -36,7 +36,7 @@ __all__ = [
     "seeded_generator",
 ]
 
-Kind = Literal["supervised", "gan", "rl"]
+Kind = Literal["supervised", "gan", "rl", "lm"]  # lm: drawn (x, y) windows, no fixed set
 SPLITS = ("train", "val", "test")
 FULL_BATCH = sys.maxsize
 """What :meth:`Problem.build` passes as ``batch_size`` for ``"full"``: a supervised task clamps it

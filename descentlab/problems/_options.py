@@ -132,6 +132,7 @@ _OPTION_CHECKS = {
     "std": _in_interval("std", 0.0, math.inf),
     "p": _in_interval("p", 0.5, 1.0),  # the Wilson et al. problem's label noise
     "text_file": _text("text_file"),
+    "grad_clip": _in_interval("grad_clip", 0.0, math.inf, lo_open=False),  # 0: no clipping
 }
 
 

@@ -60,7 +60,7 @@ from torch.nn import functional as F
 from ..optim.param_groups import param_groups as decay_groups
 from ._base import SPLITS, Budget, DrawnEpoch, Problem, Target, seeded_generator
 from ._device import Amp, autocast
-from ._options import _in_interval, check_option
+from ._options import check_option
 from .charlm import load_corpus
 
 __all__ = ["CHARLM_TRANSFORMER", "CharGPT", "encode"]
@@ -71,7 +71,6 @@ _STD = 0.02  # nanoGPT's (and GPT-2's) initialization
 # The evaluation windows: fixed draws, the same for every seed (and the split each is drawn from).
 _EVAL_SEEDS = {"train": 1_000_003, "val": 1_000_033, "test": 1_000_037}
 _EVAL_TEXT = {"train": "train", "val": "val", "test": "val"}
-_check_grad_clip = _in_interval("grad_clip", 0.0, math.inf, lo_open=False)  # 0: no clipping
 _EVAL_CHUNK = 256  # windows per forward pass in evaluation (the mean does not depend on it)
 
 
@@ -198,10 +197,10 @@ class CharTransformerTask:
             ("width", width),
             ("steps_per_epoch", steps_per_epoch),
             ("n_eval", n_eval),
+            ("grad_clip", grad_clip),
             *(() if text_file is None else (("text_file", text_file),)),
         ):
             check_option(name, value)
-        _check_grad_clip(grad_clip)
         ids, self.vocab = encode(load_corpus(text_file=text_file, chars=corpus_chars))
         cut = int(0.9 * len(ids))
         self.text = {"train": ids[:cut], "val": ids[cut:]}

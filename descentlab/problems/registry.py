@@ -7,6 +7,7 @@ import difflib
 from ..checks import import_object
 from ._base import Problem
 from .charlm import CHARLM_LSTM
+from .charlm_transformer import CHARLM_TRANSFORMER
 from .digits import DIGITS_CNN, DIGITS_LOGREG, DIGITS_MLP
 from .gan import GAN_MOG
 from .mnist1d import MNIST1D_CNN, MNIST1D_MLP
@@ -25,6 +26,7 @@ PROBLEMS: dict[str, Problem] = {
         MNIST1D_MLP,
         MNIST1D_CNN,
         CHARLM_LSTM,
+        CHARLM_TRANSFORMER,
         WILSON_LINREG,
         GAN_MOG,
         CARTPOLE_PG,

@@ -65,6 +65,9 @@ CASES: dict[str, Case] = {
     "mnist1d-mlp": Case({"n_train": 300}, requires="mnist1d"),
     "mnist1d-cnn": Case({"n_train": 300}, requires="mnist1d"),
     "charlm-lstm": Case({"corpus_chars": 5000, "seq_len": 16, "hidden": 16}),
+    "charlm-transformer": Case(
+        {"corpus_chars": 20_000, "seq_len": 16, "width": 32, "steps_per_epoch": 5, "n_eval": 2}
+    ),
     "wilson-linreg": Case({"n_train": 20, "n_val": 10, "n_test": 20}),
     "gan-mog": Case({"width": 16, "steps_per_epoch": 5, "n_eval": 200}),
     "cartpole-pg": Case(

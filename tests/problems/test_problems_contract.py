@@ -44,7 +44,7 @@ def test_every_problem_has_a_case():
 def test_problem_description(name):
     p = problems.get(name)
     assert isinstance(p, Problem) and p.name == name
-    assert p.kind in ("supervised", "gan", "rl")
+    assert p.kind in ("supervised", "gan", "rl", "lm")
     assert p.description and p.source
     assert p.budget.epochs >= 1 and p.budget.batch_size >= 1
     assert p.target.metric == p.main_metric
