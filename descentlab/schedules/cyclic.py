@@ -14,7 +14,8 @@ from typing import Literal
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CyclicLR, LRScheduler, OneCycleLR
 
-from ..optim._validate import (
+from ..checks import (
+    HYPERPARAMETERS,
     POSITIVE,
     UNIT_OPEN_RIGHT,
     HyperparameterError,
@@ -143,9 +144,11 @@ def onecycle(
     top = Interval(0.0, 0.5, lo_open=True) if three_phase else Interval(0.0, 1.0, True, True)
     check_number("pct_start", pct_start, top)
     if pct_start * total_steps < 2:  # torch divides by the rising phase's length minus one
-        raise HyperparameterError(
-            f"Invalid pct_start: {pct_start!r}; with total_steps={total_steps} the rising phase "
-            f"must last at least 2 steps, so the valid range is [{2 / total_steps:g}, {top.hi:g}]"
+        raise HYPERPARAMETERS.fail(
+            "pct_start",
+            pct_start,
+            f"with total_steps={total_steps} the rising phase must last at least 2 steps, "
+            f"so the valid range is [{2 / total_steps:g}, {top.hi:g}]",
         )
     check_number("div_factor", div_factor, Interval(1.0))
     check_number("final_div_factor", final_div_factor, Interval(1.0))

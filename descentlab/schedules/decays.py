@@ -18,7 +18,7 @@ from torch.optim.lr_scheduler import (
     StepLR,
 )
 
-from ..optim._validate import NONNEGATIVE, Interval, check_int, check_number
+from ..checks import NONNEGATIVE, Interval, check_int, check_number
 
 __all__ = ["constant", "cosine", "exponential", "step"]
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
-from ..optim._validate import (
+from ..checks import (
     POSITIVE,
     HyperparameterError,
     Interval,

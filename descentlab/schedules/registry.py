@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +10,14 @@ from typing import Any
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from ..optim._validate import HyperparameterError, Interval, check_int, check_unknown
+from ..checks import (
+    HyperparameterError,
+    Interval,
+    check_choice,
+    check_int,
+    check_unknown,
+    close_matches,
+)
 from . import cyclic, decays, sgdr, warmup
 
 __all__ = ["REGISTRY", "Schedule", "create", "names"]
@@ -55,8 +61,7 @@ def _warmup(
     """
     warmup_steps = max(1, total_steps // 20) if warmup_steps is None else warmup_steps
     check_int("warmup_steps", warmup_steps, Interval(1.0, total_steps - 1.0))
-    if after not in AFTER:
-        raise HyperparameterError(f"Invalid after: {after!r}; expected one of {AFTER}")
+    check_choice("after", after, AFTER)
     own = ["after", "warmup_steps"]
     check_unknown(
         f"schedule 'warmup' (after={after!r})", after_options, own + REGISTRY[after].options()
@@ -139,7 +144,7 @@ def create(name: str, optimizer: Optimizer, *, total_steps: int, **options: Any)
     valid range.
     """
     if name not in REGISTRY:
-        close = difflib.get_close_matches(name, names(), n=3, cutoff=0.5)
+        close = close_matches(name, names(), n=3, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else ""
         raise HyperparameterError(f"Unknown schedule {name!r}{hint}. Known: {', '.join(names())}")
     check_int("total_steps", total_steps, Interval(1.0))

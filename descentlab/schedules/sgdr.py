@@ -12,7 +12,7 @@ import math
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from ..optim._validate import NONNEGATIVE, Interval, check_int, check_number
+from ..checks import NONNEGATIVE, Interval, check_int, check_number
 from .warmup import with_warmup
 
 __all__ = ["SGDR", "sgdr"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LinearLR, LRScheduler, SequentialLR
 
-from ..optim._validate import HyperparameterError, check_betas
+from ..checks import HYPERPARAMETERS, HyperparameterError, check_betas
 
 __all__ = ["warmup_untuned", "with_warmup"]
 
@@ -64,9 +64,11 @@ def warmup_untuned(optimizer: Optimizer, *, total_steps: int) -> LRScheduler:
     rates = [(1.0 - _beta2(optimizer, g)) / 2.0 for g in optimizer.param_groups]
     longest = 1.0 / min(rates)
     if math.ceil(longest - 1e-9) > total_steps:  # 2/(1-0.999) is 1999.99... in floating point
-        raise HyperparameterError(
-            f"Invalid total_steps: {total_steps}; warmup-untuned warms up over 2/(1-beta2) = "
-            f"{longest:g} steps, so the valid range is integers in [{math.ceil(longest - 1e-9)}, "
-            "inf) (or use 'warmup' with a shorter warmup_steps)"
+        raise HYPERPARAMETERS.fail(
+            "total_steps",
+            total_steps,
+            f"warmup-untuned warms up over 2/(1-beta2) = {longest:g} steps, so the valid range "
+            f"is integers in [{math.ceil(longest - 1e-9)}, inf) (or use 'warmup' with a shorter "
+            "warmup_steps)",
         )
     return LambdaLR(optimizer, [_untuned(r) for r in rates])
