@@ -101,11 +101,11 @@ class AdaBound(Optimizer):
         step_size, lower, upper = _scalars.adabound(group, _scalars.advance(states))
         b1, b2 = group["betas"]
         kernels.adabound(
-            params,
-            grads,
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
-            [s["max_exp_avg_sq"] for s in states] if group["amsbound"] else [],
+            params=params,
+            grads=grads,
+            exp_avg=[s["exp_avg"] for s in states],
+            exp_avg_sq=[s["exp_avg_sq"] for s in states],
+            max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if group["amsbound"] else [],
             step_size=step_size,
             lower=lower,
             upper=upper,

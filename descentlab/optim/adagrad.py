@@ -83,7 +83,7 @@ class Adagrad(Optimizer):
             )
             return
         steps = [s["step"] for s in states]
-        torch._foreach_add_(steps, 1)  # torch's kernels read the incremented counters
+        _scalars.add_one(states)  # torch's kernels read the incremented counters
         torch._fused_adagrad_(
             params,
             grads,

@@ -111,7 +111,7 @@ class Adam(Optimizer):
             )
             return
         steps = [s["step"] for s in states]
-        torch._foreach_add_(steps, 1)  # torch's kernels read the incremented counters
+        _scalars.add_one(states)  # torch's kernels read the incremented counters
         kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
         kernel(
             *lists,

@@ -99,7 +99,7 @@ class Lookahead(Wrapper):
         CPU kernel when built, its Triton kernel on CUDA), else a foreach lerp and copy."""
         kernels = _one_kernel_call([*fast, *slow])
         if kernels is not None:
-            kernels.lookahead_sync(slow, fast, alpha=self.alpha)
+            kernels.lookahead_sync(slow=slow, fast=fast, alpha=self.alpha)
         elif any(is_dtensor(p) for p in fast):  # DTensor has no rule for _foreach_copy_
             torch._foreach_lerp_(slow, fast, self.alpha)
             for p, s in zip(fast, slow):

@@ -93,10 +93,10 @@ class NAdam(Optimizer):
         l2, decay = _scalars.decay(group)
         b1, b2 = group["betas"]
         kernels.nadam(
-            params,
-            grads,
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
+            params=params,
+            grads=grads,
+            exp_avg=[s["exp_avg"] for s in states],
+            exp_avg_sq=[s["exp_avg_sq"] for s in states],
             c_grad=c_grad,
             c_avg=c_avg,
             bc2=1 - b2**t,

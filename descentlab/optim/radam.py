@@ -88,10 +88,10 @@ class RAdam(Optimizer):
         l2, decay = _scalars.decay(group)
         b1, b2 = group["betas"]
         kernels.radam(
-            params,
-            grads,
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
+            params=params,
+            grads=grads,
+            exp_avg=[s["exp_avg"] for s in states],
+            exp_avg_sq=[s["exp_avg_sq"] for s in states],
             bc1=bc1,
             rect=rect,
             adapt=adapt,

@@ -13,6 +13,7 @@ import torch
 
 from . import _checks as c
 from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
+from .kernels import _scalars
 
 __all__ = ["RMSprop"]
 
@@ -81,13 +82,13 @@ class RMSprop(Optimizer):
             p.addcdiv_(g, denom, value=-lr)  # (5)
 
     def _fused(self, group, params, grads, states, kernels):
-        torch._foreach_add_([s["step"] for s in states], 1)
+        _scalars.add_one(states)
         kernels.rmsprop(
-            params,
-            grads,
-            [s["square_avg"] for s in states],
-            [s["grad_avg"] for s in states] if group["centered"] else [],
-            [s["momentum_buffer"] for s in states] if group["momentum"] > 0 else [],
+            params=params,
+            grads=grads,
+            square_avg=[s["square_avg"] for s in states],
+            grad_avg=[s["grad_avg"] for s in states] if group["centered"] else [],
+            momentum_buffer=[s["momentum_buffer"] for s in states] if group["momentum"] > 0 else [],
             lr=group["lr"],
             alpha=group["alpha"],
             eps=group["eps"],

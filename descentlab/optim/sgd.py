@@ -113,7 +113,7 @@ class SGD(Optimizer):
         all the tensors, not each tensor in turn; docs/speed.md), else torch's fused SGD."""
         fresh = _buffers(group, params, states)
         if kernels is None and not torch.compiler.is_compiling():  # (torch's: no fake kernel)
-            torch._foreach_add_([s["step"] for s in states], 1)
+            _scalars.add_one(states)
             torch._fused_sgd_(
                 params,
                 grads,
@@ -133,9 +133,9 @@ class SGD(Optimizer):
             first = torch.maximum(first, torch.tensor(fresh, dtype=t.dtype).to(t.device))
         l2, decay = _scalars.decay(group)
         (kernels or foreach).momentum_sgd(
-            params,
-            grads,
-            [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else [],
+            params=params,
+            grads=grads,
+            momentum_buffer=[s["momentum_buffer"] for s in states] if group["momentum"] else [],
             lr=torch.zeros_like(t) + group["lr"],
             first=first,
             momentum=group["momentum"],

@@ -133,9 +133,9 @@ class SWATS(Optimizer):
         if sgd:  # SGD phase: v = b1 v + g, p -= (1 - b1) Lambda (lr / lr_s) v
             rates = [(1 - b1) * states[i]["sgd_lr"] / states[i]["switch_lr"] for i in sgd]
             kernels.momentum_sgd(
-                [params[i] for i in sgd],
-                [grads[i] for i in sgd],
-                [states[i]["momentum_buffer"] for i in sgd],
+                params=[params[i] for i in sgd],
+                grads=[grads[i] for i in sgd],
+                momentum_buffer=[states[i]["momentum_buffer"] for i in sgd],
                 lr=torch.tensor(rates, dtype=t.dtype).to(t.device) * group["lr"],
                 first=t.new_zeros(len(sgd)),
                 momentum=b1,
@@ -149,10 +149,10 @@ class SWATS(Optimizer):
             return
         steps = t[adam] if sgd else t
         dots = kernels.swats_adam(
-            [params[i] for i in adam],
-            [grads[i] for i in adam],
-            [states[i]["exp_avg"] for i in adam],
-            [states[i]["exp_avg_sq"] for i in adam],
+            params=[params[i] for i in adam],
+            grads=[grads[i] for i in adam],
+            exp_avg=[states[i]["exp_avg"] for i in adam],
+            exp_avg_sq=[states[i]["exp_avg_sq"] for i in adam],
             coef=_scalars.swats(group, steps),
             beta1=b1,
             beta2=group["betas"][1],

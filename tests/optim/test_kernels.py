@@ -275,3 +275,46 @@ def test_state_moves_between_paths_and_devices_in_lock_step(name, tmp_path):
     on_meta = descentlab.create(name, meta)
     on_meta.load_state_dict(torch.load(tmp_path / "opt.pt", weights_only=False))
     assert all(on_meta.state[p]["step"].device.type == "meta" for p in meta)
+
+
+_TRITON_DISPATCH = """
+import importlib, torch, descentlab
+from descentlab.optim import kernels
+triton = importlib.import_module("descentlab.optim.kernels.triton")
+select = kernels.select
+kernels.select = lambda device, **kw: (  # the CUDA choice, for CPU tensors
+    triton if kw["compiled"] and not kw["torch_fused"] else select(device, **kw)
+)
+for name in ["rmsprop", "nadam", "radam", "adabound", "amsbound", "sgdw", "sgdwm", "swats",
+             "lookahead(sgdw)"]:
+    runs = []
+    for impl in ("forloop", "auto"):
+        torch.manual_seed(0)
+        ps = [torch.nn.Parameter(torch.randn(s, dtype=torch.float64)) for s in [(3,), (7, 5), ()]]
+        opt = descentlab.create(name, ps, lr=1e-2, impl=impl)
+        for t in range(7):
+            for p in ps:
+                p.grad = torch.sin(p.detach() * (t + 1))
+            opt.step()
+        runs.append(ps)
+    inner = getattr(opt, "base_optimizer", opt)
+    assert all(b.kernels is triton for plan in inner._plans.values() for b in plan.buckets)
+    for p, q in zip(*runs):
+        torch.testing.assert_close(q, p, rtol=1e-12, atol=1e-14, msg=name)
+print("ok")
+"""
+
+
+def test_the_cuda_dispatch_drives_the_triton_kernels_like_the_readable_path():
+    """The optimizers' calls into the Triton kernels (their CUDA path), run under the Triton
+    interpreter on CPU tensors in a subprocess (TRITON_INTERPRET is read at import)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _TRITON_DISPATCH], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]

@@ -21,6 +21,7 @@ __all__ = [
     "adabound",
     "adagrad",
     "adam",
+    "add_one",
     "advance",
     "at",
     "decay",
@@ -42,12 +43,36 @@ def scalar_dtype(device: torch.device) -> torch.dtype:
 def advance(states: list[dict[str, Any]]) -> torch.Tensor:
     """Add one to each tensor's step counter; the new steps as one 1-D vector.
 
-    Two ops whatever the number of tensors (``_foreach_add_`` and ``stack``); the vector lives
-    where the counters do (the parameters' device, or the CPU for CPU parameters).
+    One C++ call for CPU counters (when the kernels are built), else two ops whatever the number
+    of tensors (``_foreach_add_`` and ``stack``); the vector lives where the counters do.
     """
     steps = [s["step"] for s in states]
+    module = _cpu_kernels(steps[0])
+    if module is not None:
+        return module.advance_steps(steps)
     torch._foreach_add_(steps, 1)
     return torch.stack(steps).to(scalar_dtype(steps[0].device))
+
+
+def add_one(states: list[dict[str, Any]]) -> None:
+    """Add one to each tensor's step counter (for torch's fused kernels, which read them)."""
+    steps = [s["step"] for s in states]
+    module = _cpu_kernels(steps[0])
+    if module is not None:
+        module.advance_steps(steps)
+    else:
+        torch._foreach_add_(steps, 1)
+
+
+def _cpu_kernels(step: torch.Tensor) -> Any:
+    """The compiled CPU kernels for CPU step counters outside ``torch.compile``, when built:
+    one C++ loop for all counters (``torch._foreach_add_`` on 0-d CPU tensors dispatches per
+    tensor: 0.9 ms for 198 counters, measured), else None."""
+    if not step.is_cpu or torch.compiler.is_compiling():
+        return None
+    from . import cpu
+
+    return cpu.ready()
 
 
 def at(t: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -89,8 +114,12 @@ def nadam(
     b1, psi, lr = group["betas"][0], group["momentum_decay"], group["lr"]
     mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))  # (1)
     mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
-    torch._foreach_mul_(mu_product, mu.to(mu_product[0].dtype).unbind())
-    prod = torch.stack(mu_product).to(t.dtype)
+    module = _cpu_kernels(mu_product[0]) if mu_product[0].dtype == torch.float32 else None
+    if module is not None:
+        prod = module.scale_scalars(mu_product, mu)
+    else:
+        torch._foreach_mul_(mu_product, mu.to(mu_product[0].dtype).unbind())
+        prod = torch.stack(mu_product).to(t.dtype)
     return -lr * (1.0 - mu) / (1.0 - prod), -lr * mu_next / (1.0 - prod * mu_next)
 
 

@@ -505,6 +505,40 @@ void lookahead_sync(const TensorList& slow, const TensorList& fast, double alpha
   });
 }
 
+// ------------------------------------------------------------------------------- steps
+// Add one to each 0-d float32 CPU step counter; their new values as one float64 vector (one
+// call: torch._foreach_add_ on 0-d CPU tensors dispatches per tensor, 4 us each).
+at::Tensor advance_steps(const TensorList& steps) {
+  auto out = at::empty({static_cast<int64_t>(steps.size())}, at::kDouble);
+  double* values = out.data_ptr<double>();
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const auto& s = steps[i];
+    TORCH_CHECK(s.numel() == 1 && s.scalar_type() == at::kFloat && s.device().is_cpu(),
+                "descentlab kernels: a step counter must be a float32 CPU scalar");
+    float* v = s.data_ptr<float>();
+    *v += 1.0f;
+    values[i] = *v;
+  }
+  return out;
+}
+
+// Multiply each 0-d float32 CPU tensor (NAdam's mu_product) by its factor, rounded to float32
+// as torch's in-place multiply by a number does; their new values as one float64 vector.
+at::Tensor scale_scalars(const TensorList& scalars, const Scalars& factors) {
+  const double* f = values(factors, scalars, "factors");
+  auto out = at::empty({static_cast<int64_t>(scalars.size())}, at::kDouble);
+  double* values_out = out.data_ptr<double>();
+  for (size_t i = 0; i < scalars.size(); ++i) {
+    const auto& s = scalars[i];
+    TORCH_CHECK(s.numel() == 1 && s.scalar_type() == at::kFloat && s.device().is_cpu(),
+                "descentlab kernels: expected a float32 CPU scalar");
+    float* v = s.data_ptr<float>();
+    *v = *v * static_cast<float>(f[i]);
+    values_out[i] = *v;
+  }
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -542,4 +576,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         arg("maximize"), arg("grad_scale") = py::none(), arg("found_inf") = py::none());
   m.def("lookahead_sync", &lookahead_sync, "Lookahead's slow-weight update and reset, one pass",
         arg("slow"), arg("fast"), py::kw_only(), arg("alpha"));
+  m.def("advance_steps", &advance_steps, "increment the step counters, their new values",
+        arg("steps"));
+  m.def("scale_scalars", &scale_scalars, "scale 0-d float32 tensors, their new values",
+        arg("scalars"), arg("factors"));
 }
