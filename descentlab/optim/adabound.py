@@ -38,7 +38,7 @@ class AdaBound(Optimizer):
     """
 
     _checks = {
-        "lr": c.positive,
+        "lr": c.nonnegative,  # a schedule may take it to 0; the initial lr (base_lr) must be > 0
         "betas": c.betas,
         "final_lr": c.positive,
         "gamma": c.positive,
@@ -66,7 +66,9 @@ class AdaBound(Optimizer):
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group; its current ``lr`` becomes its ``base_lr`` (eta_0 of eq. 2)."""
-        param_group.setdefault("base_lr", float(param_group.get("lr", self.defaults["lr"])))
+        if "base_lr" not in param_group:
+            lr = param_group.get("lr", self.defaults["lr"])
+            param_group["base_lr"] = float(c.positive("lr", lr))  # the bounds divide by it
         super().add_param_group(param_group)
 
     def _check_combination(self, group: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from torch.optim.optimizer import (
 )
 
 import descentlab
-from descentlab.optim import SWATS, GradientNoise, Lookahead, NAdam
+from descentlab.optim import SWATS, AdaBound, GradientNoise, Lookahead, NAdam
 from descentlab.optim._validate import HyperparameterError
 from descentlab.optim.kernels import cpu as _kernels
 
@@ -473,3 +473,18 @@ def test_half_precision_adam_with_a_tiny_eps_stays_finite():
         p.grad = torch.tensor([0.0, 1e-4, -1e-3, 0.5], dtype=torch.float16) * (t % 2)
         opt.step()
     assert torch.isfinite(p).all() and math.isfinite(float(opt.state[p]["exp_avg_sq"].sum()))
+
+
+def test_adabound_reloads_its_state_dict_after_a_schedule_took_lr_to_zero():
+    """Accelerate wraps an optimizer by ``load_state_dict(state_dict())``, after a warm-up
+    schedule set lr to 0; only the initial lr (base_lr, the bounds divide by it) must be > 0."""
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = AdaBound([p], lr=1e-3)
+    torch.optim.lr_scheduler.LambdaLR(opt, lambda step: step / 10)  # lr 0 at step 0
+    assert opt.param_groups[0]["lr"] == 0.0
+    opt.load_state_dict(opt.state_dict())
+    p.grad = torch.ones(3)
+    opt.step()
+    assert torch.equal(p.detach(), torch.ones(3))  # lr 0: bounds 0, no move
+    with pytest.raises(ValueError, match=r"lr.*\(0, inf\)"):
+        AdaBound([torch.nn.Parameter(torch.ones(1))], lr=0.0)
