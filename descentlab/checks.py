@@ -36,9 +36,6 @@ from typing import Any
 
 import torch
 
-# Until descentlab.optim takes its checks from here, its error class is the one both raise.
-from .optim._validate import HyperparameterError
-
 __all__ = [
     "HYPERPARAMETERS",
     "MAX_INT",
@@ -64,6 +61,14 @@ __all__ = [
 
 MAX_INT = 2**63 - 1
 """The largest seed ``torch.manual_seed`` takes; the default upper bound of an integer."""
+
+
+class HyperparameterError(ValueError, TypeError):
+    """A hyperparameter is invalid: wrong type, out of range, or unknown.
+
+    It is both a ``ValueError`` (the documented contract) and a ``TypeError`` (what Python raises
+    for an unexpected keyword argument), so either ``except`` clause catches it.
+    """
 
 
 @dataclass(frozen=True)

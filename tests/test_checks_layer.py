@@ -217,11 +217,13 @@ def test_the_docstring_examples_run():
     assert doctest.testmod(checks).failed == 0
 
 
-def test_outside_optim_nothing_reaches_into_its_private_checks():
+def test_the_package_takes_its_checks_from_one_layer():
     root = pathlib.Path(descentlab.__file__).parent
     users = [
         p.relative_to(root).as_posix()
         for p in root.rglob("*.py")
-        if p.parent.name != "optim" and "optim._validate" in p.read_text()
+        if "_validate" in p.read_text() and p.name != "_validate.py"
     ]
-    assert users == ["checks.py"]  # the error class, until optim takes its checks from there
+    assert users == []
+    assert descentlab.optim.HyperparameterError is HyperparameterError
+    assert HyperparameterError.__module__ == "descentlab.checks"

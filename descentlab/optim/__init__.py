@@ -1,6 +1,6 @@
 """Every optimizer of the lecture as a drop-in ``torch.optim.Optimizer``."""
 
-from ._validate import HyperparameterError
+from ..checks import HyperparameterError
 from .adabound import AdaBound
 from .adagrad import Adagrad
 from .adam import Adam, AdamW

@@ -1,10 +1,11 @@
-"""Named hyperparameter checks shared by the algorithms (the ``_checks`` tables)."""
+"""Named hyperparameter checks shared by the algorithms (the ``_checks`` tables), from
+:mod:`descentlab.checks`."""
 
 from __future__ import annotations
 
 import functools
 
-from ._validate import (
+from ..checks import (
     NONNEGATIVE,
     POSITIVE,
     UNIT,

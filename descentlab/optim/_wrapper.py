@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ._validate import HyperparameterError
+from ..checks import HyperparameterError
 from .base import _describe, copy_state, hooked_load, hooked_state_dict, restore_state
 
 __all__ = ["Wrapper", "inner_step"]

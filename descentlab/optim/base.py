@@ -2,7 +2,7 @@
 
 An algorithm subclasses :class:`Optimizer` and supplies
 
-* ``_checks``: the per-group hyperparameter checks (a table, see :mod:`._validate`);
+* ``_checks``: the per-group hyperparameter checks (a table, see :mod:`descentlab.checks`);
 * ``_init_state(group, p, state)``: its per-parameter state tensors, created eagerly so that
   the readable path only ever updates them in place;
 * ``_reference(group, p, g, state, t)``: the paper's equations for one tensor (the readable path);
@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from . import _validate as v
+from .. import checks as v
 from . import kernels
 from ._plan import Bucket, Plan
 

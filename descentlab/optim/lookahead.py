@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from ..checks import Interval, check_int
 from . import _checks as c
-from ._validate import Interval, check_int
 from ._wrapper import Wrapper, inner_step
 from .base import is_dtensor, kernel_tensor, outside_graph
 from .kernels import cpu, foreach, triton_unavailable_reason

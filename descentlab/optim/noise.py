@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from ..checks import HyperparameterError
 from . import _checks as c
-from ._validate import HyperparameterError
 from ._wrapper import Wrapper, inner_step
 from .base import is_dtensor, outside_graph
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ._validate import HyperparameterError
+from ..checks import HyperparameterError
 from .adabound import AdaBound
 from .adagrad import Adagrad
 from .adam import Adam, AdamW

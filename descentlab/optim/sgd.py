@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
+from ..checks import HyperparameterError
 from . import _checks as c
-from ._validate import HyperparameterError
 from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
 from .kernels import _scalars, foreach
 
