@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 from collections.abc import Iterable, Mapping
@@ -11,7 +10,7 @@ from typing import Any
 
 import torch
 
-from ..checks import HyperparameterError
+from ..checks import HyperparameterError, close_matches
 from .adabound import AdaBound
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
@@ -117,7 +116,7 @@ def resolve(name: str) -> tuple[list[str], Entry]:
         inner = m.group(2).strip()
     if inner not in REGISTRY:
         candidates = names() + [f"{w}(<name>)" for w in WRAPPERS]
-        close = difflib.get_close_matches(inner, candidates, n=3, cutoff=0.5)
+        close = close_matches(inner, candidates, n=3, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else ""
         raise HyperparameterError(
             f"Unknown optimizer {name!r}{hint}. Known: {', '.join(names())}, "
