@@ -45,6 +45,7 @@ from ._plan import Bucket, Plan
 __all__ = [
     "IMPLS",
     "NONFINITE",
+    "OPTIONS",
     "NonFiniteGradientError",
     "Optimizer",
     "copy_state",
@@ -124,7 +125,7 @@ class Optimizer(torch.optim.Optimizer):
         capturable: bool = False,
         unknown: dict[str, Any] | None = None,
     ) -> None:
-        v.check_unknown(type(self).__name__, unknown or {}, [*defaults, *_OPTIONS])
+        v.check_unknown(type(self).__name__, unknown or {}, [*defaults, *OPTIONS])
         v.check_choice("impl", impl, IMPLS)
         v.check_choice("nonfinite", nonfinite, NONFINITE)
         v.check_bool("capturable", capturable)
@@ -721,12 +722,12 @@ def zeros(state: dict[str, Any], p: torch.Tensor, *keys: str) -> None:
         state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
 
-_OPTIONS = ("impl", "nonfinite", "capturable")
+OPTIONS = ("impl", "nonfinite", "capturable")  # every Optimizer takes these keywords
 
 
 def split_options(options: dict[str, Any]) -> dict[str, Any]:
     """Separate the base options (``impl``, ``nonfinite``, ``capturable``) from unknown keywords."""
-    known = {k: options.pop(k) for k in _OPTIONS if k in options}
+    known = {k: options.pop(k) for k in OPTIONS if k in options}
     return {**known, "unknown": options}
 
 

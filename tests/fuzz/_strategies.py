@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import descentlab
 from descentlab.optim import REGISTRY, WRAPPERS
+from descentlab.optim.base import OPTIONS as _OPTIONS
 
 __all__ = [
     "CLASSES",
@@ -49,7 +50,8 @@ def hyperparameters(cls: type) -> list[str]:
     """The keyword hyperparameters of ``cls`` (its signature and the base options)."""
     skip = {"self", "params", "base_optimizer", "options"}
     own = [n for n in inspect.signature(cls.__init__).parameters if n not in skip]
-    return own + (["impl", "nonfinite"] if issubclass(cls, descentlab.optim.Optimizer) else [])
+    base = list(_OPTIONS) if issubclass(cls, descentlab.optim.Optimizer) else []
+    return own + base
 
 
 scalars = st.one_of(

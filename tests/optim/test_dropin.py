@@ -18,8 +18,7 @@ from torch.optim.optimizer import (
 )
 
 import descentlab
-from descentlab.optim import SWATS, AdaBound, GradientNoise, Lookahead, NAdam
-from descentlab.optim._validate import HyperparameterError
+from descentlab.optim import SWATS, AdaBound, GradientNoise, HyperparameterError, Lookahead, NAdam
 from descentlab.optim.kernels import cpu as _kernels
 
 from ._harness import flat, make_groups, set_grads
