@@ -14,3 +14,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def restore_deterministic():
+    """Lightning's ``deterministic=True`` switches torch's deterministic algorithms on for the
+    whole process (and with them NaN-filled ``torch.empty``): later tests must not see it."""
+    mode = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    torch.use_deterministic_algorithms(mode, warn_only=warn_only)
