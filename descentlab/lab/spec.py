@@ -4,9 +4,9 @@ An experiment file looks like this (every key but ``problems`` and ``optimizers`
 
     name = "adam-fixes"
     description = "Adam and the methods that fix it"
-    problems = ["digits-mlp", { name = "digits-cnn", options = { n_train = 200 } }]
+    problems = ["digits-mlp", { name = "digits-cnn", options = { n_train = 200 }, epochs = 4 }]
     seeds = 5                  # 5 means seeds 0..4; or a list such as [0, 7, 42]
-    epochs = 10                # overrides every problem's budget
+    epochs = 10                # overrides every problem's budget (a problem's own epochs win)
     batch_size = 64            # or a list: an axis (see descentlab.lab.axes for every axis)
     device = "auto"            # "cpu", "cuda", "cuda:1", "mps"; auto: a GPU when torch sees one
     deterministic = false      # torch's deterministic algorithms: the same curves on one device
@@ -17,6 +17,8 @@ An experiment file looks like this (every key but ``problems`` and ``optimizers`
     lr_factor = 10.0           # search [lr0 / 10, lr0 * 10] around each optimizer's default lr0
     # lr_range = [1e-4, 1.0]   # or one absolute range for every optimizer
     seed = 0                   # the seed of the tuning runs (default: the first seed)
+    # seeds = [0, 1]           # or repeat the search once per tuning seed (instead of seed)
+    weight_decay_range = [1e-3, 1.0]  # decoupled-decay optimizers: search (lr, weight decay)
     defaults = true            # also run every optimizer untuned, labelled "<label>@defaults"
 
     [[optimizers]]
@@ -29,7 +31,10 @@ An experiment file looks like this (every key but ``problems`` and ``optimizers`
 
 Tuning follows DeepOBS (Schneider, Balles & Hennig 2019): every optimizer gets the same number of
 learning rates, chosen on the validation metric on the tuning seed, and the best setting is rerun
-on all seeds. Besides the optimizers, an experiment may vary what helps optimization (batch
+on all seeds; ``weight_decay_range`` makes the search of every decoupled-decay optimizer joint over
+the learning rate and the weight decay, with the same budget; ``seeds`` repeats the whole search
+once per tuning seed, to show which conclusions survive the tuning's own randomness (see
+:mod:`descentlab.lab.tuning`). Besides the optimizers, an experiment may vary what helps optimization (batch
 size, shuffling, curriculum, initialization, normalization, dropout, weight decay, gradient noise,
 warm-up, fine-tuning): the keys of :mod:`descentlab.lab.axes`. Every error raised here is a
 :class:`SpecError` naming the key and what is allowed.
@@ -82,9 +87,19 @@ _TOP = (
     "design",
     *AXES,
 )
-_TUNING = ("method", "budget", "lr_factor", "lr_range", "seed", "defaults", "epochs")
+_TUNING = (
+    "method",
+    "budget",
+    "lr_factor",
+    "lr_range",
+    "weight_decay_range",
+    "seed",
+    "seeds",
+    "defaults",
+    "epochs",
+)
 _OPTIMIZER = ("name", "label", "hparams", "schedule", "schedule_args", "tune")
-_PROBLEM = ("name", "options", "axes")
+_PROBLEM = ("name", "options", "epochs", "axes")
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ class ProblemSpec:
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
     variants: tuple[Variant, ...] | None = None  # its own axes, instead of the experiment's
+    epochs: int | None = None  # its own budget, instead of the experiment's and the problem's
 
     @property
     def label(self) -> str:
@@ -117,7 +133,11 @@ class OptimizerSpec:
 
 @dataclass(frozen=True)
 class Tuning:
-    """How learning rates are searched: the same ``budget`` for every optimizer."""
+    """How learning rates are searched: the same ``budget`` for every optimizer.
+
+    ``weight_decay_range``: also search the weight decay of decoupled-decay optimizers (in the
+    same budget). ``seeds``: one search per tuning seed (``None``: one search, on ``seed``).
+    """
 
     method: str = "random"
     budget: int = 6
@@ -126,6 +146,8 @@ class Tuning:
     seed: int | None = None
     defaults: bool = False
     epochs: int | None = None
+    weight_decay_range: tuple[float, float] | None = None
+    seeds: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -158,15 +180,27 @@ def _int(key: str, value: Any, *, minimum: int = 1, maximum: int = MAX_INT) -> i
     return _check.integer(key, value, minimum=minimum, maximum=maximum)
 
 
-def _seeds(value: Any) -> tuple[int, ...]:
+def _seeds(value: Any, key: str = "seeds") -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
-        return tuple(range(_int("seeds", value, maximum=_MAX_COUNT)))
+        return tuple(range(_int(key, value, maximum=_MAX_COUNT)))
     if not isinstance(value, list) or not value:
-        raise _check.fail("seeds", value, "expected a count (5) or a non-empty list ([0, 1, 2])")
-    seeds = tuple(_int(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(value))
+        raise _check.fail(key, value, "expected a count (5) or a non-empty list ([0, 1, 2])")
+    seeds = tuple(_int(f"{key}[{i}]", s, minimum=0) for i, s in enumerate(value))
     if len(set(seeds)) != len(seeds):
-        raise _check.fail("seeds", value, "expected distinct seeds")
+        raise _check.fail(key, value, "expected distinct seeds")
     return seeds
+
+
+def _range(key: str, value: Any) -> tuple[float, float] | None:
+    """A search range ``[low, high]`` of positive numbers (``None`` if not given)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise _check.fail(key, value, "expected [low, high]")
+    lo, hi = (_check.positive(f"{key}[{i}]", x) for i, x in enumerate(value))
+    if lo > hi:
+        raise _check.fail(key, value, "expected low <= high")
+    return lo, hi
 
 
 def _entry(key: str, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -181,6 +215,8 @@ def _problem(i: int, value: Any, design: str) -> ProblemSpec:
     p = _entry(key, value, _PROBLEM)
     name = _check.string(f"{key}.name", p.get("name"))
     options = _check.table(f"{key}.options", p.get("options", {}))
+    epochs = p.get("epochs")
+    epochs = None if epochs is None else _int(f"{key}.epochs", epochs, maximum=_MAX_COUNT)
     try:
         problem = load_problem(name)
     except (ValueError, ImportError, AttributeError) as e:
@@ -197,7 +233,7 @@ def _problem(i: int, value: Any, design: str) -> ProblemSpec:
             own = variants(axes, design)
         except SpecError as e:
             raise SpecError(f"{key}.axes.{e}") from e
-    return ProblemSpec(name, options, own)
+    return ProblemSpec(name, options, own, epochs)
 
 
 def _problems(value: Any, design: str) -> tuple[ProblemSpec, ...]:
@@ -218,24 +254,23 @@ def _tuning(value: Any) -> Tuning:
     t = _check.table("tuning", value)
     _check.unknown("tuning.", t, _TUNING)
     method = _check.choice("tuning.method", t.get("method", Tuning.method), METHODS)
-    lr_range = t.get("lr_range")
-    if lr_range is not None:
-        if not isinstance(lr_range, list) or len(lr_range) != 2:
-            raise _check.fail("tuning.lr_range", lr_range, "expected [low, high]")
-        lo, hi = (_check.positive(f"tuning.lr_range[{i}]", x) for i, x in enumerate(lr_range))
-        if lo > hi:
-            raise _check.fail("tuning.lr_range", lr_range, "expected low <= high")
-        lr_range = (lo, hi)
     factor = _check.positive("tuning.lr_factor", t.get("lr_factor", Tuning.lr_factor))
     if factor < 1:
         raise _check.fail("tuning.lr_factor", factor, "expected a number >= 1")
     seed = t.get("seed")
+    seeds = t.get("seeds")
+    if seed is not None and seeds is not None:
+        raise _check.fail(
+            "tuning.seeds", seeds, f"tuning.seed is also given ({seed!r}); give one of them"
+        )
     epochs = t.get("epochs")
     return Tuning(
         method=method,
         budget=_int("tuning.budget", t.get("budget", Tuning.budget), maximum=_MAX_COUNT),
         lr_factor=factor,
-        lr_range=lr_range,
+        lr_range=_range("tuning.lr_range", t.get("lr_range")),
+        weight_decay_range=_range("tuning.weight_decay_range", t.get("weight_decay_range")),
+        seeds=None if seeds is None else _seeds(seeds, "tuning.seeds"),
         seed=None if seed is None else _int("tuning.seed", seed, minimum=0),
         defaults=_check.boolean("tuning.defaults", t.get("defaults", False)),
         epochs=None if epochs is None else _int("tuning.epochs", epochs, maximum=_MAX_COUNT),

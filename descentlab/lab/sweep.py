@@ -1,8 +1,8 @@
 """Run an experiment: plan its trials, skip the finished ones, run the rest, store every result.
 
-The sweep runs in two phases. First the learning-rate search runs and every untuned run; then,
-for each problem and optimizer whose search is complete, the best learning rate on every seed
-(:mod:`descentlab.lab.tuning`). Only this process writes the store, one transaction per trial,
+The sweep runs in two phases. First the search runs (of every tuning seed) and every untuned run;
+then, for each problem, optimizer and tuning seed whose search is complete, the best setting on
+every seed (:mod:`descentlab.lab.tuning`); a rerun that several searches chose runs once. Only this process writes the store, one transaction per trial,
 so killing it loses only the trials in flight; running the experiment again skips every finished
 trial (same configuration, same key version: same key) and reruns the others. An experiment's
 tags are rebuilt from its current plan on every run, so an edited experiment file (fewer problems,
@@ -57,7 +57,7 @@ class SweepSummary:
 def _tag(store: Store, experiment: str, plan: Iterable[Planned]) -> None:
     groups: dict[tuple[str, str, str], list[str]] = {}
     for p in plan:
-        groups.setdefault((p.role, p.problem, p.label), []).append(p.trial.key())
+        groups.setdefault((p.tag, p.problem, p.label), []).append(p.trial.key())
     for (role, problem, label), keys in groups.items():
         store.set_tags(experiment, role, problem, label, keys)
 
@@ -212,7 +212,7 @@ def run_experiment(
             runner.run(initial, "search + untuned")
             final = plan_final(experiment, initial, lambda t: _score(store, t))
             _tag(store, experiment.name, final)
-            runner.run(final, "best lr x seeds")
+            runner.run(final, "best setting x seeds")
     finally:
         executor.close()
     return summary
