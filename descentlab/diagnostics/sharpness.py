@@ -9,6 +9,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ __all__ = [
     "Sharpness",
     "epsilon_sharpness",
     "hessian_vector_product",
+    "power_iteration",
+    "random_vector",
     "sharpness",
     "top_eigenvalue",
 ]
@@ -74,6 +77,44 @@ def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     return sum((x * y).sum() for x, y in zip(a, b))
 
 
+def power_iteration(
+    matvec: Callable[[list[torch.Tensor]], list[torch.Tensor]],
+    v: list[torch.Tensor],
+    *,
+    iters: int = 50,
+    tol: float = 1e-4,
+) -> tuple[float, int, list[torch.Tensor]]:
+    """The eigenvalue of largest magnitude of a symmetric operator, by power iteration from ``v``.
+
+    Stops when the Rayleigh quotient ``v^T M v`` changes by less than ``tol`` relative, or after
+    ``iters`` iterations.
+
+    Returns:
+        ``(eigenvalue, iterations used, unit eigenvector estimate)``; the vector can warm-start
+        the next call on a nearby operator (tracking over training).
+    """
+    norm = _dot(v, v).sqrt()
+    v = [x / norm for x in v]
+    eig = 0.0
+    for it in range(1, iters + 1):
+        mv = matvec(v)
+        new = float(_dot(v, mv))
+        norm = _dot(mv, mv).sqrt()
+        if norm == 0:
+            return 0.0, it, v
+        v = [x / norm for x in mv]
+        if it > 1 and abs(new - eig) <= tol * max(abs(new), 1e-12):
+            return new, it, v
+        eig = new
+    return eig, iters, v
+
+
+def random_vector(params: list[torch.Tensor], seed: int) -> list[torch.Tensor]:
+    """A standard normal vector shaped like ``params`` (drawn on the CPU, so device-independent)."""
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in params]
+
+
 def top_eigenvalue(
     model: nn.Module,
     loss_fn: LossFn,
@@ -91,23 +132,11 @@ def top_eigenvalue(
     Returns:
         ``(eigenvalue, iterations used)``.
     """
-    params = trainable(model)
-    gen = torch.Generator().manual_seed(seed)
-    v = [torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in params]
-    norm = _dot(v, v).sqrt()
-    v = [x / norm for x in v]
-    eig = 0.0
-    for it in range(1, iters + 1):
-        hv = hessian_vector_product(model, loss_fn, loader, v)
-        new = float(_dot(v, hv))
-        norm = _dot(hv, hv).sqrt()
-        if norm == 0:
-            return 0.0, it
-        v = [x / norm for x in hv]
-        if it > 1 and abs(new - eig) <= tol * max(abs(new), 1e-12):
-            return new, it
-        eig = new
-    return eig, iters
+    v = random_vector(trainable(model), seed)
+    eig, it, _ = power_iteration(
+        lambda u: hessian_vector_product(model, loss_fn, loader, u), v, iters=iters, tol=tol
+    )
+    return eig, it
 
 
 def epsilon_sharpness(
