@@ -22,6 +22,7 @@ __all__ = [
     "Group",
     "Stats",
     "band",
+    "best_label",
     "load_groups",
     "load_searches",
     "performance_profile",
@@ -138,6 +139,12 @@ class Group:
         return sorted({r.trial.hparams.get("lr") for r in self.runs} - {None})
 
     @property
+    def weight_decays(self) -> list[float]:
+        """The distinct weight decays the runs set in their hyperparameters (one, after a joint
+        search of learning rate and weight decay; none where the optimizer's default applies)."""
+        return sorted({r.trial.hparams.get("weight_decay") for r in self.runs} - {None})
+
+    @property
     def devices(self) -> list[str]:
         """Where the finished runs ran (:attr:`~descentlab.store.Placement.label`), sorted."""
         return sorted({r.placement.label for r in self._results()})
@@ -163,10 +170,24 @@ def _order(names: list[str], preferred: list[str]) -> list[str]:
     return sorted(names, key=key)
 
 
-def load_groups(store: Store) -> dict[str, dict[str, dict[str, Group]]]:
-    """``{experiment: {problem: {label: Group}}}`` of the final runs, in the experiment's order."""
+def best_label(groups: Mapping[str, Group]) -> str | None:
+    """The label with the best median test main metric (``None`` if no median is finite)."""
+    scored = [(stats(g.final("test", g.main_metric)).median, k) for k, g in groups.items()]
+    scored = [(m, k) for m, k in scored if math.isfinite(m)]
+    if not scored:
+        return None
+    higher = next(iter(groups.values())).higher_is_better
+    return (max if higher else min)(scored)[1]
+
+
+def load_groups(store: Store, role: str = "final") -> dict[str, dict[str, dict[str, Group]]]:
+    """``{experiment: {problem: {label: Group}}}`` of the final runs, in the experiment's order.
+
+    ``role``: ``"final"`` (the reported runs: the first search's) or ``"final@<seed>"`` (the
+    reruns of the search repeated with that tuning seed).
+    """
     out: dict[str, dict[str, dict[str, Group]]] = {}
-    for t in store.records(role="final", curves=True):
+    for t in store.records(role=role, curves=True):
         tag = t.tag
         labels = out.setdefault(tag.experiment, {}).setdefault(tag.problem, {})
         labels.setdefault(tag.label, Group(tag.experiment, tag.problem, tag.label)).runs.append(t)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Store
-from ._data import Group, load_groups, load_searches, stats
+from ._data import Group, best_label, load_groups, load_searches, stats
 from ._format import mean_std, median_iqr, number, rounded
+from ._noise import Table, tables, tuning_noise
 from .figures import (
     colors,
     cost_figure,
@@ -93,22 +94,17 @@ _MIXED = (
 )
 
 
-def _best(groups: Mapping[str, Group]) -> str | None:
-    scored = [(stats(g.final("test", g.main_metric)).median, label) for label, g in groups.items()]
-    scored = [(m, label) for m, label in scored if math.isfinite(m)]
-    if not scored:
-        return None
-    higher = next(iter(groups.values())).higher_is_better
-    return (max if higher else min)(scored)[1]
-
-
-def _final_metrics(groups: Mapping[str, Group]) -> tuple[list[str], list[tuple[bool, list[str]]]]:
-    """The final-metrics table: its header and, per optimizer, (is best, cells)."""
+def _final_metrics(
+    groups: Mapping[str, Group], *, weight_decay: bool = False
+) -> tuple[list[str], list[tuple[bool, list[str]]]]:
+    """The final-metrics table: its header and, per optimizer, (is best, cells); with
+    ``weight_decay`` (the experiment searched it) the weight decay each row ran with."""
     metric = next(iter(groups.values())).main_metric
-    best = _best(groups)
+    best = best_label(groups)
     head = [
         "optimizer",
         "lr",
+        *(["weight decay"] if weight_decay else []),
         "runs",
         "diverged",
         "failed",
@@ -133,6 +129,7 @@ def _final_metrics(groups: Mapping[str, Group]) -> tuple[list[str], list[tuple[b
         cells = [
             label + (" ★" if label == best else ""),
             ", ".join(number(x) for x in g.lrs),
+            *([", ".join(number(x) for x in g.weight_decays) or "-"] if weight_decay else []),
             str(len(g.runs)),
             str(sum(1 for i in g.finished if g.runs[i].result.diverged)),
             str(len(g.runs) - len(g.finished)),
@@ -153,8 +150,11 @@ def _final_metrics(groups: Mapping[str, Group]) -> tuple[list[str], list[tuple[b
     return head, rows
 
 
-def _table(groups: Mapping[str, Group]) -> str:
-    head, rows = _final_metrics(groups)
+def _searched_weight_decay(spec: Mapping[str, Any]) -> bool:
+    return bool(spec.get("tuning", {}).get("weight_decay_range"))
+
+
+def _html(head: list[str], rows: list[tuple[bool, list[str]]], cls: str) -> str:
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join(
         f"<tr{' class=best' if best else ''}>"
@@ -162,7 +162,39 @@ def _table(groups: Mapping[str, Group]) -> str:
         + "</tr>"
         for best, cells in rows
     )
-    return f"<table class=final-metrics><tr>{th}</tr>{body}</table>"
+    return f"<table class={cls}><tr>{th}</tr>{body}</table>"
+
+
+def _md(head: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
+def _table(groups: Mapping[str, Group], spec: Mapping[str, Any]) -> str:
+    head, rows = _final_metrics(groups, weight_decay=_searched_weight_decay(spec))
+    return _html(head, rows, "final-metrics")
+
+
+Repeats = Mapping[int, Mapping[str, Mapping[str, Group]]]
+"""The repeated searches of one experiment: ``{tuning seed: {problem: {label: Group}}}``."""
+
+
+def _repeats(store: Store, name: str, spec: Mapping[str, Any]) -> Repeats:
+    """The final groups of every repeated search of experiment ``name`` (``final@<seed>``)."""
+    seeds = spec.get("tuning", {}).get("seeds") or []
+    return {s: load_groups(store, role=f"final@{s}").get(name, {}) for s in seeds[1:]}
+
+
+def _noise(
+    problem: str, groups: Mapping[str, Group], repeats: Repeats, spec: Mapping[str, Any]
+) -> tuple[str, Table, Table] | None:
+    """The tuning-noise tables of a problem, if its search was repeated with other seeds."""
+    seeds = spec.get("tuning", {}).get("seeds") or []
+    others = [s for s in seeds[1:] if problem in repeats.get(s, {})]
+    if not others:
+        return None
+    searches = [groups, *(repeats[s][problem] for s in others)]
+    return tables(tuning_noise([seeds[0], *others], searches))
 
 
 def _sections(
@@ -187,17 +219,21 @@ def _sections(
     return sections
 
 
-def _markdown(name: str, problems: Mapping[str, Mapping[str, Group]], spec: Mapping) -> str:
-    """The experiment's final-metrics tables in Markdown (for a README)."""
+def _markdown(
+    name: str, problems: Mapping[str, Mapping[str, Group]], repeats: Repeats, spec: Mapping
+) -> str:
+    """The experiment's final-metrics and tuning-noise tables in Markdown (for a README)."""
     parts = [f"## {name}\n\n{_describe(spec)}\n"]
-    sections = [s for p, g in problems.items() for s in _sections(p, g, spec)]
-    for problem, groups, _ in sections:
-        head, rows = _final_metrics(groups)
-        parts.append(f"### {problem}\n\n{_target(groups)}\n")
-        parts.append("| " + " | ".join(head) + " |")
-        parts.append("|" + "---|" * len(head))
-        parts += ["| " + " | ".join(cells) + " |" for _, cells in rows]
-        parts.append("")
+    for problem, all_groups in problems.items():
+        for title, groups, _ in _sections(problem, all_groups, spec):
+            head, rows = _final_metrics(groups, weight_decay=_searched_weight_decay(spec))
+            parts.append(f"### {title}\n\n{_target(groups)}\n")
+            parts += [*_md(head, [cells for _, cells in rows]), ""]
+        noise = _noise(problem, all_groups, repeats, spec)
+        if noise is not None:
+            sentence, choices, pairs = noise
+            parts.append(f"#### {problem}: tuning noise\n\n{sentence}\n")
+            parts += [*_md(*choices), "", *_md(*pairs), ""]
     return "\n".join(parts)
 
 
@@ -209,13 +245,36 @@ def _describe(spec: Mapping[str, Any]) -> str:
     if t.get("method") in ("grid", "random"):
         span = t.get("lr_range") or f"[lr0 / {t['lr_factor']:g}, lr0 x {t['lr_factor']:g}]"
         kind = "log-spaced grid" if t["method"] == "grid" else "log-uniform random search"
-        tuning_seed = seeds[0] if t.get("seed") is None and seeds else t.get("seed")
+        tuning_seeds = t.get("seeds") or [
+            seeds[0] if t.get("seed") is None and seeds else t.get("seed")
+        ]
         text += (
             f"Learning rate tuned for every optimizer with the same budget: a {kind} of "
-            f"{t['budget']} values in {span} (lr0: the optimizer's default), on seed "
-            f"{tuning_seed}, chosen on the final validation metric; the best is rerun on every "
-            "seed and only those runs are shown here."
+            f"{t['budget']} values in {span} (lr0: the optimizer's default)"
         )
+        if t.get("weight_decay_range"):
+            lo, hi = t["weight_decay_range"]
+            text += (
+                "; for optimizers with decoupled weight decay, as many (learning rate, weight"
+                f" decay) pairs, the weight decay in [{lo:g}, {hi:g}]"
+            )
+        if len(tuning_seeds) == 1:
+            text += f", on seed {tuning_seeds[0]}"
+        else:
+            text += (
+                f", once per tuning seed ({', '.join(map(str, tuning_seeds))}: other draws and"
+                " other training seeds)"
+            )
+        text += (
+            ", chosen on the final validation metric; the best is rerun on every seed and only"
+            " those runs are shown here"
+        )
+        if len(tuning_seeds) > 1:
+            text += (
+                f" (the tables: tuning seed {tuning_seeds[0]}'s; the tuning-noise tables compare"
+                " every search's)"
+            )
+        text += "."
     else:
         text += "No tuning: every optimizer at its default learning rate."
     if t.get("defaults") and t.get("method") != "defaults":
@@ -246,9 +305,34 @@ def _img(path: Path, out: Path, alt: str) -> str:
     return f'<img src="{path.relative_to(out).as_posix()}" alt="{html.escape(alt)}">'
 
 
+_JOINT = (
+    "Where the weight decay was searched with the learning rate, each point is one (learning"
+    " rate, weight decay) pair, drawn against its learning rate; the table shows the chosen pair."
+)
+
+
+def _noise_section(
+    problems: Mapping[str, Mapping[str, Group]], repeats: Repeats, spec: Mapping[str, Any]
+) -> list[str]:
+    """Per problem, each search's choices and results and which conclusions hold in all."""
+    parts = []
+    for problem, groups in problems.items():
+        noise = _noise(problem, groups, repeats, spec)
+        if noise is None:
+            continue
+        sentence, (head, rows), (pair_head, pair_rows) = noise
+        parts.append(f"<h4>{html.escape(problem)}</h4><p class=note>{html.escape(sentence)}</p>")
+        parts.append(_html(head, [(False, r) for r in rows], "tuning-choices"))
+        parts.append(_html(pair_head, [(False, r) for r in pair_rows], "tuning-noise"))
+    if parts:
+        parts.insert(0, "<h3>Tuning noise: one search per tuning seed</h3>")
+    return parts
+
+
 def _experiment(
     name: str,
     problems: Mapping[str, Mapping[str, Group]],
+    repeats: Repeats,
     searches: Mapping[str, Mapping[str, list[tuple[float, float]]]],
     spec: Mapping[str, Any],
     out: Path,
@@ -266,7 +350,7 @@ def _experiment(
         p = _slug(title)
         parts.append(f"<h3>{html.escape(title)}</h3>")
         parts.append(f"<p class=note>{html.escape(_target(groups))}</p>")
-        parts.append(_table(groups))
+        parts.append(_table(groups, spec))
         devices = {d for g in groups.values() for d in g.devices}
         parts.append(
             "<p class=note>★ best median test metric. Statistics are over the finished runs; "
@@ -290,6 +374,9 @@ def _experiment(
             metric = next(iter(groups.values())).main_metric
             fig = search_figure(search, metric, shades, figs / f"{slug}-{p}-search.png")
             parts.append(_img(fig, out, f"learning-rate search on {title}"))
+            if _searched_weight_decay(spec):
+                parts.append(f"<p class=note>{_JOINT}</p>")
+    parts += _noise_section(problems, repeats, spec)
     parts.append("<h3>Time to target</h3>")
     target = target_figure(problems, palette, figs / f"{slug}-time-to-target.png")
     parts.append(_img(target, out, "time to target"))
@@ -334,13 +421,14 @@ def write_report(
             raise ValueError(f"experiments not in {db}: {', '.join(unknown)}; stored: {known}")
         chosen = list(experiments or specs)
         groups = {n: g for n, g in load_groups(store).items() if n in chosen}
+        repeats = {n: _repeats(store, n, specs[n]) for n in groups}
         searches = load_searches(store)
         keys = _export_runs(store, out, chosen)
     body = [f"<h1>descentlab report</h1><p class=note>Store: {html.escape(str(db))}.</p>"]
     if not groups:
         body.append("<p>No finished final runs in the store yet.</p>")
     body += [
-        _experiment(n, problems, searches.get(n, {}), specs.get(n, {}), out)
+        _experiment(n, problems, repeats[n], searches.get(n, {}), specs.get(n, {}), out)
         for n, problems in groups.items()
     ]
     links = "".join(f'<li><a href="runs/{k}.json">{k}</a></li>' for k in keys)
@@ -354,6 +442,8 @@ def write_report(
     )
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
-    tables = [_markdown(n, problems, specs.get(n, {})) for n, problems in groups.items()]
-    (out / "tables.md").write_text("\n".join(tables), encoding="utf-8")
+    markdown = [
+        _markdown(n, problems, repeats[n], specs.get(n, {})) for n, problems in groups.items()
+    ]
+    (out / "tables.md").write_text("\n".join(markdown), encoding="utf-8")
     return index
