@@ -15,11 +15,22 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ._data import Group, best_label, stats
+from ..store import Store
+from ._data import Group, best_label, load_groups, stats
 from ._format import median_iqr, number
 
-__all__ = ["Noise", "Ranking", "Table", "tables", "tuning_noise"]
+__all__ = [
+    "Noise",
+    "Ranking",
+    "Repeats",
+    "Table",
+    "load_repeats",
+    "problem_noise",
+    "tables",
+    "tuning_noise",
+]
 
 _HOLDS, _NOISE = "holds in every search", "within tuning noise"
 
@@ -134,3 +145,25 @@ def tables(noise: Noise) -> tuple[str, Table, Table]:
         " within tuning noise: one search shows them, another does not (Sivaprasad et al. 2020)."
     )
     return sentence, (head, rows), pairs
+
+
+Repeats = Mapping[int, Mapping[str, Mapping[str, Group]]]
+"""The repeated searches of one experiment: ``{tuning seed: {problem: {label: Group}}}``."""
+
+
+def load_repeats(store: Store, name: str, spec: Mapping[str, Any]) -> Repeats:
+    """The final groups of every repeated search of experiment ``name`` (``final@<seed>``)."""
+    seeds = spec.get("tuning", {}).get("seeds") or []
+    return {s: load_groups(store, role=f"final@{s}").get(name, {}) for s in seeds[1:]}
+
+
+def problem_noise(
+    problem: str, groups: Mapping[str, Group], repeats: Repeats, spec: Mapping[str, Any]
+) -> tuple[str, Table, Table] | None:
+    """The tuning-noise tables of a problem, if its search was repeated with other seeds."""
+    seeds = spec.get("tuning", {}).get("seeds") or []
+    others = [s for s in seeds[1:] if problem in repeats.get(s, {})]
+    if not others:
+        return None
+    searches = [groups, *(repeats[s][problem] for s in others)]
+    return tables(tuning_noise([seeds[0], *others], searches))

@@ -18,7 +18,8 @@ from typing import Any
 from ..store import Store
 from ._data import Group, best_label, load_groups, load_searches, stats
 from ._format import mean_std, median_iqr, number, rounded
-from ._noise import Table, tables, tuning_noise
+from ._noise import Repeats, load_repeats, problem_noise
+from ._protocol import describe, searched_weight_decay
 from .figures import (
     colors,
     cost_figure,
@@ -150,10 +151,6 @@ def _final_metrics(
     return head, rows
 
 
-def _searched_weight_decay(spec: Mapping[str, Any]) -> bool:
-    return bool(spec.get("tuning", {}).get("weight_decay_range"))
-
-
 def _html(head: list[str], rows: list[tuple[bool, list[str]]], cls: str) -> str:
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join(
@@ -171,30 +168,8 @@ def _md(head: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _table(groups: Mapping[str, Group], spec: Mapping[str, Any]) -> str:
-    head, rows = _final_metrics(groups, weight_decay=_searched_weight_decay(spec))
+    head, rows = _final_metrics(groups, weight_decay=searched_weight_decay(spec))
     return _html(head, rows, "final-metrics")
-
-
-Repeats = Mapping[int, Mapping[str, Mapping[str, Group]]]
-"""The repeated searches of one experiment: ``{tuning seed: {problem: {label: Group}}}``."""
-
-
-def _repeats(store: Store, name: str, spec: Mapping[str, Any]) -> Repeats:
-    """The final groups of every repeated search of experiment ``name`` (``final@<seed>``)."""
-    seeds = spec.get("tuning", {}).get("seeds") or []
-    return {s: load_groups(store, role=f"final@{s}").get(name, {}) for s in seeds[1:]}
-
-
-def _noise(
-    problem: str, groups: Mapping[str, Group], repeats: Repeats, spec: Mapping[str, Any]
-) -> tuple[str, Table, Table] | None:
-    """The tuning-noise tables of a problem, if its search was repeated with other seeds."""
-    seeds = spec.get("tuning", {}).get("seeds") or []
-    others = [s for s in seeds[1:] if problem in repeats.get(s, {})]
-    if not others:
-        return None
-    searches = [groups, *(repeats[s][problem] for s in others)]
-    return tables(tuning_noise([seeds[0], *others], searches))
 
 
 def _sections(
@@ -223,73 +198,18 @@ def _markdown(
     name: str, problems: Mapping[str, Mapping[str, Group]], repeats: Repeats, spec: Mapping
 ) -> str:
     """The experiment's final-metrics and tuning-noise tables in Markdown (for a README)."""
-    parts = [f"## {name}\n\n{_describe(spec)}\n"]
+    parts = [f"## {name}\n\n{describe(spec)}\n"]
     for problem, all_groups in problems.items():
         for title, groups, _ in _sections(problem, all_groups, spec):
-            head, rows = _final_metrics(groups, weight_decay=_searched_weight_decay(spec))
+            head, rows = _final_metrics(groups, weight_decay=searched_weight_decay(spec))
             parts.append(f"### {title}\n\n{_target(groups)}\n")
             parts += [*_md(head, [cells for _, cells in rows]), ""]
-        noise = _noise(problem, all_groups, repeats, spec)
+        noise = problem_noise(problem, all_groups, repeats, spec)
         if noise is not None:
             sentence, choices, pairs = noise
             parts.append(f"#### {problem}: tuning noise\n\n{sentence}\n")
             parts += [*_md(*choices), "", *_md(*pairs), ""]
     return "\n".join(parts)
-
-
-def _describe(spec: Mapping[str, Any]) -> str:
-    """The experiment's protocol in words."""
-    seeds = spec.get("seeds", [])
-    t = spec.get("tuning", {})
-    text = f"{len(seeds)} seeds ({', '.join(map(str, seeds))}). "
-    if t.get("method") in ("grid", "random"):
-        span = t.get("lr_range") or f"[lr0 / {t['lr_factor']:g}, lr0 x {t['lr_factor']:g}]"
-        kind = "log-spaced grid" if t["method"] == "grid" else "log-uniform random search"
-        tuning_seeds = t.get("seeds") or [
-            seeds[0] if t.get("seed") is None and seeds else t.get("seed")
-        ]
-        text += (
-            f"Learning rate tuned for every optimizer with the same budget: a {kind} of "
-            f"{t['budget']} values in {span} (lr0: the optimizer's default)"
-        )
-        if t.get("weight_decay_range"):
-            lo, hi = t["weight_decay_range"]
-            text += (
-                "; for optimizers with decoupled weight decay, as many (learning rate, weight"
-                f" decay) pairs, the weight decay in [{lo:g}, {hi:g}]"
-            )
-        if len(tuning_seeds) == 1:
-            text += f", on seed {tuning_seeds[0]}"
-        else:
-            text += (
-                f", once per tuning seed ({', '.join(map(str, tuning_seeds))}: other draws and"
-                " other training seeds)"
-            )
-        text += (
-            ", chosen on the final validation metric; the best is rerun on every seed and only"
-            " those runs are shown here"
-        )
-        if len(tuning_seeds) > 1:
-            text += (
-                f" (the tables: tuning seed {tuning_seeds[0]}'s; the tuning-noise tables compare"
-                " every search's)"
-            )
-        text += "."
-    else:
-        text += "No tuning: every optimizer at its default learning rate."
-    if t.get("defaults") and t.get("method") != "defaults":
-        text += " Labels ending in @defaults: the same optimizer untuned, at its default."
-    variants = spec.get("variants", [])
-    if len(variants) > 1:
-        axes = sorted({a for r in spec.get("rows", []) for a in r["changed"]})
-        how = "one at a time from the baseline (the first value of each)"
-        if spec.get("design") != "one-at-a-time":
-            how = "in every combination"
-        text += (
-            f" Besides the optimizer, {len(variants)} variants vary {', '.join(axes)} {how};"
-            " every variant is tuned like an optimizer of its own, and rows show it in brackets."
-        )
-    return text
 
 
 def _target(groups: Mapping[str, Group]) -> str:
@@ -317,7 +237,7 @@ def _noise_section(
     """Per problem, each search's choices and results and which conclusions hold in all."""
     parts = []
     for problem, groups in problems.items():
-        noise = _noise(problem, groups, repeats, spec)
+        noise = problem_noise(problem, groups, repeats, spec)
         if noise is None:
             continue
         sentence, (head, rows), (pair_head, pair_rows) = noise
@@ -344,7 +264,7 @@ def _experiment(
     parts = [f"<h2 id='{slug}'>Experiment {html.escape(name)}</h2>"]
     if spec.get("description"):
         parts.append(f"<p>{html.escape(spec['description'])}</p>")
-    parts.append(f"<p class=note>{html.escape(_describe(spec))}</p>")
+    parts.append(f"<p class=note>{html.escape(describe(spec))}</p>")
     sections = [(p, *s) for p, g in problems.items() for s in _sections(p, g, spec)]
     for problem, title, groups, costly in sections:
         p = _slug(title)
@@ -374,7 +294,7 @@ def _experiment(
             metric = next(iter(groups.values())).main_metric
             fig = search_figure(search, metric, shades, figs / f"{slug}-{p}-search.png")
             parts.append(_img(fig, out, f"learning-rate search on {title}"))
-            if _searched_weight_decay(spec):
+            if searched_weight_decay(spec):
                 parts.append(f"<p class=note>{_JOINT}</p>")
     parts += _noise_section(problems, repeats, spec)
     parts.append("<h3>Time to target</h3>")
@@ -421,7 +341,7 @@ def write_report(
             raise ValueError(f"experiments not in {db}: {', '.join(unknown)}; stored: {known}")
         chosen = list(experiments or specs)
         groups = {n: g for n, g in load_groups(store).items() if n in chosen}
-        repeats = {n: _repeats(store, n, specs[n]) for n in groups}
+        repeats = {n: load_repeats(store, n, specs[n]) for n in groups}
         searches = load_searches(store)
         keys = _export_runs(store, out, chosen)
     body = [f"<h1>descentlab report</h1><p class=note>Store: {html.escape(str(db))}.</p>"]
