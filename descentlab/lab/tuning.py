@@ -115,7 +115,8 @@ def decoupled(opt: OptimizerSpec) -> bool:
     the registry's classes set: true for ``adamw``, ``sgdw``, ``sgdwm``, ``torch.optim.AdamW``
     and ``adam`` with ``decoupled_weight_decay = true``, false for an optimizer without the flag.
     """
-    return _decoupled(opt.name, json.dumps({**opt.hparams, "lr": _center(opt)}, sort_keys=True))
+    hparams = json.dumps({**opt.hparams, "lr": _center(opt)}, sort_keys=True, default=str)
+    return _decoupled(opt.name, hparams)
 
 
 def tunes_weight_decay(opt: OptimizerSpec, tuning: Tuning, variant: Variant | None = None) -> bool:
@@ -153,6 +154,8 @@ def candidates(
     optimizer gets luckier draws than another: first the learning rates' (sorted), then the
     weight decays' (in draw order).
     """
+    if weight_decay and tuning.weight_decay_range is None:
+        raise ValueError("candidates: weight_decay=True needs tuning.weight_decay_range")
     if tuning.lr_range is not None:
         lo, hi = tuning.lr_range
     else:
