@@ -51,6 +51,7 @@ def _rows(exp):
 # The plans (search runs, and the reruns under _score) of the spec files as they were before
 # these options existed (copies in frozen_specs/, the running sitting of issue 16 among them),
 # digested by that code (commit 0ddc2bc): (distinct tagged trials, sha256 of the sorted rows).
+# A mismatch means a trial of these files has another key now: a store would rerun it.
 BEFORE = {
     "adam-fixes.toml": (168, "2721578ebf81fcbf591de2fb1d5b85245b9e38e85e0c168ce243b888d78ebddb"),
     "charlm-transformer.toml": (
