@@ -1,0 +1,149 @@
+"""Heavy-tailed gradient noise (Simsekli, Sagun & Gurbuzbalaban 2019; Zhang et al. 2020, "Why are
+Adaptive Methods Good for Attention Models?"): the charlm-transformer against the CNN and MLP.
+
+At initialisation, for each model and seed, ``batches`` minibatches of the problem's own batch
+size (12 windows of 64 characters for the GPT, 100 signals for mnist1d-cnn, 32 digits for
+digits-mlp), each one's gradient minus the mean gradient of them all (a large batch), and
+:func:`descentlab.diagnostics.noise_tail.gradient_noise`'s three numbers: Simsekli et al.'s tail
+index of the pooled coordinates, the same index with every coordinate divided by its own scale,
+and the excess kurtosis of the noise norms (Zhang et al.'s Figure 1 shows their histograms: a
+long right tail for BERT, a concentrated one for ResNet). Zhang et al.'s claim: heavier tails for
+attention models (smaller alpha, larger kurtosis) than for the CNN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..diagnostics.noise_tail import GradientNoise, gradient_noise
+from ..problems import get
+from ..viz._figure import pyplot, save
+
+__all__ = ["NOISE_MODELS", "NoiseTails", "noise_tails", "plot_noise_tails"]
+
+Setup = tuple[nn.Module, Callable[..., torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def _lm_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.flatten(0, -2), target.flatten())
+
+
+def _transformer(seed: int, batches: int) -> Setup:
+    """nanoGPT's CPU GPT at its initialisation for ``seed``; windows drawn as it trains on them."""
+    task = get("charlm-transformer").build(seed)
+    gen = torch.Generator().manual_seed(seed)
+    return task.model, _lm_loss, [task.draw("train", None, gen) for _ in range(batches)]
+
+
+def _classifier(name: str) -> Callable[[int, int], Setup]:
+    def setup(seed: int, batches: int) -> Setup:
+        task = get(name).build(seed)
+        x, y = task.splits["train"]
+        gen = torch.Generator().manual_seed(seed)
+        b = get(name).budget.batch_size
+        picks = [torch.randperm(len(x), generator=gen)[:b] for _ in range(batches)]
+        return task.model, F.cross_entropy, [(x[i], y[i]) for i in picks]
+
+    return setup
+
+
+NOISE_MODELS: dict[str, Callable[[int, int], Setup]] = {
+    "charlm-transformer": _transformer,
+    "mnist1d-cnn": _classifier("mnist1d-cnn"),
+    "digits-mlp": _classifier("digits-mlp"),
+}
+"""problem name -> ``setup(seed, batches)``: the model at initialisation, its loss and
+``batches`` minibatches of the problem's batch size."""
+
+
+def _iqr(values: Sequence[float]) -> tuple[float, str]:
+    """The median and the IQR as ``"[q1, q3]"`` (a table cell)."""
+    q1, med, q3 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
+    return float(med), f"[{q1:.4g}, {q3:.4g}]"
+
+
+@dataclass(frozen=True)
+class NoiseTails:
+    """The gradient noise's tails per model over seeds.
+
+    Attributes:
+        rows: per model: median and IQR over ``seeds`` of alpha (pooled), alpha (standardized)
+            and the excess kurtosis of the noise norms; parameters, minibatches.
+        results: ``{model: [GradientNoise per seed]}``.
+    """
+
+    rows: list[dict[str, Any]]
+    seeds: tuple[int, ...]
+    results: dict[str, list[GradientNoise]] = field(repr=False)
+
+
+def noise_tails(
+    models: Sequence[str] = tuple(NOISE_MODELS),
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    batches: int = 64,
+    coordinates: int = 50_000,
+) -> NoiseTails:
+    """:func:`gradient_noise` of each model at initialisation, ``batches`` minibatches a seed."""
+    rows, results = [], {}
+    for name in models:
+        runs = []
+        for seed in seeds:
+            model, loss_fn, data = NOISE_MODELS[name](seed, batches)
+            runs.append(gradient_noise(model, loss_fn, data, coordinates=coordinates, seed=seed))
+        results[name] = runs
+        row: dict[str, Any] = {
+            "model": name,
+            "parameters": runs[0].parameters,
+            "minibatches": batches,
+            "batch size": get(name).budget.batch_size,
+        }
+        for label, attr in (
+            ("alpha (pooled)", "alpha"),
+            ("alpha (standardized)", "alpha_standardized"),
+            ("norm excess kurtosis", "norm_kurtosis"),
+        ):
+            row[f"{label} median"], row[f"{label} IQR"] = _iqr([getattr(r, attr) for r in runs])
+        rows.append(row)
+    return NoiseTails(rows, tuple(seeds), results)
+
+
+def plot_noise_tails(result: NoiseTails, path: str | Path) -> Path:
+    """Left: the survival function of the noise norms over their median (every seed's
+    minibatches pooled; a heavy right tail stays up); right: the tail indices, median and IQR
+    over seeds."""
+    plt = pyplot()
+    fig, (ax_h, ax_a) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, runs in result.results.items():
+        r = np.sort(np.concatenate([run.norms / np.median(run.norms) for run in runs]))
+        ax_h.step(r, 1 - np.arange(len(r)) / len(r), where="post", label=name)
+    ax_h.set_yscale("log")
+    ax_h.set_xlabel("‖g_B − g‖ / median over the minibatches (dimensionless)")
+    ax_h.set_ylabel("fraction of minibatches above (log scale)")
+    ax_h.set_title(f"Noise norms at initialisation ({len(result.seeds)} seeds pooled)")
+    ax_h.legend(fontsize="small")
+    names = list(result.results)
+    x = np.arange(len(names))
+    for k, (attr, label) in enumerate(
+        (("alpha", "pooled (Simsekli et al.)"), ("alpha_standardized", "each coordinate scaled"))
+    ):
+        vals = [[getattr(r, attr) for r in result.results[n]] for n in names]
+        med = np.array([np.median(v) for v in vals])
+        lo = med - np.array([np.percentile(v, 25) for v in vals])
+        hi = np.array([np.percentile(v, 75) for v in vals]) - med
+        ax_a.errorbar(x + (k - 0.5) * 0.2, med, yerr=[lo, hi], fmt="o", capsize=4, label=label)
+    ax_a.axhline(2.0, color="black", ls=":", lw=1, label="α = 2: Gaussian")
+    ax_a.set_xticks(x, names)
+    ax_a.set_ylabel("tail index α (median, IQR)")
+    ax_a.set_title("Tail index of the gradient noise")
+    ax_a.legend(fontsize="small")
+    fig.tight_layout()
+    return save(fig, path)
