@@ -26,14 +26,11 @@ from torch.nn import functional as F
 from ..diagnostics.noise_tail import GradientNoise, gradient_noise
 from ..problems import get
 from ..viz._figure import pyplot, save
+from .hessian_heterogeneity import _check_models, _iqr, _lm_loss  # shared with that demo
 
 __all__ = ["NOISE_MODELS", "NoiseTails", "noise_tails", "plot_noise_tails"]
 
 Setup = tuple[nn.Module, Callable[..., torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]
-
-
-def _lm_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.flatten(0, -2), target.flatten())
 
 
 def _transformer(seed: int, batches: int) -> Setup:
@@ -64,12 +61,6 @@ NOISE_MODELS: dict[str, Callable[[int, int], Setup]] = {
 ``batches`` minibatches of the problem's batch size."""
 
 
-def _iqr(values: Sequence[float]) -> tuple[float, str]:
-    """The median and the IQR as ``"[q1, q3]"`` (a table cell)."""
-    q1, med, q3 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
-    return float(med), f"[{q1:.4g}, {q3:.4g}]"
-
-
 @dataclass(frozen=True)
 class NoiseTails:
     """The gradient noise's tails per model over seeds.
@@ -93,6 +84,7 @@ def noise_tails(
     coordinates: int = 50_000,
 ) -> NoiseTails:
     """:func:`gradient_noise` of each model at initialisation, ``batches`` minibatches a seed."""
+    _check_models(models, NOISE_MODELS)
     rows, results = [], {}
     for name in models:
         runs = []

@@ -21,7 +21,7 @@ Adam: A Hessian Perspective"): the Hessian's block heterogeneity, measured and a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,12 @@ initialisation, its loss, the data of the Hessian and the options of its blocks.
 BLOCK_SETS = {"weights": 2, "all tensors": 1}  # name -> parameter_blocks' min_dim
 
 
+def _check_models(models: Sequence[str], known: Mapping[str, Any]) -> None:
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        raise ValueError(f"unknown model {unknown[0]!r}; choose from {', '.join(known)}")
+
+
 def _iqr(values: Sequence[float]) -> tuple[float, str]:
     """The median and the IQR as ``"[q1, q3]"`` (a table cell)."""
     q1, med, q3 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
@@ -129,6 +135,7 @@ def hessian_heterogeneity(
     halve the time and leave the kinds of block the same), ``windows`` of 64 characters for its
     Hessian, ``examples`` training examples for the classifiers'.
     """
+    _check_models(models, HESSIAN_MODELS)
     rows, spectra, js = [], {}, {}
     for name in models:
         paper: dict[str, list[float]] = {s: [] for s in BLOCK_SETS}

@@ -78,7 +78,8 @@ def tail_index(samples: np.ndarray | torch.Tensor, *, k1: int | None = None) -> 
         raise ValueError("samples must be nonzero (log 0); drop the zeros first")
     k2 = k // k1
     y = x[: k1 * k2].reshape(k2, k1, -1).sum(axis=1)
-    inv_alpha = (np.log(np.linalg.norm(y, axis=1)).mean() - np.log(norms).mean()) / math.log(k1)
+    log_y, log_x = np.log(np.linalg.norm(y, axis=1)).mean(), np.log(norms).mean()
+    inv_alpha = (log_y - log_x) / math.log(k1)  # (1)
     return float(1.0 / inv_alpha)
 
 
@@ -86,7 +87,7 @@ def excess_kurtosis(values: np.ndarray) -> float:
     """Equation (2): the excess kurtosis (0 for a Gaussian) of a sample."""
     v = np.asarray(values, dtype=np.float64)
     c = v - v.mean()
-    return float((c**4).mean() / (c**2).mean() ** 2 - 3.0)
+    return float((c**4).mean() / (c**2).mean() ** 2 - 3.0)  # (2)
 
 
 @dataclass(frozen=True)

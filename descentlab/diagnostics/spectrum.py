@@ -122,7 +122,7 @@ class Spectrum:
             raise ValueError(f"sigma must be > 0, got {sigma}")
         nodes, w = np.nan_to_num(self.nodes).ravel(), self.weights.ravel()
         z = (grid[:, None] - nodes[None, :]) / sigma
-        return (np.exp(-0.5 * z**2) @ w) / (np.sqrt(2 * np.pi) * sigma * len(self.nodes))
+        return (np.exp(-0.5 * z**2) @ w) / (np.sqrt(2 * np.pi) * sigma * len(self.nodes))  # (2)
 
 
 def lanczos(
@@ -172,7 +172,7 @@ def gauss_quadrature(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, n
     """The nodes (Ritz values) and weights of the tridiagonal ``T``: equation (1)'s quadrature."""
     T = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
     nodes, U = np.linalg.eigh(T)
-    return nodes, U[0] ** 2
+    return nodes, U[0] ** 2  # (1): theta_k and tau_k = U_1k^2
 
 
 def _spectra(
@@ -391,7 +391,7 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
         nz = a > 0  # log(a / m) written as log(2a / (a + b)): finite where 0.5 a underflows
         return float(np.sum(a[nz] * np.log(2 * a[nz] / (a[nz] + b[nz]))))
 
-    return 0.5 * kl_to_mean(p, q) + 0.5 * kl_to_mean(q, p)
+    return 0.5 * kl_to_mean(p, q) + 0.5 * kl_to_mean(q, p)  # (3)
 
 
 @dataclass(frozen=True)
@@ -460,5 +460,5 @@ def block_heterogeneity(
     matrix = np.zeros((k, k))
     for i, j in combinations(range(k), 2):
         matrix[i, j] = matrix[j, i] = js_divergence(dens[i], dens[j])
-    mean = float(matrix[np.triu_indices(k, 1)].mean())
+    mean = float(matrix[np.triu_indices(k, 1)].mean())  # (4)
     return Heterogeneity(mean, list(spectra), matrix, sigma, grid, dens)

@@ -29,3 +29,8 @@ def test_noise_tails_rows_and_figure(tmp_path):
     assert len(runs) == 2 and runs[0].coordinates == 500 and len(runs[0].norms) == 8
     assert runs[0].alpha != runs[1].alpha  # the seeds draw different minibatches
     assert plot_noise_tails(result, tmp_path / "noise.png").exists()
+
+
+def test_an_unknown_model_is_refused():
+    with pytest.raises(ValueError, match="unknown model 'resnet'; choose from charlm-transformer"):
+        noise_tails(("resnet",))

@@ -50,6 +50,11 @@ def test_the_two_quadratics_have_the_same_eigenvalues_dealt_differently():
     assert all(b.max() / b.min() > 100 for b in hom_blocks)
 
 
+def test_an_unknown_model_is_refused():
+    with pytest.raises(ValueError, match="unknown model 'vgg'; choose from charlm-transformer"):
+        hessian_heterogeneity(("vgg",))
+
+
 def test_block_quadratic_refuses_bad_arguments():
     with pytest.raises(ValueError, match="case must be"):
         block_quadratic("mixed")
