@@ -1,4 +1,5 @@
-"""Commands of the viz area: ``trajectories`` and ``demo adam-failures``."""
+"""Commands of the viz area: ``trajectories`` and the ``demo`` group (``adam-failures``,
+``edge-of-stability``, ``flat-sharp``)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,26 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ._common import DEVICE_HELP, device, show, table
+from ._common import DEVICE_HELP, WIDTH, device, show, table, unknown
 
 demo = typer.Typer(
     name="demo", help="The lecture's worked examples, with numbers.", no_args_is_help=True
 )
 
 
-def _table(rows: list[dict[str, Any]]) -> Table:
-    """The rows as a table; a header wraps to its column's widest cell (or longest word)."""
-    cells = [[f"{v:.6g}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows]
+def _table(rows: list[dict[str, Any]], *, digits: int | None = None) -> Table:
+    """The rows as a table; a header wraps to its column's widest cell (or longest word).
+
+    Floats take 6 significant digits, or ``digits`` without an exponent (demos.tables.number).
+    """
+    from ..demos.tables import number
+
+    def cell(v: Any) -> str:
+        if not isinstance(v, float):
+            return str(v)
+        return f"{v:.6g}" if digits is None else number(v, digits)
+
+    cells = [[cell(v) for v in row.values()] for row in rows]
     widths = [max(10, *map(len, column)) for column in zip(*cells)]
     t = table(
         *("\n".join(textwrap.wrap(h, w, break_long_words=False)) for h, w in zip(rows[0], widths))
@@ -26,6 +37,11 @@ def _table(rows: list[dict[str, Any]]) -> Table:
     for row in cells:
         t.add_row(*row)
     return t
+
+
+def _say(text: str) -> None:
+    """Echo ``text`` wrapped at 80 columns (a leading newline kept)."""
+    typer.echo(("\n" if text.startswith("\n") else "") + textwrap.fill(text.strip(), WIDTH))
 
 
 def _parse_lrs(items: list[str]) -> dict[str, float]:
@@ -139,6 +155,111 @@ def register(app: typer.Typer) -> None:
             plot_online_counterexample(online, output / "online_counterexample.png"),
         ]
         for path in written:
+            typer.echo(f"wrote {path}")
+
+    @demo.command("edge-of-stability")
+    def edge_of_stability(
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="Folder for the figure.")
+        ] = Path("edge-of-stability"),
+        steps: int = typer.Option(1200, "--steps", min=1, help="Full-batch steps per run."),
+        every: int = typer.Option(20, "--every", min=1, help="Steps between measurements."),
+        seeds: int = typer.Option(3, "--seeds", min=1, help="Runs per learning rate."),
+        n_train: int = typer.Option(1000, "--n-train", min=10, help="Training digits used."),
+        width: int = typer.Option(100, "--width", min=1, help="Hidden width of the MLP."),
+        gd_lr: Annotated[
+            list[float] | None, typer.Option("--gd-lr", help="GD learning rate; repeat.")
+        ] = None,
+        adam_lr: Annotated[
+            list[float] | None, typer.Option("--adam-lr", help="Adam learning rate; repeat.")
+        ] = None,
+    ) -> None:
+        """Full-batch GD's sharpness at 2/lr, Adam's preconditioned sharpness at 38/lr.
+
+        Cohen et al. 2021 and 2022, on digits; a table of plateaus against the predictions.
+        """
+        from ..demos import edge_of_stability as run
+        from ..demos import plot_edge_of_stability
+        from ..diagnostics import DINH_NOTE
+
+        if every > steps:
+            raise typer.BadParameter(
+                f"must be <= --steps ({steps}), got {every}", param_hint="--every"
+            )
+        result = run(
+            gd_lrs=tuple(gd_lr or (0.2, 0.4)),
+            adam_lrs=tuple(adam_lr or (2e-3, 4e-3)),
+            seeds=seeds,
+            steps=steps,
+            every=every,
+            n_train=n_train,
+            width=width,
+        )
+        settings = result.settings
+        _say(
+            f"Edge of stability: {settings['model']}; {settings['data']}; {steps} steps, "
+            f"measured every {settings['every']}; plateau = median over the last half of a "
+            f"run; medians and IQRs over {seeds} seeds"
+        )
+        show(_table(result.rows, digits=4))
+        diverged = [f"{r.optimizer} lr={r.lr:g} seed {r.seed}" for r in result.runs if r.diverged]
+        if diverged:
+            typer.echo(f"diverged (plateaus from the steps before): {', '.join(diverged)}")
+        _say(DINH_NOTE)
+        typer.echo(f"wrote {plot_edge_of_stability(result, output / 'edge_of_stability.png')}")
+
+    @demo.command("flat-sharp")
+    def flat_sharp(
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="Folder for the figures.")
+        ] = Path("flat-sharp"),
+        problem: str = typer.Option("digits-mlp", "--problem", help="A supervised problem."),
+        seeds: int = typer.Option(5, "--seeds", min=1, help="Runs per optimizer and batch."),
+        max_epochs: int = typer.Option(100, "--max-epochs", min=1, help="Training budget."),
+        n_train: int | None = typer.Option(None, "--n-train", min=10, help="Fewer examples."),
+        level: Annotated[
+            list[float] | None, typer.Option("--level", help="Training-loss level; repeat.")
+        ] = None,
+        keskar_level: float = typer.Option(
+            0.01, "--keskar-level", min=0.0, help="Train loss of the batch-size pair."
+        ),
+    ) -> None:
+        """Sharpness at equal training loss (SGDM vs Adam), and small vs large batch.
+
+        Keskar et al. 2017's epsilon-sharpness and interpolation; Dinh et al. 2017's rescaling.
+        """
+        from ..demos import flat_sharp as run
+        from ..demos import plot_equal_loss, plot_small_large_batch
+        from ..diagnostics import DINH_NOTE
+        from ..problems import registry
+
+        if problem not in registry.names():
+            raise unknown("problem", problem, registry.names(), "problems")
+        kwargs: dict[str, Any] = {"levels": tuple(level)} if level else {}
+        result = run(
+            problem=problem,
+            options={"n_train": n_train} if n_train else None,
+            seeds=seeds,
+            max_epochs=max_epochs,
+            keskar_level=keskar_level,
+            **kwargs,
+        )
+        s = result.settings
+        _say(
+            f"Sharpness at equal training loss: {s['problem']}, batch {s['batch size']}, "
+            f"{', '.join(s['optimizers'].values())}; loss checked every {s['check every']} "
+            f"steps; medians and IQRs over {seeds} seeds"
+        )
+        show(_table(result.equal_loss, digits=3))
+        _say(f"\nKeskar et al. 2017: batch {s['batch size']} vs {s['large batch']}, {s['keskar']}")
+        show(_table(result.small_large, digits=3))
+        typer.echo("\nDinh et al. 2017: the same functions, rescaled (medians over seeds)")
+        show(_table(result.rescaled, digits=3))
+        _say(DINH_NOTE)
+        for path in (
+            plot_equal_loss(result, output / "equal_loss.png"),
+            plot_small_large_batch(result, output / "small_large_batch.png"),
+        ):
             typer.echo(f"wrote {path}")
 
     app.add_typer(demo)

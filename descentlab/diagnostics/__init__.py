@@ -3,7 +3,7 @@ and at the edge of stability), loss landscapes, effective LRs."""
 
 from .equal_loss import EqualLoss, LevelPoint, sharpness_at_levels
 from .landscape import Slice1D, Slice2D, interpolate, random_direction, slice_1d, slice_2d
-from .rescale import rescale, scale_factors
+from .rescale import DINH_NOTE, rescale, scale_factors
 from .sharpness import (
     Sharpness,
     epsilon_sharpness,
@@ -24,6 +24,7 @@ from .stability import (
 from .track import METRICS, Record, Tracker, track
 
 __all__ = [
+    "DINH_NOTE",
     "METRICS",
     "EqualLoss",
     "LevelPoint",

@@ -36,7 +36,13 @@ from torch import nn
 
 from ._loss import trainable
 
-__all__ = ["HOMOGENEOUS", "WEIGHTED", "rescale", "scale_factors"]
+__all__ = ["DINH_NOTE", "HOMOGENEOUS", "WEIGHTED", "rescale", "scale_factors"]
+
+DINH_NOTE = (
+    "Sharpness is not reparametrisation-invariant (Dinh et al. 2017): rescaling a ReLU "
+    "network's layers by alpha and 1/alpha keeps its function and changes its sharpness."
+)
+"""The sentence every sharpness figure and table carries."""
 
 WEIGHTED: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 """The layers whose weights and bias (1) rescales."""
