@@ -1,7 +1,7 @@
 """Heavy-tailed gradient noise (Simsekli, Sagun & Gurbuzbalaban 2019; Zhang et al. 2020, "Why are
 Adaptive Methods Good for Attention Models?"): the charlm-transformer against the CNN and MLP.
 
-At initialisation, for each model and seed, ``batches`` minibatches of the problem's own batch
+At initialisation (or after ``train_steps`` Adam steps), for each model and seed, ``batches`` minibatches of the problem's own batch
 size (12 windows of 64 characters for the GPT, 100 signals for mnist1d-cnn, 32 digits for
 digits-mlp), each one's gradient minus the mean gradient of them all (a large batch), and
 :func:`descentlab.diagnostics.noise_tail.gradient_noise`'s three numbers: Simsekli et al.'s tail
@@ -20,45 +20,54 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from ..diagnostics.noise_tail import GradientNoise, gradient_noise
-from ..problems import get
+from ..problems import get, optimizers_for
 from ..viz._figure import pyplot, save
 from .hessian_heterogeneity import _check_models, _iqr, _lm_loss  # shared with that demo
 
 __all__ = ["NOISE_MODELS", "NoiseTails", "noise_tails", "plot_noise_tails"]
 
-Setup = tuple[nn.Module, Callable[..., torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]
+Data = tuple[Callable[..., torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]
 
 
-def _transformer(seed: int, batches: int) -> Setup:
-    """nanoGPT's CPU GPT at its initialisation for ``seed``; windows drawn as it trains on them."""
-    task = get("charlm-transformer").build(seed)
+def _lm_batches(task: Any, seed: int, batches: int) -> Data:
+    """Windows drawn as the GPT trains on them, from a generator of their own."""
     gen = torch.Generator().manual_seed(seed)
-    return task.model, _lm_loss, [task.draw("train", None, gen) for _ in range(batches)]
+    return _lm_loss, [task.draw("train", None, gen) for _ in range(batches)]
 
 
-def _classifier(name: str) -> Callable[[int, int], Setup]:
-    def setup(seed: int, batches: int) -> Setup:
-        task = get(name).build(seed)
-        x, y = task.splits["train"]
-        gen = torch.Generator().manual_seed(seed)
-        b = get(name).budget.batch_size
-        picks = [torch.randperm(len(x), generator=gen)[:b] for _ in range(batches)]
-        return task.model, F.cross_entropy, [(x[i], y[i]) for i in picks]
-
-    return setup
+def _classifier_batches(task: Any, seed: int, batches: int) -> Data:
+    """Random minibatches (without replacement within one) of the training split."""
+    x, y = task.splits["train"]
+    gen = torch.Generator().manual_seed(seed)
+    picks = [torch.randperm(len(x), generator=gen)[: task.batch_size] for _ in range(batches)]
+    return F.cross_entropy, [(x[i], y[i]) for i in picks]
 
 
-NOISE_MODELS: dict[str, Callable[[int, int], Setup]] = {
-    "charlm-transformer": _transformer,
-    "mnist1d-cnn": _classifier("mnist1d-cnn"),
-    "digits-mlp": _classifier("digits-mlp"),
+NOISE_MODELS: dict[str, Callable[[Any, int, int], Data]] = {
+    "charlm-transformer": _lm_batches,
+    "mnist1d-cnn": _classifier_batches,
+    "digits-mlp": _classifier_batches,
 }
-"""problem name -> ``setup(seed, batches)``: the model at initialisation, its loss and
-``batches`` minibatches of the problem's batch size."""
+"""problem name -> ``minibatches(task, seed, batches)``: its loss and ``batches`` minibatches of
+the problem's batch size."""
+
+
+def _trained(name: str, seed: int, steps: int) -> Any:
+    """The problem's task for ``seed`` after ``steps`` of its own training steps with Adam (the
+    registry's lr 1e-3; the GPT's steps clip the gradient norm to 1, as nanoGPT)."""
+    task = get(name).build(seed)
+    opts = optimizers_for(task, "adam") if steps else {}
+    done = 0
+    while done < steps:
+        for batch in task.epoch_batches():
+            task.train_step(opts, batch)
+            done += 1
+            if done == steps:
+                break
+    return task
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class NoiseTails:
 
     rows: list[dict[str, Any]]
     seeds: tuple[int, ...]
+    train_steps: int
     results: dict[str, list[GradientNoise]] = field(repr=False)
 
 
@@ -82,19 +92,26 @@ def noise_tails(
     seeds: Sequence[int] = (0, 1, 2),
     batches: int = 64,
     coordinates: int = 50_000,
+    train_steps: int = 0,
 ) -> NoiseTails:
-    """:func:`gradient_noise` of each model at initialisation, ``batches`` minibatches a seed."""
+    """:func:`gradient_noise` of each model, ``batches`` minibatches a seed, at initialisation or
+    after ``train_steps`` Adam steps (Simsekli et al. and Zhang et al. also measure in training).
+    """
     _check_models(models, NOISE_MODELS)
     rows, results = [], {}
     for name in models:
         runs = []
         for seed in seeds:
-            model, loss_fn, data = NOISE_MODELS[name](seed, batches)
-            runs.append(gradient_noise(model, loss_fn, data, coordinates=coordinates, seed=seed))
+            task = _trained(name, seed, train_steps)
+            loss_fn, data = NOISE_MODELS[name](task, seed, batches)
+            runs.append(
+                gradient_noise(task.model, loss_fn, data, coordinates=coordinates, seed=seed)
+            )
         results[name] = runs
         row: dict[str, Any] = {
             "model": name,
             "parameters": runs[0].parameters,
+            "Adam steps before": train_steps,
             "minibatches": batches,
             "batch size": get(name).budget.batch_size,
         }
@@ -105,7 +122,7 @@ def noise_tails(
         ):
             row[f"{label} median"], row[f"{label} IQR"] = _iqr([getattr(r, attr) for r in runs])
         rows.append(row)
-    return NoiseTails(rows, tuple(seeds), results)
+    return NoiseTails(rows, tuple(seeds), train_steps, results)
 
 
 def plot_noise_tails(result: NoiseTails, path: str | Path) -> Path:
@@ -120,7 +137,8 @@ def plot_noise_tails(result: NoiseTails, path: str | Path) -> Path:
     ax_h.set_yscale("log")
     ax_h.set_xlabel("‖g_B − g‖ / median over the minibatches (dimensionless)")
     ax_h.set_ylabel("fraction of minibatches above (log scale)")
-    ax_h.set_title(f"Noise norms at initialisation ({len(result.seeds)} seeds pooled)")
+    when = f"after {result.train_steps} Adam steps" if result.train_steps else "at initialisation"
+    ax_h.set_title(f"Noise norms {when} ({len(result.seeds)} seeds pooled)")
     ax_h.legend(fontsize="small")
     names = list(result.results)
     x = np.arange(len(names))

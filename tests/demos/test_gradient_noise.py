@@ -34,3 +34,14 @@ def test_noise_tails_rows_and_figure(tmp_path):
 def test_an_unknown_model_is_refused():
     with pytest.raises(ValueError, match="unknown model 'resnet'; choose from charlm-transformer"):
         noise_tails(("resnet",))
+
+
+def test_noise_after_training_steps():
+    # two Adam steps move the model: a different noise than at initialisation, same minibatches
+    at_init = noise_tails(("digits-mlp",), seeds=(0,), batches=4, coordinates=200)
+    trained = noise_tails(("digits-mlp",), seeds=(0,), batches=4, coordinates=200, train_steps=2)
+    assert trained.rows[0]["Adam steps before"] == 2 and at_init.rows[0]["Adam steps before"] == 0
+    assert (
+        trained.results["digits-mlp"][0].gradient_norm
+        != at_init.results["digits-mlp"][0].gradient_norm
+    )
