@@ -174,9 +174,10 @@ def register(app: typer.Typer) -> None:
             list[float] | None, typer.Option("--adam-lr", help="Adam learning rate; repeat.")
         ] = None,
     ) -> None:
-        """Full-batch GD's sharpness at 2/lr, Adam's preconditioned sharpness at 38/lr.
+        """Sharpness at 2/lr (GD) and 38/lr (Adam).
 
-        Cohen et al. 2021 and 2022, on digits; a table of plateaus against the predictions.
+        Cohen et al. 2021 and 2022: full-batch GD's top Hessian eigenvalue and Adam's
+        preconditioned one on digits; a table of plateaus against the predictions.
         """
         from ..demos import edge_of_stability as run
         from ..demos import plot_edge_of_stability
@@ -224,9 +225,10 @@ def register(app: typer.Typer) -> None:
             0.01, "--keskar-level", min=0.0, help="Train loss of the batch-size pair."
         ),
     ) -> None:
-        """Sharpness at equal training loss (SGDM vs Adam), and small vs large batch.
+        """Sharpness at equal train loss; small vs large batch.
 
-        Keskar et al. 2017's epsilon-sharpness and interpolation; Dinh et al. 2017's rescaling.
+        SGDM vs Adam where each first reaches the same training losses; Keskar et al. 2017's
+        epsilon-sharpness and interpolation; Dinh et al. 2017's rescaling.
         """
         from ..demos import flat_sharp as run
         from ..demos import plot_equal_loss, plot_small_large_batch
