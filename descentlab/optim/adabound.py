@@ -99,7 +99,7 @@ class AdaBound(Optimizer):
         eta = torch.full_like(v, step_size).div_(v.sqrt().add_(group["eps"]))
         p.sub_(eta.clamp_(lower, upper).mul_(m))  # (4)
 
-    def _fused(self, group, params, grads, states, kernels):
+    def _fused(self, group, params, grads, states, kernels, **amp):
         step_size, lower, upper = _scalars.adabound(group, _scalars.advance(states))
         b1, b2 = group["betas"]
         kernels.adabound(
@@ -116,4 +116,5 @@ class AdaBound(Optimizer):
             eps=group["eps"],
             l2_weight_decay=group["weight_decay"],
             maximize=group["maximize"],
+            **amp,
         )

@@ -69,7 +69,7 @@ class Adagrad(Optimizer):
         s = state["sum"].addcmul_(g, g, value=1)  # (2)
         p.addcdiv_(g, s.sqrt().add_(group["eps"]), value=-clr)  # (3)
 
-    def _fused(self, group, params, grads, states, kernels):
+    def _fused(self, group, params, grads, states, kernels, **amp):
         sums = [s["sum"] for s in states]
         if kernels is not None or torch.compiler.is_compiling():  # (torch's: no fake kernel)
             (kernels or foreach).adagrad(
@@ -80,6 +80,7 @@ class Adagrad(Optimizer):
                 eps=group["eps"],
                 weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
+                **amp,
             )
             return
         steps = [s["step"] for s in states]
@@ -94,4 +95,5 @@ class Adagrad(Optimizer):
             weight_decay=group["weight_decay"],
             eps=group["eps"],
             maximize=group["maximize"],
+            **amp,
         )

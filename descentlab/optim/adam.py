@@ -83,7 +83,7 @@ class Adam(Optimizer):
         denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(eps)
         p.addcdiv_(m, denom, value=-lr / (1 - b1**t))  # (4)
 
-    def _fused(self, group, params, grads, states, kernels):
+    def _fused(self, group, params, grads, states, kernels, **amp):
         b1, b2 = group["betas"]
         lists = (
             params,
@@ -108,6 +108,7 @@ class Adam(Optimizer):
                 decay=decay,
                 amsgrad=group["amsgrad"],
                 maximize=group["maximize"],
+                **amp,
             )
             return
         steps = [s["step"] for s in states]
@@ -123,6 +124,7 @@ class Adam(Optimizer):
             weight_decay=group["weight_decay"],
             eps=group["eps"],
             maximize=group["maximize"],
+            **amp,
         )
 
 

@@ -32,6 +32,7 @@ import inspect
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from operator import attrgetter
 from types import ModuleType
 from typing import Any, ClassVar, Literal
@@ -230,70 +231,94 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = self._traced_work() if torch.compiler.is_compiling() else self._prepare()
-        for group, plan, g in work:
+        step = self._traced_step() if torch.compiler.is_compiling() else self._prepare()
+        amp, inf = step.amp, step.amp.get("found_inf")
+        for group, plan, g in step.work:
             for bucket in plan.buckets:
-                self._fused(group, bucket.params, bucket.grads(g), bucket.states, bucket.kernels)
-            for i, state in plan.slow:
-                self._reference_step(group, plan.params[i], g[i], state)
+                if amp and _amp_in_kernel(bucket.kernels):
+                    self._fused(
+                        group, bucket.params, bucket.grads(g), bucket.states, bucket.kernels, **amp
+                    )
+                    if inf is not None:  # an inf step: the kernel changed nothing, nor do we
+                        steps = [s["step"] for s in bucket.states]
+                        torch._foreach_sub_(steps, [inf] * len(steps))  # (a list: no .item())
+                elif not step.skip_rest:
+                    self._fused(
+                        group, bucket.params, bucket.grads(g), bucket.states, bucket.kernels
+                    )
+            if not step.skip_rest:
+                for i, state in plan.slow:
+                    self._reference_step(group, plan.params[i], g[i], state)
         return loss
 
-    def _prepare(self) -> list[tuple[dict[str, Any], Plan, list[torch.Tensor | None]]]:
-        """The host-side work of a step: each group with its plan and gradients, or nothing
-        to do (a skipped step)."""
+    def _prepare(self) -> _Step:
+        """The host-side work of a step: each group with its plan and gradients, and AMP's
+        arguments for the kernels that take them (see :func:`_amp_in_kernel`).
+
+        GradScaler's ``found_inf`` is read on the host only where that costs nothing (a CPU
+        flag: then an inf step plans nothing, so a skipped first step leaves no lazy state) or
+        where something else needs it: ``nonfinite`` checks, and gradients that no kernel
+        unscales (the readable and foreach paths: one sync per step). A device flag otherwise
+        goes to the kernels, which change nothing on an inf step, as torch's fused kernels do.
+        """
         grads = [list(map(_GRAD, group["params"])) for group in self.param_groups]
-        # Checked before _plan creates any lazy state: a skipped first step leaves none.
-        if not self._unscale(grads):
-            return []
+        scale, inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        if inf is not None and (_read_on_host(inf) or self.nonfinite != "ignore"):
+            if bool(inf):  # checked before _plan creates any lazy state
+                return _Step([], {}, True)
+            inf = None
         if self.nonfinite != "ignore" and not self._all_finite(grads):
-            return []
+            return _Step([], {}, True)
         plans = [self._plan(group, g) for group, g in zip(self.param_groups, grads)]
-        return [
+        work = [
             (_numbers(group), plan, g) for group, plan, g in zip(self.param_groups, plans, grads)
         ]
+        amp = {k: v for k, v in (("grad_scale", scale), ("found_inf", inf)) if v is not None}
+        if not amp:
+            return _Step(work, amp, False)
+        rest = [
+            gs[i]
+            for _, plan, gs in work
+            for i in [
+                *(i for i, _ in plan.slow),
+                *(
+                    i
+                    for b in plan.buckets
+                    if not _amp_in_kernel(b.kernels)
+                    for i in (b.index or range(len(gs)))
+                    if gs[i] is not None
+                ),
+            ]
+        ]
+        return _Step(work, amp, bool(rest) and not _unscale(rest, scale, inf))
 
-    def _traced_work(self) -> list[tuple[dict[str, Any], Plan, list[torch.Tensor | None]]]:
+    def _traced_step(self) -> _Step:
         """``_prepare`` under ``torch.compile``: the plans come from ``_init_group``, which dynamo
         runs eagerly while it traces (as for torch's optimizers: no graph break), and dynamo's
-        guards on what the traced step reads take the place of ``Plan.holds``."""
+        guards on what the traced step reads take the place of ``Plan.holds``. AMP unscales the
+        gradients before the kernels there."""
         self._init_group()
         grads = [[p.grad for p in group["params"]] for group in self.param_groups]
-        if not self._unscale(grads):
-            return []
+        scale, inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        dense = [g for gs in grads for g in gs if g is not None and not g.is_sparse]
+        if (scale is not None or inf is not None) and not _unscale(dense, scale, inf):
+            return _Step([], {}, True)
         if self.nonfinite != "ignore" and not self._all_finite(grads):
-            return []
-        return [
+            return _Step([], {}, True)
+        work = [
             (_numbers(group), plan, g)
             for group, plan, g in zip(self.param_groups, self._traced_plans, grads)
         ]
+        return _Step(work, {}, False)
 
     def _init_group(self) -> None:
-        """The plans of all groups (lazy state included), for :meth:`_traced_work`."""
+        """The plans of all groups (lazy state included), for :meth:`_traced_step`."""
         grads = [list(map(_GRAD, group["params"])) for group in self.param_groups]
         self._traced_plans = [self._plan(group, g) for group, g in zip(self.param_groups, grads)]
         outside_graph(*self._host_work)
 
     # methods that read device values on the host: run outside the graph under torch.compile
     _host_work: ClassVar[tuple[Callable[..., Any], ...]] = ()
-
-    def _unscale(self, grads: list[list[torch.Tensor | None]]) -> bool:
-        """AMP: False if ``found_inf`` is set and nonzero (the step is skipped); else divide the
-        gradients by ``grad_scale`` in place, as torch's fused kernels do.
-
-        Reading ``found_inf`` is a host read (free for CPU tensors; on a GPU one sync per step,
-        which torch's fused kernels avoid by reading it on the device: not yet done here).
-        """
-        found_inf = getattr(self, "found_inf", None)
-        if found_inf is not None and bool(found_inf):
-            return False
-        scale = getattr(self, "grad_scale", None)
-        if scale is not None:
-            by_device: dict[torch.device, list[torch.Tensor]] = {}
-            for g in (g for gs in grads for g in gs if g is not None and not g.is_sparse):
-                by_device.setdefault(g.device, []).append(g)
-            for device, gs in by_device.items():
-                torch._foreach_div_(gs, scale.to(device))
-        return True
 
     def _plan(self, group: dict[str, Any], grads: list[torch.Tensor | None]) -> Plan:
         """The group's step plan: the cached one while it holds, else a new one (see _plan.py)."""
@@ -339,8 +364,12 @@ class Optimizer(torch.optim.Optimizer):
             impl=self.impl,
             table=self.state,
         )
+        self._planned(plan)
         self._plans[id(group)] = plan
         return plan
+
+    def _planned(self, plan: Plan) -> None:
+        """Put a new plan's state where its paths read it (override; see SWATS)."""
 
     def _all_finite(self, grads: list[list[torch.Tensor | None]]) -> bool:
         dense = [g for gs in grads for g in gs if g is not None and not g.is_sparse]
@@ -742,3 +771,42 @@ def outside_graph(*functions: Callable[..., Any]) -> Callable[..., Any] | None:
         if fn not in _OUTSIDE:
             _OUTSIDE[fn] = torch.compiler.disable(fn)
     return _OUTSIDE[functions[-1]] if functions else None
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What :meth:`Optimizer.step` runs: each group's plan and gradients, AMP's arguments for
+    the kernels that take them, and whether everything else skips (GradScaler found an inf)."""
+
+    work: list[tuple[dict[str, Any], Plan, list[torch.Tensor | None]]]
+    amp: dict[str, torch.Tensor]
+    skip_rest: bool
+
+
+def _amp_in_kernel(kernels: ModuleType | None) -> bool:
+    """Whether a bucket's kernels take ``grad_scale`` and ``found_inf`` (descentlab's compiled
+    ones and torch's fused ones; not the foreach path, nor torch's kernel under compile)."""
+    if kernels is None:
+        return not torch.compiler.is_compiling()
+    return getattr(kernels, "AMP", False)
+
+
+def _read_on_host(flag: torch.Tensor) -> bool:
+    """Whether reading ``flag`` on the host is free (a CPU tensor: no device to wait for)."""
+    return flag.is_cpu
+
+
+def _unscale(
+    grads: list[torch.Tensor], scale: torch.Tensor | None, inf: torch.Tensor | None
+) -> bool:
+    """AMP on the host: False if ``inf`` is set (the step skips); else divide ``grads`` by
+    ``scale`` in place, as torch's fused kernels do."""
+    if inf is not None and bool(inf):
+        return False
+    if scale is not None:
+        by_device: dict[torch.device, list[torch.Tensor]] = {}
+        for g in grads:
+            by_device.setdefault(g.device, []).append(g)
+        for device, gs in by_device.items():
+            torch._foreach_div_(gs, scale.to(device))
+    return True

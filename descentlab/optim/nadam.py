@@ -87,9 +87,11 @@ class NAdam(Optimizer):
         p.addcdiv_(g, denom, value=c_grad)  # (3), first term
         p.addcdiv_(m, denom, value=c_avg)  # (3), second term
 
-    def _fused(self, group, params, grads, states, kernels):
+    def _fused(self, group, params, grads, states, kernels, **amp):
         t = _scalars.advance(states)
-        c_grad, c_avg = _scalars.nadam(group, t, [s["mu_product"] for s in states])
+        c_grad, c_avg = _scalars.nadam(
+            group, t, [s["mu_product"] for s in states], amp.get("found_inf")
+        )
         l2, decay = _scalars.decay(group)
         b1, b2 = group["betas"]
         kernels.nadam(
@@ -106,4 +108,5 @@ class NAdam(Optimizer):
             l2_weight_decay=l2,
             decay=decay,
             maximize=group["maximize"],
+            **amp,
         )

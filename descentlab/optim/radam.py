@@ -83,7 +83,7 @@ class RAdam(Optimizer):
             adaptive = math.sqrt(1 - b2**t) / v.sqrt().add_(group["eps"])
             p.add_(m_hat * lr * adaptive * r, alpha=-1.0)  # (3)
 
-    def _fused(self, group, params, grads, states, kernels):
+    def _fused(self, group, params, grads, states, kernels, **amp):
         bc1, rect, adapt = _scalars.radam(group, _scalars.advance(states))
         l2, decay = _scalars.decay(group)
         b1, b2 = group["betas"]
@@ -102,4 +102,5 @@ class RAdam(Optimizer):
             l2_weight_decay=l2,
             decay=decay,
             maximize=group["maximize"],
+            **amp,
         )

@@ -81,7 +81,7 @@ class RMSprop(Optimizer):
         else:
             p.addcdiv_(g, denom, value=-lr)  # (5)
 
-    def _fused(self, group, params, grads, states, kernels):
+    def _fused(self, group, params, grads, states, kernels, **amp):
         _scalars.add_one(states)
         kernels.rmsprop(
             params=params,
@@ -95,4 +95,5 @@ class RMSprop(Optimizer):
             weight_decay=group["weight_decay"],
             momentum=group["momentum"],
             maximize=group["maximize"],
+            **amp,
         )

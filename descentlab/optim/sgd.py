@@ -107,7 +107,7 @@ class SGD(Optimizer):
             g = g.add(buf, alpha=mu) if group["nesterov"] else buf  # (2)
         p.add_(g, alpha=-lr)  # (3)
 
-    def _fused(self, group, params, grads, states, kernels):
+    def _fused(self, group, params, grads, states, kernels, **amp):
         """Decay, momentum and step in one pass over memory (descentlab's ``momentum_sgd``,
         faster than torch's fused SGD on many tensors: its threads share out the elements of
         all the tensors, not each tensor in turn; docs/speed.md), else torch's fused SGD."""
@@ -125,6 +125,7 @@ class SGD(Optimizer):
                 nesterov=group["nesterov"],
                 maximize=group["maximize"],
                 is_first_step=False,
+                **amp,
             )
             return
         t = _scalars.advance(states)
@@ -144,6 +145,7 @@ class SGD(Optimizer):
             l2_weight_decay=l2,
             decay=decay,
             maximize=group["maximize"],
+            **amp,
         )
 
 

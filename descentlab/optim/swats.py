@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
+from ._plan import Plan
 from .base import (
     Optimizer,
     hyperparameters,
@@ -125,9 +126,47 @@ class SWATS(Optimizer):
             state.update(switch_step=t, sgd_lr=estimate, switch_lr=float(group["lr"]))
             state["momentum_buffer"].zero_()
 
-    def _fused(self, group, params, grads, states, kernels):
+    def _planned(self, plan: Plan) -> None:
+        """The switch state where each path reads it: 0-d float64 tensors on the device for the
+        Triton kernel (which keeps the phase there: no host read), numbers elsewhere."""
+        for bucket in plan.buckets:
+            device = bucket.device if hasattr(bucket.kernels, "swats") else None
+            for state in bucket.states:
+                _switch_state_on(state, device)
+        for _, state in plan.slow:
+            _switch_state_on(state, None)
+
+    def _state_dict(self) -> dict[str, Any]:
+        """The switch state as numbers whatever the path (one host read per tensor on a GPU)."""
+        sd = super()._state_dict()
+        sd["state"] = {k: _switch_state_as_numbers(e) for k, e in sd["state"].items()}
+        return sd
+
+    def _fused(self, group, params, grads, states, kernels, **amp):
         t = _scalars.advance(states)
         b1, wd = group["betas"][0], group["weight_decay"]
+        if hasattr(kernels, "swats"):  # both phases and the switch test on the device
+            b2 = group["betas"][1]
+            kernels.swats(
+                params=params,
+                grads=grads,
+                exp_avg=[s["exp_avg"] for s in states],
+                exp_avg_sq=[s["exp_avg_sq"] for s in states],
+                momentum_buffer=[s["momentum_buffer"] for s in states],
+                **{key: [s[key] for s in states] for key in _SWITCH_STATE},
+                coef=_scalars.swats(group, t),
+                bc2=1 - b2**t,
+                steps=t,
+                lr=group["lr"],
+                beta1=b1,
+                beta2=b2,
+                eps=group["eps"],
+                l2_weight_decay=wd,
+                switch_tol=group["switch_tol"],
+                maximize=group["maximize"],
+                **amp,
+            )
+            return
         adam = [i for i, s in enumerate(states) if not s["switch_step"]]
         sgd = [i for i, s in enumerate(states) if s["switch_step"]]
         if sgd:  # SGD phase: v = b1 v + g, p -= (1 - b1) Lambda (lr / lr_s) v
@@ -144,6 +183,7 @@ class SWATS(Optimizer):
                 l2_weight_decay=wd,
                 decay=1.0,
                 maximize=group["maximize"],
+                **amp,
             )
         if not adam:
             return
@@ -159,6 +199,7 @@ class SWATS(Optimizer):
             eps=group["eps"],
             l2_weight_decay=wd,
             maximize=group["maximize"],
+            **amp,
         )
         switches = (
             outside_graph(SWATS._switches) if torch.compiler.is_compiling() else SWATS._switches
@@ -173,6 +214,30 @@ class SWATS(Optimizer):
 
 
 SWATS._host_work = (SWATS._switches,)
+
+_SWITCH_STATE = ("switch_step", "lam", "sgd_lr", "switch_lr")
+
+
+def _switch_state_on(state: dict[str, Any], device: torch.device | None) -> None:
+    """Keep ``state``'s switch state as 0-d float64 tensors on ``device``, or as numbers."""
+    for key in _SWITCH_STATE:
+        value = state[key]
+        if device is None:
+            if torch.is_tensor(value):
+                state[key] = int(value) if key == "switch_step" else float(value)
+        elif not (
+            torch.is_tensor(value) and value.dtype is torch.float64 and value.device == device
+        ):
+            state[key] = torch.tensor(float(value), dtype=torch.float64, device=device)
+
+
+def _switch_state_as_numbers(entry: Any) -> Any:
+    """A saved state entry with its switch state as numbers (a copy where that changes it)."""
+    if not isinstance(entry, dict) or not any(torch.is_tensor(entry.get(k)) for k in _SWITCH_STATE):
+        return entry
+    entry = dict(entry)
+    _switch_state_on(entry, None)
+    return entry
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -6,8 +6,12 @@ gradients, with ``impl="auto"``: the foreach path (what a device without descent
 takes; the step-dependent scalars come from the step counters, which live on the parameters'
 device as on a GPU), and with torch's fused Adam where it has a meta kernel (the CUDA path of
 Adam, AdamW and AMSGrad). A tensor learning rate may live on the CPU (as torch.optim's). The
-one documented exception is SWATS's switch test, which reads two dot products per tensor and
-step during its Adam phase (its SGD phase reads nothing).
+one documented exception is SWATS's switch test on the foreach and CPU paths, which reads two
+dot products per tensor and step during its Adam phase (its SGD phase reads nothing).
+
+The GPU path's Python side (what ``_fused`` does around descentlab's Triton kernels: scalars,
+SWATS's device phase, GradScaler's flags handed to the kernels) runs here too, with the Triton
+functions replaced by recorders (meta tensors have no data for a kernel to read).
 """
 
 from __future__ import annotations
@@ -101,3 +105,50 @@ def test_swats_adam_phase_reads_its_dot_products():
     opt = descentlab.create("swats", _meta_groups(({"lr": 0.01}, {"lr": 0.02})))
     with pytest.raises(RuntimeError, match="meta"):
         opt.step()
+
+
+class _Recorder:
+    """The Triton kernels' module as the GPU path calls it: each function records its call."""
+
+    AMP = True
+
+    def __init__(self):
+        from descentlab.optim.kernels import triton as tk
+
+        self.calls: list[tuple[str, dict]] = []
+        for name in tk.__all__:
+            if callable(getattr(tk, name)):
+                setattr(self, name, self._record(name))
+
+    def _record(self, name):
+        def kernel(**kwargs):
+            self.calls.append((name, kwargs))
+            params = kwargs.get("params") or kwargs.get("fast")
+            return params[0].new_zeros((len(params), 2), dtype=torch.float64)
+
+        return kernel
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_gpu_path_reads_no_device_values_under_grad_scaler(case, monkeypatch):
+    """descentlab's kernels (Triton) where torch has none, torch's fused kernels where it has
+    them (Adam's runs: it has a meta kernel; SGD's and Adagrad's have none and are recorded);
+    the scale and the inf flag are device tensors that go to the kernels unread."""
+    from descentlab.optim import kernels
+
+    recorder = _Recorder()
+    monkeypatch.setattr(
+        kernels, "select", lambda device, torch_fused, **kw: None if torch_fused else recorder
+    )
+    for name in ("_fused_sgd_", "_fused_adagrad_"):
+        monkeypatch.setattr(torch, name, lambda *a, _n=name, **kw: recorder.calls.append((_n, kw)))
+    opt = descentlab.create(case.name, _meta_groups(case.groups), **case.fixed)
+    opt.grad_scale = torch.ones((), device="meta")
+    opt.found_inf = torch.zeros((), device="meta")
+    for _ in range(3):
+        opt.step()
+    _on_the_fast_path_with_meta_counters(opt)
+    if case.name not in ("adam", "amsgrad", "adamw"):
+        assert len(recorder.calls) >= 6, recorder.calls
+        assert all(kw["found_inf"] is opt.found_inf for _, kw in recorder.calls)
+        assert all(kw["grad_scale"] is opt.grad_scale for _, kw in recorder.calls)

@@ -107,13 +107,19 @@ def adagrad(group: dict[str, Any], t: torch.Tensor) -> torch.Tensor:
 
 
 def nadam(
-    group: dict[str, Any], t: torch.Tensor, mu_product: list[torch.Tensor]
+    group: dict[str, Any],
+    t: torch.Tensor,
+    mu_product: list[torch.Tensor],
+    found_inf: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """NAdam's momentum schedule (1): advance each ``mu_product`` (float32, as torch keeps it) in
-    place, and return the two step sizes of (3) per tensor."""
+    place (not where GradScaler's ``found_inf`` is set: that step changes nothing), and return
+    the two step sizes of (3) per tensor."""
     b1, psi, lr = group["betas"][0], group["momentum_decay"], group["lr"]
     mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))  # (1)
     mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+    if found_inf is not None:
+        mu = torch.where(found_inf.to(mu.device) != 0, 1.0, mu)
     module = _cpu_kernels(mu_product[0]) if mu_product[0].dtype == torch.float32 else None
     if module is not None:
         prod = module.scale_scalars(mu_product, mu)

@@ -21,6 +21,7 @@ from torch import Tensor
 from . import cpu
 
 __all__ = [
+    "AMP",
     "adabound",
     "lookahead_sync",
     "momentum_sgd",
@@ -30,6 +31,7 @@ __all__ = [
     "swats_adam",
 ]
 
+AMP = True  # every kernel here takes GradScaler's grad_scale and found_inf (see optim.base)
 Scalar = float | Tensor
 _MAYBE_TENSOR = ("lr", "decay")  # floats or 0-d tensors (momentum_sgd: lr per tensor, 1-D)
 

@@ -23,10 +23,12 @@ is called **by keyword**. The contract, for every function:
 * **Precision**: the math is float32 for float16/bfloat16/float32 parameters and float64 for
   float64 ones (torch's opmath); each value is read once and written once; no full-size
   temporaries; float32 division and square root correctly rounded.
-* **Launches**: one Triton launch per call (SWATS: two), whatever the number of tensors: the
-  tensors' addresses and their (tensor, chunk) work items go to the kernel as tables, built once
-  per list of tensors and cached (:mod:`._table`; a cache miss costs one small non-blocking
-  host-to-device copy); ``_table.LAUNCHES`` counts the launches. Beyond them a call issues no
+* **Launches**: at most two Triton launches per call (SWATS: three), whatever the number of
+  tensors: the tensors' addresses and their (tensor, start, end) work items go to the kernel as
+  tables, built once per list of tensors and cached (:mod:`._table`; a cache miss costs one
+  small non-blocking host-to-device copy). Where every address is 16-byte aligned the tensors'
+  whole blocks take one launch without masks (128-bit loads and stores) and their tails a
+  masked one; ``_table.LAUNCHES`` counts the launches. Beyond them a call issues no
   torch op when its hyperparameters are Python floats (their vector is cached by value), one
   small stack (and a cast per tensor hyperparameter) otherwise; SWATS allocates its two small
   float64 buffers. A call never reads a device value on the host.
@@ -76,7 +78,10 @@ from .radam import radam
 from .rmsprop import rmsprop
 from .swats import swats, swats_adam
 
+AMP = True  # every kernel here takes GradScaler's grad_scale and found_inf (see optim.base)
+
 __all__ = [
+    "AMP",
     "LAUNCHES",
     "adabound",
     "configure",

@@ -1,0 +1,149 @@
+"""The GPU path end to end: ``opt.step()`` with the kernels a CUDA machine selects.
+
+On CUDA, :func:`descentlab.optim.kernels.select` hands a bucket torch's fused kernel where it has
+the algorithm's math, else descentlab's Triton kernels. Here the same choice is made for CPU
+tensors (``select`` patched; the Triton kernels run under ``TRITON_INTERPRET=1``, torch's fused
+kernels have CPU versions), so each optimizer's ``_fused`` is exercised with exactly the modules
+it gets on a GPU: every registry optimizer and both wrappers step in lock-step with the readable
+path, under ``torch.amp.GradScaler`` too (the scale and the inf flag handed to the kernels, as
+torch's fused optimizers take them), and SWATS keeps its phase on the device.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+
+import descentlab  # noqa: E402
+from descentlab.optim import kernels  # noqa: E402
+from descentlab.optim.kernels import triton as tk  # noqa: E402
+from descentlab.optim.kernels.triton import _table  # noqa: E402
+
+from ._harness import assert_close, clone_groups, flat, make_groups, set_grads  # noqa: E402
+from .cases import CASES  # noqa: E402
+
+STEPS = 12
+TOL = {torch.float64: (1e-10, 1e-12), torch.float32: (2e-5, 2e-6)}
+
+
+def _cuda_choice(device, *, impl, torch_fused, compiled, build, owner):
+    """``kernels.select`` as on a CUDA device, for CPU tensors."""
+    if impl == "foreach":
+        return kernels.select(device, impl=impl, torch_fused=False, compiled=False, build=False,
+                              owner=owner)  # fmt: skip
+    if torch_fused:
+        return None
+    return tk if compiled else kernels.select(device, impl=impl, torch_fused=False,
+                                              compiled=False, build=False, owner=owner)  # fmt: skip
+
+
+@pytest.fixture
+def gpu_path(monkeypatch):
+    assert triton.knobs.runtime.interpret
+    monkeypatch.setattr(kernels, "select", _cuda_choice)
+    old = _table.configure(chunk=64, block=32)  # the sizes below straddle chunks and blocks
+    yield
+    _table.configure(chunk=old[0], block=old[1])
+
+
+def _contiguous_groups(dtype):
+    groups = make_groups(dtype)
+    groups[1][0] = torch.nn.Parameter(groups[1][0].detach().contiguous())  # fast path for all
+    groups[1].append(torch.nn.Parameter(torch.linspace(-1, 1, 70, dtype=dtype)))  # 2 chunks
+    return groups
+
+
+def _pair(name, hparams, dtype, fixed):
+    groups = _contiguous_groups(dtype)
+    twin = clone_groups(groups)
+    fast = descentlab.create(name, [dict(params=g, **h) for g, h in zip(groups, hparams)],
+                             **fixed)  # fmt: skip
+    slow = descentlab.create(name, [dict(params=g, **h) for g, h in zip(twin, hparams)],
+                             impl="forloop", **fixed)  # fmt: skip
+    return (fast, groups), (slow, twin)
+
+
+def _compare(fast, slow, groups, twin, dtype, t):
+    rtol, atol = TOL[dtype]
+    for i, (p, q) in enumerate(zip(flat(groups), flat(twin))):
+        assert_close(p.detach(), q.detach(), rtol, atol, f"step {t}: param {i}")
+        for key, value in slow.state[q].items():
+            mine = fast.state[p][key]
+            if torch.is_tensor(mine) or torch.is_tensor(value):
+                mine, value = (torch.as_tensor(x, dtype=torch.float64) for x in (mine, value))
+            assert_close(mine, value, rtol, atol, f"step {t}: param {i}: {key}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_every_optimizer_steps_on_the_gpu_kernels_as_the_readable_path(gpu_path, case, dtype):
+    (fast, groups), (slow, twin) = _pair(case.name, case.groups, dtype, case.fixed)
+    for t in range(1, STEPS + 1):
+        set_grads(groups, t)
+        set_grads(twin, t)
+        fast.step()
+        slow.step()
+        _compare(fast, slow, groups, twin, dtype, t)
+    plans = [fast._plans[id(g)] for g in fast.param_groups]
+    assert all(not plan.slow and plan.buckets for plan in plans), "a tensor left the fast path"
+
+
+def _run(fast, slow, groups, twin, dtype, steps, first=1):
+    for t in range(first, first + steps):
+        set_grads(groups, t)
+        set_grads(twin, t)
+        fast.step()
+        slow.step()
+        _compare(fast, slow, groups, twin, dtype, t)
+
+
+def test_swats_keeps_its_phase_on_the_device_and_saves_numbers(gpu_path, tmp_path):
+    """Both phases run in the Triton kernel (the switch decided there), the state holds the
+    switch as device tensors and the state dict as numbers, and a save continues on the
+    readable path in lock-step."""
+    hparams = ({"lr": 0.01, "switch_tol": 1e-3}, {"lr": 0.003, "switch_tol": 0.0})
+    (fast, groups), (slow, twin) = _pair("swats", hparams, torch.float64, {})
+    _run(fast, slow, groups, twin, torch.float64, 40)
+    states = [fast.state[p] for p in flat(groups)]
+    assert all(torch.is_tensor(s["switch_step"]) for s in states)
+    phases = {float(s["switch_step"]) > 0 for s in states}
+    assert phases == {True, False}, "both phases within 40 steps"
+    saved = fast.state_dict()["state"]
+    assert all(isinstance(e["switch_step"], int) and isinstance(e["lam"], float)
+               for e in saved.values())  # fmt: skip
+    torch.save(fast.state_dict(), tmp_path / "swats.pt")
+    readable = descentlab.create("swats", [dict(params=g, **h) for g, h in zip(groups, hparams)],
+                                 impl="forloop")  # fmt: skip
+    readable.load_state_dict(torch.load(tmp_path / "swats.pt", weights_only=True))
+    _run(readable, slow, groups, twin, torch.float64, 10, first=41)
+    assert all(not torch.is_tensor(readable.state[p]["lam"]) for p in flat(groups))
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_grad_scaler_hands_the_kernels_its_scale_and_inf_flag(gpu_path, case, monkeypatch):
+    """As with a CUDA flag (not read on the host): the kernels unscale (no separate division
+    pass) and change nothing on an inf step, step counters included; every step equals the
+    readable path's under its own GradScaler."""
+    from descentlab.optim import base
+
+    monkeypatch.setattr(base, "_read_on_host", lambda flag: False)
+    (fast, groups), (slow, twin) = _pair(case.name, case.groups, torch.float64, case.fixed)
+    scalers = [torch.amp.GradScaler("cpu", init_scale=2.0**10) for _ in range(2)]
+    divide, divisions = torch._foreach_div_, []
+    for t in range(1, 9):
+        for params, opt, scaler in ((groups, fast, scalers[0]), (twin, slow, scalers[1])):
+            set_grads(params, t)
+            for p in flat(params):
+                p.grad = scaler.scale(p.grad)  # what backward of a scaled loss gives
+            if t == 4:
+                flat(params)[1].grad[0, 0] = float("inf")
+            if opt is fast:
+                monkeypatch.setattr(torch, "_foreach_div_", lambda *a: divisions.append(a))
+            scaler.step(opt)
+            monkeypatch.setattr(torch, "_foreach_div_", divide)
+            scaler.update()
+        _compare(fast, slow, groups, twin, torch.float64, t)
+    assert not divisions, "the gradients were unscaled in a separate pass"
+    assert all(float(fast.state[p]["step"]) == 7 for p in flat(groups))
