@@ -14,22 +14,48 @@ device = (lambda fn: fn) if triton.knobs.runtime.interpret else triton.jit
 
 
 @device
-def item(TABLE, WT, WS, NUMEL, FOUND_INF, L: tl.constexpr, HAS_INF: tl.constexpr,
-         CHUNK: tl.constexpr):  # fmt: skip
-    """This program's work item: its tensor, element range (empty on inf) and address row."""
+def item(TABLE, WT, WS, WE, FOUND_INF, L: tl.constexpr, HAS_INF: tl.constexpr,
+         FULL: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+    """This program's work item: its tensor, element range (empty on inf) and address row.
+    ``FULL``: the range is whole blocks (its ends multiples of ``BLOCK``)."""
     w = tl.program_id(0)
     t = tl.load(WT + w)
     start = tl.load(WS + w)
-    end = tl.minimum(start + CHUNK, tl.load(NUMEL + t))
+    end = tl.load(WE + w)
+    if FULL:
+        start = tl.multiple_of(start, BLOCK)
+        end = tl.multiple_of(end, BLOCK)
     if HAS_INF:  # GradScaler found an inf: change nothing (a loop that runs zero times)
         end = tl.where(tl.load(FOUND_INF) != 0, start, end)
     return t, start, end, TABLE + t * L
 
 
 @device
-def address(row, k: tl.constexpr, DT: tl.constexpr):
-    """The address of the tensor of list ``k`` in a table row, as a pointer to ``DT``."""
-    return tl.load(row + k).to(tl.pointer_type(DT))
+def address(row, k: tl.constexpr, DT: tl.constexpr, FULL: tl.constexpr):
+    """The address of the tensor of list ``k`` in a table row, as a pointer to ``DT``
+    (``FULL``: 16-byte aligned, which the table checked)."""
+    ptr = tl.load(row + k).to(tl.pointer_type(DT))
+    if FULL:
+        ptr = tl.multiple_of(ptr, 16)
+    return ptr
+
+
+@device
+def mask(i, end, FULL: tl.constexpr):
+    """The elements of ``i`` before ``end``; ``None`` (no mask) for whole blocks."""
+    if FULL:
+        return None
+    else:
+        return i < end
+
+
+@device
+def masked(x, mask, FULL: tl.constexpr):
+    """``x`` where ``mask`` holds, else 0 (for sums over a block)."""
+    if FULL:
+        return x
+    else:
+        return tl.where(mask, x, 0.0)
 
 
 @device

@@ -1,9 +1,14 @@
 """The host side of the multi-tensor kernels: the work table, the scalars, the launch counter.
 
-One launch covers every tensor of a call, as torch's ``multi_tensor_apply`` does: the kernels
+A launch covers every tensor of a call, as torch's ``multi_tensor_apply`` does: the kernels
 take an int64 table of tensor addresses (one row per tensor, one column per tensor list) and a
-work list of (tensor, first element) items of ``CHUNK`` elements each; program ``w`` of the grid
-updates work item ``w``. Both are built once per list of tensors and cached:
+work list of (tensor, first element, end) items of up to ``CHUNK`` elements each; program ``w``
+of the grid updates work item ``w``. Each tensor's whole ``BLOCK``s are one kind of item and
+its last partial block (if any) another: where every address of a call is 16-byte aligned,
+the whole blocks go in one launch that Triton compiles without masks and with alignment hints
+(``FULL``: 128-bit vector loads and stores; masked loads with unknown ends compile to 32-bit
+ones) and the tails in a second, masked one; otherwise one masked launch takes all items.
+Both tables are built once per list of tensors and cached:
 
 * :func:`pointers` keys the address table on the tensors' ``data_ptr`` tuple (one C-level
   ``map`` per step; the tensors are checked only when the table is built);
@@ -33,6 +38,8 @@ __all__ = [
     "BLOCK",
     "CHUNK",
     "LAUNCHES",
+    "Items",
+    "Table",
     "Work",
     "compute_type",
     "configure",
@@ -48,9 +55,8 @@ __all__ = [
 
 # Elements per work item and per vector step of a program (a program loops over its chunk).
 # A 16K chunk gives 16K programs for 2^28 values and one program per small tensor; not tuned
-# on a GPU yet (benchmarks/gpu.py --chunk/--block set them). Compiled for sm_90 the loads are
-# 32-bit (the table's addresses and the masked chunk ends give Triton no alignment to vectorize
-# on): the first thing to look at if the GPU run falls short of the copy bandwidth.
+# on a GPU yet (benchmarks/gpu.py --chunk/--block set them). Compiled for sm_90, the FULL
+# launches load and store 128 bits at a time (tests/optim/test_triton.py reads the PTX).
 CHUNK = 1 << 14
 BLOCK = 1024
 NUM_WARPS = 4
@@ -117,9 +123,17 @@ def _to_device(values: list, dtype: torch.dtype, device: torch.device) -> torch.
     return host.pin_memory().to(device, non_blocking=True)  # no sync; pinned memory is kept alive
 
 
+@dataclass(frozen=True, eq=False)
+class Table:
+    """The address table of a call, and whether the whole blocks may take aligned accesses."""
+
+    addresses: torch.Tensor  # int64 [n, lists]
+    aligned: bool  # every address of ``lists`` is a multiple of 16 bytes
+
+
 def pointers(
     lists: Sequence[Sequence[torch.Tensor]], scalar_lists: Sequence[Sequence[torch.Tensor]] = ()
-) -> torch.Tensor:
+) -> Table:
     """The int64 address table ``[n, lists]``: row ``t`` holds the addresses of tensor ``t`` of
     each of ``lists`` then ``scalar_lists`` (one load of a row's entry per list in a kernel).
 
@@ -159,47 +173,72 @@ def pointers(
                         f"tensors on {device}; got {x.dtype} of shape {tuple(x.shape)}"
                     )
         columns = [list(map(_data_ptr, x)) if x else [0] * n for x in everything]
-        return _to_device(list(zip(*columns)), torch.int64, device)  # one row per tensor
+        aligned = all(a % 16 == 0 for x in lists for a in map(_data_ptr, x))
+        return Table(_to_device(list(zip(*columns)), torch.int64, device), aligned)
 
     return _pointers.get_or((tuple(map(len, everything)), flat), build)
 
 
 @dataclass(frozen=True, eq=False)
-class Work:
-    """The work list of one list of tensors (all int64 device tensors but ``items``)."""
+class Items:
+    """The work items of one launch (int64 device tensors, one value per item)."""
 
-    tensor: torch.Tensor  # [items]: the tensor of each work item
-    start: torch.Tensor  # [items]: its first element
-    numel: torch.Tensor  # [n]: the size of each tensor
-    first: torch.Tensor  # [n + 1]: each tensor's first work item (its items are consecutive)
+    tensor: torch.Tensor  # the item's tensor
+    start: torch.Tensor  # its first element
+    end: torch.Tensor  # one past its last element
+    slot: torch.Tensor  # its position in the tensor-major order of all items (SWATS's partials)
+    count: int
+
+
+@dataclass(frozen=True, eq=False)
+class Work:
+    """The work list of one list of tensors: every item, and the whole-block and tail ones."""
+
+    every: Items  # all items (one masked launch)
+    full: Items  # whole BLOCKs, up to CHUNK elements an item (no masks)
+    tail: Items  # each tensor's last partial block
+    first: torch.Tensor  # [n + 1]: each tensor's first slot (its items' slots are consecutive)
     offset: torch.Tensor  # [n]: where each tensor starts in the concatenation of all of them
     items: int
     chunk: int
+    block: int
     total: int  # the sum of the sizes
 
 
 def work(params: Sequence[torch.Tensor]) -> Work:
-    """The (tensor, chunk start) work list of ``params`` for the current ``CHUNK``."""
+    """The work list of ``params`` for the current ``CHUNK`` and ``BLOCK``."""
     sizes = tuple(map(_numel, params))
-    device, chunk = params[0].device, CHUNK
+    device, chunk, block = params[0].device, CHUNK, min(BLOCK, CHUNK)
+
+    def items(rows: list[tuple[int, int, int, int]]) -> Items:
+        columns = list(zip(*rows)) if rows else [(), (), (), ()]
+        return Items(*(_to_device(list(c), torch.int64, device) for c in columns), len(rows))
 
     def build() -> Work:
-        tensor, start, first, offset, total = [], [], [0], [], 0
+        every, full, tail, first, offset, total = [], [], [], [0], [], 0
         for t, n in enumerate(sizes):
-            starts = range(0, n, chunk)
-            tensor += [t] * len(starts)
-            start += starts
-            first.append(len(start))
+            whole = n - n % block
+            for s in range(0, whole, chunk):
+                full.append((t, s, min(s + chunk, whole), len(every)))
+                every.append(full[-1])
+            if whole < n:
+                tail.append((t, whole, n, len(every)))
+                every.append(tail[-1])
+            first.append(len(every))
             offset.append(total)
             total += n
         return Work(
-            *(_to_device(x, torch.int64, device) for x in (tensor, start, sizes, first, offset)),
-            items=len(start),
+            items(every),
+            items(full),
+            items(tail),
+            *(_to_device(x, torch.int64, device) for x in (first, offset)),
+            items=len(every),
             chunk=chunk,
+            block=block,
             total=total,
         )
 
-    return _works.get_or((device, chunk, sizes), build)
+    return _works.get_or((device, chunk, block, sizes), build)
 
 
 def hyper(values: Sequence[float | torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -252,38 +291,45 @@ def run(
     found_inf: torch.Tensor | None,
     *args,
     scalar_lists: Sequence[Sequence[torch.Tensor]] = (),
+    slots: bool = False,
     **flags,
 ) -> Work:
-    """Launch an elementwise multi-tensor kernel once over every chunk of ``lists[0]``.
+    """Launch an elementwise multi-tensor kernel over every work item of ``lists[0]``: the whole
+    blocks unmasked and the tails masked where the call's addresses are aligned, else all items
+    masked (see the module's docstring).
 
-    The kernel's arguments are, in order: the address table, the work list (tensor, start,
-    sizes), the hyperparameter vector, ``grad_scale``, ``found_inf``, then ``args``; its
-    constexprs are ``flags`` and L (lists in the table), HAS_SCALE, HAS_INF, DT (element type),
-    CT (compute type), CHUNK and BLOCK.
+    The kernel's arguments are, in order: the address table, the items' tensors, starts and
+    ends, the hyperparameter vector, ``grad_scale``, ``found_inf``, then ``args`` (and the
+    items' slots where ``slots``); its constexprs are ``flags`` and L (lists in the table),
+    HAS_SCALE, HAS_INF, FULL (unmasked, aligned), DT (element type), CT (compute type) and BLOCK.
     """
     params = lists[0]
     w = work(params)
     table = pointers(lists, scalar_lists)
-    if w.items:
+    parts = [(w.full, True), (w.tail, False)] if table.aligned else [(w.every, False)]
+    for items, full in parts:
+        if not items.count:
+            continue
         launch(
             kernel,
-            (w.items,),
-            table,
-            w.tensor,
-            w.start,
-            w.numel,
+            (items.count,),
+            table.addresses,
+            items.tensor,
+            items.start,
+            items.end,
             hyperparameters,
             hyperparameters if grad_scale is None else grad_scale,
             hyperparameters if found_inf is None else found_inf,
             *args,
+            *((items.slot,) if slots else ()),
             **flags,
             L=len(lists) + len(scalar_lists),
             HAS_SCALE=grad_scale is not None,
             HAS_INF=found_inf is not None,
+            FULL=full,
             DT=element_type(params[0].dtype),
             CT=compute_type(params[0].dtype),
-            CHUNK=w.chunk,
-            BLOCK=min(BLOCK, w.chunk),
+            BLOCK=w.block,
         )
     return w
 

@@ -14,16 +14,16 @@ __all__ = ["adabound"]
 
 @triton.jit
 def _adabound_kernel(
-    TABLE, WT, WS, NUMEL, H, GRAD_SCALE, FOUND_INF, STEP_SIZE, LOWER, UPPER,
+    TABLE, WT, WS, WE, H, GRAD_SCALE, FOUND_INF, STEP_SIZE, LOWER, UPPER,
     L2: tl.constexpr, AMSBOUND: tl.constexpr, MAXIMIZE: tl.constexpr,
     L: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_INF: tl.constexpr, DT: tl.constexpr,
-    CT: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    CT: tl.constexpr, FULL: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    t, start, end, row = j.item(TABLE, WT, WS, NUMEL, FOUND_INF, L, HAS_INF, CHUNK)
-    P, G, M = j.address(row, 0, DT), j.address(row, 1, DT), j.address(row, 2, DT)
-    V = j.address(row, 3, DT)
+    t, start, end, row = j.item(TABLE, WT, WS, WE, FOUND_INF, L, HAS_INF, FULL, BLOCK)
+    P, G, M = j.address(row, 0, DT, FULL), j.address(row, 1, DT, FULL), j.address(row, 2, DT, FULL)
+    V = j.address(row, 3, DT, FULL)
     if AMSBOUND:
-        VM = j.address(row, 4, DT)
+        VM = j.address(row, 4, DT, FULL)
     b1, b2 = tl.load(H), tl.load(H + 1)
     beta1, one_b1, beta2, one_b2 = b1.to(CT), (1.0 - b1).to(CT), b2.to(CT), (1.0 - b2).to(CT)
     e, wd = tl.load(H + 2).to(CT), j.hyper(H, 3, L2, CT)
@@ -32,7 +32,7 @@ def _adabound_kernel(
     scale = j.load_scale(GRAD_SCALE, HAS_SCALE, CT)
     for off in range(start, end, BLOCK):
         i = off + tl.arange(0, BLOCK)
-        mask = i < end
+        mask = j.mask(i, end, FULL)
         p = tl.load(P + i, mask=mask).to(CT)
         g = j.grad(G, i, mask, p, wd, scale, MAXIMIZE, HAS_SCALE, L2, CT)
         m = tl.load(M + i, mask=mask).to(CT) * beta1 + one_b1 * g  # (1)

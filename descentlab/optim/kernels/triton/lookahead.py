@@ -13,16 +13,16 @@ __all__ = ["lookahead_sync"]
 
 @triton.jit
 def _lookahead_kernel(
-    TABLE, WT, WS, NUMEL, H, GRAD_SCALE, FOUND_INF,
+    TABLE, WT, WS, WE, H, GRAD_SCALE, FOUND_INF,
     L: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_INF: tl.constexpr, DT: tl.constexpr,
-    CT: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    CT: tl.constexpr, FULL: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    _, start, end, row = j.item(TABLE, WT, WS, NUMEL, FOUND_INF, L, HAS_INF, CHUNK)
-    SLOW, FAST = j.address(row, 0, DT), j.address(row, 1, DT)
+    _, start, end, row = j.item(TABLE, WT, WS, WE, FOUND_INF, L, HAS_INF, FULL, BLOCK)
+    SLOW, FAST = j.address(row, 0, DT, FULL), j.address(row, 1, DT, FULL)
     alpha = tl.load(H).to(CT)
     for off in range(start, end, BLOCK):
         i = off + tl.arange(0, BLOCK)
-        mask = i < end
+        mask = j.mask(i, end, FULL)
         s = j.lerp(tl.load(SLOW + i, mask=mask).to(CT), tl.load(FAST + i, mask=mask).to(CT), alpha)
         s = s.to(DT)  # (2): phi += alpha (theta - phi); theta = phi
         tl.store(SLOW + i, s, mask=mask)

@@ -14,27 +14,26 @@ __all__ = ["momentum_sgd"]
 
 @triton.jit
 def _momentum_sgd_kernel(
-    TABLE, WT, WS, NUMEL, H, GRAD_SCALE, FOUND_INF, LR, FIRST,
+    TABLE, WT, WS, WE, H, GRAD_SCALE, FOUND_INF, LR, FIRST,
     L2: tl.constexpr, MOMENTUM: tl.constexpr, NESTEROV: tl.constexpr, MAXIMIZE: tl.constexpr,
     L: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_INF: tl.constexpr, DT: tl.constexpr,
-    CT: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    CT: tl.constexpr, FULL: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    t, start, end, row = j.item(TABLE, WT, WS, NUMEL, FOUND_INF, L, HAS_INF, CHUNK)
-    P, G = j.address(row, 0, DT), j.address(row, 1, DT)
+    t, start, end, row = j.item(TABLE, WT, WS, WE, FOUND_INF, L, HAS_INF, FULL, BLOCK)
+    P, G = j.address(row, 0, DT, FULL), j.address(row, 1, DT, FULL)
     if MOMENTUM:
-        B, mu, damp = j.address(row, 2, DT), tl.load(H).to(CT), (1.0 - tl.load(H + 1)).to(CT)
+        B, mu, damp = j.address(row, 2, DT, FULL), tl.load(H).to(CT), (1.0 - tl.load(H + 1)).to(CT)
         later = tl.load(FIRST + t) == 0  # not the buffer's first step
-        b_end = tl.where(later, end, start)  # the buffer is not read at b_1 = g_1
     wd, dec = j.hyper(H, 2, L2, CT), tl.load(H + 3).to(CT)
     neg_lr = (-tl.load(LR + t)).to(CT)
     scale = j.load_scale(GRAD_SCALE, HAS_SCALE, CT)
     for off in range(start, end, BLOCK):
         i = off + tl.arange(0, BLOCK)
-        mask = i < end
+        mask = j.mask(i, end, FULL)
         p = tl.load(P + i, mask=mask).to(CT)
         d = j.grad(G, i, mask, p, wd, scale, MAXIMIZE, HAS_SCALE, L2, CT)
         if MOMENTUM:
-            b = tl.load(B + i, mask=i < b_end, other=0.0).to(CT)
+            b = tl.load(B + i, mask=mask)  # (not used at b_1 = g_1).to(CT)
             buf = tl.where(later, b * mu + damp * d, d)  # (1)
             tl.store(B + i, buf.to(DT), mask=mask)
             d = d + mu * buf if NESTEROV else buf  # (2)

@@ -13,14 +13,14 @@ __all__ = ["nadam"]
 
 @triton.jit
 def _nadam_kernel(
-    TABLE, WT, WS, NUMEL, H, GRAD_SCALE, FOUND_INF, C_GRAD, C_AVG, BC2,
+    TABLE, WT, WS, WE, H, GRAD_SCALE, FOUND_INF, C_GRAD, C_AVG, BC2,
     L2: tl.constexpr, MAXIMIZE: tl.constexpr,
     L: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_INF: tl.constexpr, DT: tl.constexpr,
-    CT: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    CT: tl.constexpr, FULL: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    t, start, end, row = j.item(TABLE, WT, WS, NUMEL, FOUND_INF, L, HAS_INF, CHUNK)
-    P, G = j.address(row, 0, DT), j.address(row, 1, DT)
-    M, V = j.address(row, 2, DT), j.address(row, 3, DT)
+    t, start, end, row = j.item(TABLE, WT, WS, WE, FOUND_INF, L, HAS_INF, FULL, BLOCK)
+    P, G = j.address(row, 0, DT, FULL), j.address(row, 1, DT, FULL)
+    M, V = j.address(row, 2, DT, FULL), j.address(row, 3, DT, FULL)
     b1, b2 = tl.load(H), tl.load(H + 1)
     w1, beta2, one_b2 = (1.0 - b1).to(CT), b2.to(CT), (1.0 - b2).to(CT)
     e, wd, dec = tl.load(H + 2).to(CT), j.hyper(H, 3, L2, CT), tl.load(H + 4).to(CT)
@@ -29,7 +29,7 @@ def _nadam_kernel(
     scale = j.load_scale(GRAD_SCALE, HAS_SCALE, CT)
     for off in range(start, end, BLOCK):
         i = off + tl.arange(0, BLOCK)
-        mask = i < end
+        mask = j.mask(i, end, FULL)
         p = tl.load(P + i, mask=mask).to(CT) * dec
         g = j.grad(G, i, mask, p, wd, scale, MAXIMIZE, HAS_SCALE, L2, CT)
         m = j.lerp(tl.load(M + i, mask=mask).to(CT), g, w1)  # (2)

@@ -1,8 +1,8 @@
-"""GradientNoise's noise in one launch: the noisy gradients g + sigma_t z of ``optim/noise.py``.
+"""GradientNoise's noise in one pass: the noisy gradients g + sigma_t z of ``optim/noise.py``.
 
 The readable path draws ``torch.randn(p.shape)`` per parameter from the wrapper's generator.
 The device path draws once, ``z = torch.randn(total)`` over all the gradients' values from the
-same generator, and :func:`noise_add` writes ``z * std + g`` into that buffer in one launch;
+same generator, and :func:`noise_add` writes ``z * std + g`` into that buffer in one pass;
 :func:`noise_views` cuts it into the noisy gradients (views, no copy). One draw of ``total``
 values is not the same stream as per-tensor draws in general: on CPU it is exactly the same when
 every tensor's size is a multiple of 16 (torch fills normals 16 at a time; checked for float16,
@@ -26,17 +26,17 @@ __all__ = ["noise_add", "noise_views"]
 
 @triton.jit
 def _noise_kernel(
-    TABLE, WT, WS, NUMEL, H, GRAD_SCALE, FOUND_INF, NOISE, OFFSET,
+    TABLE, WT, WS, WE, H, GRAD_SCALE, FOUND_INF, NOISE, OFFSET,
     L: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_INF: tl.constexpr, DT: tl.constexpr,
-    CT: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    CT: tl.constexpr, FULL: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    t, start, end, row = j.item(TABLE, WT, WS, NUMEL, FOUND_INF, L, HAS_INF, CHUNK)
-    G = j.address(row, 0, DT)
+    t, start, end, row = j.item(TABLE, WT, WS, WE, FOUND_INF, L, HAS_INF, FULL, BLOCK)
+    G = j.address(row, 0, DT, FULL)
     Z = NOISE + tl.load(OFFSET + t)
     std = tl.load(H).to(CT)
     for off in range(start, end, BLOCK):
         i = off + tl.arange(0, BLOCK)
-        mask = i < end
+        mask = j.mask(i, end, FULL)
         z = (tl.load(Z + i, mask=mask).to(CT) * std).to(DT)  # rounded as the readable mul_
         g = tl.load(G + i, mask=mask).to(CT)
         tl.store(Z + i, (z.to(CT) + g).to(DT), mask=mask)  # (1): g + N(0, sigma_t^2)
@@ -55,7 +55,7 @@ _op = register("noise_add", _launch, ("noise",))
 
 def noise_add(*, noise: torch.Tensor, grads: list[torch.Tensor], std: float | torch.Tensor) -> None:
     """Overwrite the flat standard-normal buffer ``noise`` with ``noise * std + g`` for the
-    concatenated gradients ``grads`` (one launch)."""
+    concatenated gradients ``grads`` (one pass: one or two launches)."""
     if grads:
         _op(noise, grads, _table.hyper([std], grads[0].device))
 

@@ -13,24 +13,24 @@ __all__ = ["rmsprop"]
 
 @triton.jit
 def _rmsprop_kernel(
-    TABLE, WT, WS, NUMEL, H, GRAD_SCALE, FOUND_INF,
+    TABLE, WT, WS, WE, H, GRAD_SCALE, FOUND_INF,
     L2: tl.constexpr, CENTERED: tl.constexpr, MOMENTUM: tl.constexpr, MAXIMIZE: tl.constexpr,
     L: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_INF: tl.constexpr, DT: tl.constexpr,
-    CT: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    CT: tl.constexpr, FULL: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    _, start, end, row = j.item(TABLE, WT, WS, NUMEL, FOUND_INF, L, HAS_INF, CHUNK)
-    P, G, V = j.address(row, 0, DT), j.address(row, 1, DT), j.address(row, 2, DT)
+    _, start, end, row = j.item(TABLE, WT, WS, WE, FOUND_INF, L, HAS_INF, FULL, BLOCK)
+    P, G, V = j.address(row, 0, DT, FULL), j.address(row, 1, DT, FULL), j.address(row, 2, DT, FULL)
     if CENTERED:
-        GA = j.address(row, 3, DT)
+        GA = j.address(row, 3, DT, FULL)
     if MOMENTUM:
-        B, mu = j.address(row, 4, DT), tl.load(H + 4).to(CT)
+        B, mu = j.address(row, 4, DT, FULL), tl.load(H + 4).to(CT)
     neg_lr, alpha = (-tl.load(H)).to(CT), tl.load(H + 1)
     a, one_a = alpha.to(CT), (1.0 - alpha).to(CT)
     e, wd = tl.load(H + 2).to(CT), j.hyper(H, 3, L2, CT)
     scale = j.load_scale(GRAD_SCALE, HAS_SCALE, CT)
     for off in range(start, end, BLOCK):
         i = off + tl.arange(0, BLOCK)
-        m = i < end
+        m = j.mask(i, end, FULL)
         p = tl.load(P + i, mask=m).to(CT)
         g = j.grad(G, i, m, p, wd, scale, MAXIMIZE, HAS_SCALE, L2, CT)
         v = tl.load(V + i, mask=m).to(CT) * a + one_a * g * g  # (1)

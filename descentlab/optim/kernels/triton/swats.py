@@ -1,12 +1,13 @@
 """SWATS on the device: both phases in one kernel, the switch test (3)-(4) in a second one.
 
-Equations (1)-(4) of ``optim/swats.py``. A step is two launches and reads no value on the host:
+Equations (1)-(4) of ``optim/swats.py``. A step is two passes (three launches at most) and
+reads no value on the host:
 
-1. ``_swats_kernel``: each work item reads its tensor's phase flag (``switch_step``, 0 in the
-   Adam phase) and takes the Adam step (1)-(2), writing its chunk's float64 partial dot
-   products p_k.g_k and p_k.p_k, or the SGD-phase step v = b1 v + g, p -= (1 - b1) Lambda
-   (lr / lr_s) v (partials 0);
-2. ``_swats_switch_kernel``: one program per tensor sums its chunks' partials in chunk order
+1. ``_swats_kernel`` (whole blocks and tails in a launch each): each work item reads its
+   tensor's phase flag (``switch_step``, 0 in the Adam phase) and takes the Adam step (1)-(2),
+   writing its float64 partial dot products p_k.g_k and p_k.p_k into its slot, or the
+   SGD-phase step v = b1 v + g, p -= (1 - b1) Lambda (lr / lr_s) v (partials 0);
+2. ``_swats_switch_kernel``: one program per tensor sums its items' partials in slot order
    (deterministic: no atomics) and, for a tensor in the Adam phase, updates lambda (3) and
    tests the switch (4), writing ``lam``, ``switch_step``, ``sgd_lr`` and ``switch_lr``.
 
@@ -29,14 +30,14 @@ _RBLOCK = 256  # partials summed per vector step of the switch kernel
 
 @triton.jit
 def _swats_kernel(
-    TABLE, WT, WS, NUMEL, H, GRAD_SCALE, FOUND_INF, COEF, STEPS, PARTIAL,
+    TABLE, WT, WS, WE, H, GRAD_SCALE, FOUND_INF, COEF, STEPS, PARTIAL, SLOT,
     L2: tl.constexpr, PHASED: tl.constexpr, MAXIMIZE: tl.constexpr,
     L: tl.constexpr, HAS_SCALE: tl.constexpr, HAS_INF: tl.constexpr, DT: tl.constexpr,
-    CT: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    CT: tl.constexpr, FULL: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    t, start, end, row = j.item(TABLE, WT, WS, NUMEL, FOUND_INF, L, HAS_INF, CHUNK)
-    P, G, M = j.address(row, 0, DT), j.address(row, 1, DT), j.address(row, 2, DT)
-    A, B = j.address(row, 3, DT), j.address(row, 4, DT)
+    t, start, end, row = j.item(TABLE, WT, WS, WE, FOUND_INF, L, HAS_INF, FULL, BLOCK)
+    P, G, M = j.address(row, 0, DT, FULL), j.address(row, 1, DT, FULL), j.address(row, 2, DT, FULL)
+    A, B = j.address(row, 3, DT, FULL), j.address(row, 4, DT, FULL)
     lr, b1, b2 = tl.load(H), tl.load(H + 1), tl.load(H + 2)
     w1, beta1 = (1.0 - b1).to(CT), b1.to(CT)
     beta2, one_b2 = b2.to(CT), (1.0 - b2).to(CT)
@@ -46,19 +47,18 @@ def _swats_kernel(
     pp = tl.zeros((BLOCK,), tl.float64)
     switch_step = tl.full((), 0.0, tl.float64)
     if PHASED:
-        switch_step = tl.load(j.address(row, 5, tl.float64))
+        switch_step = tl.load(j.address(row, 5, tl.float64, False))
     if switch_step != 0:  # SGD phase
-        sgd_lr = tl.load(j.address(row, 7, tl.float64))
-        switch_lr = tl.load(j.address(row, 8, tl.float64))
+        sgd_lr = tl.load(j.address(row, 7, tl.float64, False))
+        switch_lr = tl.load(j.address(row, 8, tl.float64, False))
         neg_rate = (-(1.0 - b1) * sgd_lr * lr / switch_lr).to(CT)
         later = tl.load(STEPS + t) != switch_step + 1  # the buffer restarts after the switch
-        b_end = tl.where(later, end, start)  # (then it is not read)
         for off in range(start, end, BLOCK):
             i = off + tl.arange(0, BLOCK)
-            mask = i < end
+            mask = j.mask(i, end, FULL)
             p = tl.load(P + i, mask=mask).to(CT)
             g = j.grad(G, i, mask, p, wd, scale, MAXIMIZE, HAS_SCALE, L2, CT)
-            b = tl.load(B + i, mask=i < b_end, other=0.0).to(CT)
+            b = tl.load(B + i, mask=mask)  # (not used at b_1 = g_1).to(CT)
             buf = tl.where(later, b * beta1 + g, g)
             tl.store(B + i, buf.to(DT), mask=mask)
             tl.store(P + i, (p + neg_rate * buf).to(DT), mask=mask)
@@ -66,7 +66,7 @@ def _swats_kernel(
         c = tl.load(COEF + t).to(CT)
         for off in range(start, end, BLOCK):
             i = off + tl.arange(0, BLOCK)
-            mask = i < end
+            mask = j.mask(i, end, FULL)
             p = tl.load(P + i, mask=mask).to(CT)
             g = j.grad(G, i, mask, p, wd, scale, MAXIMIZE, HAS_SCALE, L2, CT)
             m = j.lerp(tl.load(M + i, mask=mask).to(CT), g, w1)  # (1)
@@ -77,11 +77,11 @@ def _swats_kernel(
             step = (j.div(m, j.sqrt(a) + e) * c).to(DT)
             tl.store(P + i, (p + step.to(CT)).to(DT), mask=mask)
             s64, g64 = step.to(tl.float64), g.to(DT).to(tl.float64)
-            pg += tl.where(mask, s64 * g64, 0.0)  # (3): this chunk's share of p_k.g_k, p_k.p_k
-            pp += tl.where(mask, s64 * s64, 0.0)
-    w = tl.program_id(0)
-    tl.store(PARTIAL + 2 * w, tl.sum(pg, axis=0))
-    tl.store(PARTIAL + 2 * w + 1, tl.sum(pp, axis=0))
+            pg += j.masked(s64 * g64, mask, FULL)  # (3): this item's share of p_k.g_k,
+            pp += j.masked(s64 * s64, mask, FULL)  # and of p_k.p_k
+    slot = tl.load(SLOT + tl.program_id(0))  # the item's place among its tensor's
+    tl.store(PARTIAL + 2 * slot, tl.sum(pg, axis=0))
+    tl.store(PARTIAL + 2 * slot + 1, tl.sum(pp, axis=0))
 
 
 @triton.jit
@@ -103,8 +103,11 @@ def _swats_switch_kernel(
     tl.store(DOTS + 2 * t + 1, dot_pp)
     if PHASED:
         row = TABLE + t * L
-        SWITCH, LAM = j.address(row, 5, tl.float64), j.address(row, 6, tl.float64)
-        SGD_LR, SWITCH_LR = j.address(row, 7, tl.float64), j.address(row, 8, tl.float64)
+        SWITCH, LAM = j.address(row, 5, tl.float64, False), j.address(row, 6, tl.float64, False)
+        SGD_LR, SWITCH_LR = (
+            j.address(row, 7, tl.float64, False),
+            j.address(row, 8, tl.float64, False),
+        )
         lr, b2, tol = tl.load(H), tl.load(H + 2), tl.load(H + 5)
         switch_step, lam = tl.load(SWITCH), tl.load(LAM)
         k_step = tl.load(STEPS + t)
@@ -136,6 +139,7 @@ def _run(lists, scalar_lists, coef, bc2, steps, hyper, l2, maximize, grad_scale,
         steps,
         partial,
         scalar_lists=scalar_lists,
+        slots=True,
         L2=l2,
         PHASED=bool(scalar_lists),
         MAXIMIZE=maximize,
@@ -144,7 +148,7 @@ def _run(lists, scalar_lists, coef, bc2, steps, hyper, l2, maximize, grad_scale,
     _table.launch(
         _swats_switch_kernel,
         (n,),
-        _table.pointers(lists, scalar_lists),
+        _table.pointers(lists, scalar_lists).addresses,
         w.first,
         partial,
         dots,
@@ -265,7 +269,7 @@ def swats(
     grad_scale: torch.Tensor | None = None,
     found_inf: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One SWATS step, both phases and the switch, over lists of tensors (two launches).
+    """One SWATS step, both phases and the switch, over lists of tensors (two passes).
 
     State per tensor, each a 0-d float64 device tensor: ``switch_step`` (0 in the Adam phase,
     else the step of the switch), ``lam`` (lambda of (3)), ``sgd_lr`` (Lambda), ``switch_lr``
