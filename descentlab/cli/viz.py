@@ -255,6 +255,8 @@ def register(app: typer.Typer) -> None:
         show(_table(result.equal_loss, digits=3))
         _say(f"\nKeskar et al. 2017: batch {s['batch size']} vs {s['large batch']}, {s['keskar']}")
         show(_table(result.small_large, digits=3))
+        _say("Along (1 - α) x_small + α x_large (medians over seeds):")
+        show(_table(result.line, digits=3))
         typer.echo("\nDinh et al. 2017: the same functions, rescaled (medians over seeds)")
         show(_table(result.rescaled, digits=3))
         _say(DINH_NOTE)

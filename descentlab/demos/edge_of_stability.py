@@ -6,15 +6,17 @@ subset), on ``n_train`` examples of scikit-learn's digits (:mod:`descentlab.prob
 Gradient descent runs at each of ``gd_lrs`` and Adam (beta1 = 0.9, beta2 = 0.999) at each of
 ``adam_lrs`` on every seed, with :func:`~descentlab.diagnostics.track_stability` measuring every
 ``every`` steps. The plateau of a run is the median of the tracked quantity over its last
-``tail`` fraction of measurements; the table gives the median and IQR of the plateaus over the
-seeds (``plateau``, ``IQR``), their ratio to the prediction (``ratio``), the median plateau of
-lambda_max(H) itself and the median final training loss, against the prediction: 2/eta for lambda_max(H) under GD (Cohen et al. 2021) and
-(2 + 2 beta1)/((1 - beta1) eta) = 38/eta for lambda_max(P^-1 H) under Adam (Cohen et al. 2022).
+``tail`` fraction of measurements. The table gives, per optimizer and learning rate, the
+prediction (``theory``: 2/eta for lambda_max(H) under GD, Cohen et al. 2021;
+(2 + 2 beta1)/((1 - beta1) eta) = 38/eta for lambda_max(P^-1 H) under Adam, Cohen et al. 2022),
+the median and IQR of the plateaus over the seeds (``plateau``, ``IQR``), their ratio to the
+prediction, the median plateau of lambda_max(H) itself and the median final training loss.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,7 +201,8 @@ def plot_edge_of_stability(result: EdgeOfStability, path: str | Path) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 6.5), sharex=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for col, (name, label) in enumerate((("sgd", "GD: λmax(H)"), ("adam", "Adam: λmax(P⁻¹H)"))):
+    panels = (("sgd", "GD", "λmax(H)"), ("adam", "Adam (β1 = 0.9)", "λmax(P⁻¹H)"))
+    for col, (name, label, what) in enumerate(panels):
         ax, ax_loss = axes[0][col], axes[1][col]
         lrs = list(dict.fromkeys(r.lr for r in result.runs if r.optimizer == name))
         for i, lr in enumerate(lrs):
@@ -217,15 +220,15 @@ def plot_edge_of_stability(result: EdgeOfStability, path: str | Path) -> Path:
                 lw=1,
                 label=f"{rule} = {group[0].threshold:.4g}",
             )
-        ax.set_title(label)
-        ax.set_ylabel("top eigenvalue (loss units per parameter unit²)")
+        ax.set_title(f"{label}: {what} against its threshold")
+        ax.set_ylabel(f"{what} (top eigenvalue)")
         ax.legend(fontsize="x-small")
         ax_loss.set_yscale("log")
         ax_loss.set_xlabel("full-batch step")
         ax_loss.set_ylabel("train loss (square loss, log scale)")
     fig.suptitle(
         "Edge of stability (Cohen et al. 2021, 2022): "
-        f"{result.settings['model']}, {result.settings['data']}\n" + DINH_NOTE,
+        f"{result.settings['model']}, {result.settings['data']}\n" + textwrap.fill(DINH_NOTE, 130),
         fontsize="small",
     )
     fig.tight_layout()

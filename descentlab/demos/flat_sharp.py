@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,8 @@ class FlatSharp:
             (medians and IQRs over the seeds that reached it).
         small_large: per batch size: sharpness, train and test loss at ``keskar_level``.
         rescaled: per final point type: sharpness before and after Dinh's rescaling.
+        line: the interpolation's median train and test loss at every alpha that is a multiple
+            of 0.5 (0: the small-batch point, 1: the large-batch one).
         runs: ``{optimizer label: [EqualLoss per seed]}``.
         alphas, line_train, line_test: the interpolation, one row per seed.
         settings: what was run.
@@ -80,6 +83,7 @@ class FlatSharp:
     equal_loss: list[dict[str, Any]]
     small_large: list[dict[str, Any]]
     rescaled: list[dict[str, Any]]
+    line: list[dict[str, Any]]
     runs: dict[str, list[EqualLoss]] = field(repr=False)
     alphas: np.ndarray = field(repr=False)
     line_train: np.ndarray = field(repr=False)
@@ -301,14 +305,25 @@ def flat_sharp(
         "max epochs": max_epochs,
         "keskar": f"{keskar_optimizer[0]} lr={keskar_optimizer[1]:g}, level {keskar_level:g}",
     }
+    line_train, line_test = np.array(lines_train), np.array(lines_test)
+    line = [
+        {
+            "α": float(a),
+            "train loss": float(np.median(line_train[:, i])),
+            "test loss": float(np.median(line_test[:, i])),
+        }
+        for i, a in enumerate(alphas)
+        if math.isclose(2 * a, round(2 * a), abs_tol=1e-9)
+    ]
     return FlatSharp(
         equal_loss,
         small_large,
         rescaled,
+        line,
         runs,
         alphas,
-        np.array(lines_train),
-        np.array(lines_test),
+        line_train,
+        line_test,
         settings,
     )
 
@@ -346,7 +361,7 @@ def plot_equal_loss(result: FlatSharp, path: str | Path) -> Path:
     fig.suptitle(
         f"Sharpness at equal training loss, {s['problem']}, batch {s['batch size']}, "
         f"medians and IQRs over {s['seeds']} seeds ({', '.join(s['optimizers'].values())})\n"
-        + DINH_NOTE,
+        + textwrap.fill(DINH_NOTE, 130),
         fontsize="small",
     )
     fig.tight_layout()
@@ -371,7 +386,7 @@ def plot_small_large_batch(result: FlatSharp, path: str | Path) -> Path:
     ax.set_ylabel("cross-entropy (log scale)")
     ax.set_title(
         f"Keskar et al. 2017 on {s['problem']}: {s['keskar']}, IQR over {s['seeds']} seeds\n"
-        + DINH_NOTE,
+        + textwrap.fill(DINH_NOTE, 95),
         fontsize="small",
     )
     ax.legend(fontsize="small")

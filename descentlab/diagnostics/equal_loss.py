@@ -117,7 +117,7 @@ def sharpness_at_levels(
         """Evaluate the training loss, record the levels it reached; ``True`` to stop."""
         with evaluation(model), torch.no_grad():
             loss = float(full_loss(model, loss_fn, loss_data))
-            test = float(full_loss(model, loss_fn, test_data)) if test_data is not None else math.nan
+            test = math.nan if test_data is None else float(full_loss(model, loss_fn, test_data))
         checks.append((step, loss))
         if not math.isfinite(loss):
             return True

@@ -12,7 +12,8 @@ preconditioner of the update ``theta -= eta P^-1 m``, against the threshold of t
         \text{ (GD, SGD with momentum } \mu \text{, dampening } d)                        \tag{1}
     \lambda_{\max}(H) < \frac{2 + 2\mu}{(1 + 2\mu)\,\eta} \text{ (Nesterov, } d = 0)     \tag{2}
     P_t = (1 - \beta_1^t)\,\big(\mathrm{diag}\sqrt{v_t / (1 - \beta_2^t)} + \epsilon\big),
-    \quad \lambda_{\max}(P_t^{-1} H) < \frac{2 + 2\beta_1}{(1 - \beta_1)\,\eta} \text{ (Adam)}  \tag{3}
+    \quad \lambda_{\max}(P_t^{-1} H) < \frac{2 + 2\beta_1}{(1 - \beta_1)\,\eta}
+        \text{ (Adam)}                                                                    \tag{3}
 
 (1) with mu = 0 is GD's 2/eta; (1) with d = mu is an exponential moving average of the
 gradients, Adam's momentum, whence (3)'s threshold (38/eta at beta1 = 0.9). (3)'s P folds Adam's
@@ -156,7 +157,7 @@ class StabilityRecord:
 
 
 class StabilityTracker:
-    """Measures the sharpness every ``every`` optimizer steps; attach it with :func:`track_stability`.
+    """Measures the sharpness every ``every`` optimizer steps (attach with :func:`track_stability`).
 
     Each measurement warm-starts the power iteration from the previous eigenvector, so a slowly
     moving top eigenvector costs a few Hessian-vector products (full-data passes) per measurement.

@@ -57,6 +57,8 @@ def test_small_and_large_batch_at_the_same_loss(tiny):
     # alpha = 0 and 1 are the two points themselves: the train loss there is at most the level
     at = {a: i for i, a in enumerate(tiny.alphas)}
     assert np.all(tiny.line_train[:, at[0.0]] <= 0.5) and np.all(tiny.line_train[:, at[1.0]] <= 0.5)
+    assert [r["α"] for r in tiny.line] == [-0.5, 0.0, 0.5, 1.0, 1.5]
+    assert tiny.line[1]["train loss"] == pytest.approx(np.median(tiny.line_train[:, at[0.0]]))
 
 
 def test_rescaling_keeps_the_function_and_changes_the_sharpness(tiny):
