@@ -257,8 +257,13 @@ def register(app: typer.Typer) -> None:
         show(_table(result.small_large, digits=3))
         _say("Along (1 - α) x_small + α x_large (medians over seeds):")
         show(_table(result.line, digits=3))
-        typer.echo("\nDinh et al. 2017: the same functions, rescaled (medians over seeds)")
-        show(_table(result.rescaled, digits=3))
+        if result.rescaled:
+            typer.echo("\nDinh et al. 2017: the same functions, rescaled (medians over seeds)")
+            show(_table(result.rescaled, digits=3))
+        else:
+            _say(
+                f"\nDinh et al. 2017: not run, the model cannot be rescaled: {s['not rescalable']}"
+            )
         _say(DINH_NOTE)
         for path in (
             plot_equal_loss(result, output / "equal_loss.png"),

@@ -43,6 +43,7 @@ from ..diagnostics import (
     sharpness,
     sharpness_at_levels,
 )
+from ..diagnostics.rescale import WEIGHTED
 from ..optim import create
 from ..problems import registry
 from ..viz._figure import pyplot, save
@@ -72,7 +73,8 @@ class FlatSharp:
         equal_loss: per optimizer and level: steps to reach it and the sharpness there
             (medians and IQRs over the seeds that reached it).
         small_large: per batch size: sharpness, train and test loss at ``keskar_level``.
-        rescaled: per final point type: sharpness before and after Dinh's rescaling.
+        rescaled: per final point type: sharpness before and after Dinh's rescaling (empty,
+            with the reason in ``settings["not rescalable"]``, for a model that cannot be).
         line: the interpolation's median train and test loss at every alpha that is a multiple
             of 0.5 (0: the small-batch point, 1: the large-batch one).
         runs: ``{optimizer label: [EqualLoss per seed]}``.
@@ -132,7 +134,7 @@ def _rescaled_row(label: str, tasks: list, alpha: float, iters: int) -> dict[str
     before, after, eps_b, eps_a, diff = [], [], [], [], []
     for task in tasks:
         model, data = task.model, [task.splits["train"]]
-        n_hidden = sum(isinstance(m, torch.nn.Linear) for m in model.modules()) - 1
+        n_hidden = sum(isinstance(m, WEIGHTED) for m in model.modules()) - 1
         twin = rescale(model, [alpha] + [1.0] * (n_hidden - 1))
         s, s_twin = (sharpness(m, task.criterion, data, iters=iters) for m in (model, twin))
         with torch.no_grad():
@@ -290,10 +292,17 @@ def flat_sharp(
             )
             out.append(line.loss)
 
-    rescaled = [
-        _rescaled_row(f"{label}, final point", finals[label], alpha, iters) for label in optimizers
-    ]
-    rescaled.append(_rescaled_row(f"batch {large}, final point", pair_tasks[large], alpha, iters))
+    try:
+        rescaled = [
+            _rescaled_row(f"{label}, final point", finals[label], alpha, iters)
+            for label in optimizers
+        ]
+        rescaled.append(
+            _rescaled_row(f"batch {large}, final point", pair_tasks[large], alpha, iters)
+        )
+        not_rescalable = ""
+    except ValueError as e:  # a norm layer or a non-ReLU activation between the layers
+        rescaled, not_rescalable = [], str(e)
     settings = {
         "problem": problem,
         "options": options,
@@ -304,6 +313,7 @@ def flat_sharp(
         "check every": check_every,
         "max epochs": max_epochs,
         "keskar": f"{keskar_optimizer[0]} lr={keskar_optimizer[1]:g}, level {keskar_level:g}",
+        "not rescalable": not_rescalable,
     }
     line_train, line_test = np.array(lines_train), np.array(lines_test)
     line = [

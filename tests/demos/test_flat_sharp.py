@@ -77,3 +77,20 @@ def test_figures(tiny, tmp_path):
 def test_bad_settings():
     with pytest.raises(ValueError, match="large_fraction"):
         flat_sharp(large_fraction=0.0)
+
+
+def test_a_model_that_cannot_be_rescaled_skips_dinh():
+    # digits-cnn has BatchNorm between its layers: not positively homogeneous. Level 5 is
+    # reached before the first step (the initial loss is about 2.3).
+    result = flat_sharp(
+        problem="digits-cnn",
+        options={"n_train": 40},
+        levels=(5.0,),
+        seeds=1,
+        max_epochs=1,
+        keskar_level=5.0,
+        iters=3,
+    )
+    assert result.rescaled == []
+    assert "BatchNorm2d between two weighted layers" in result.settings["not rescalable"]
+    assert all(p.step == 0 for r in result.runs.values() for p in r[0].points)
