@@ -6,7 +6,7 @@ optimizer fits the training set more tightly looks flatter. Measuring each run a
 where its full training loss falls to the same levels removes that confound.
 
 The full training loss is evaluated every ``check_every`` optimizer steps (and before the
-first); a level's point is the first check at which the loss is at or below it, so the crossing
+first step and after the last of the budget); a level's point is the first check at which the loss is at or below it, so the crossing
 is resolved to ``check_every`` steps. A check may cross several levels at once; each gets the same
 point.
 """
