@@ -180,6 +180,7 @@ class StabilityTracker:
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
+        stability_threshold(optimizer)  # an optimizer without a known threshold fails here
         self.optimizer, self.model, self.loss_fn, self.loader = optimizer, model, loss_fn, loader
         self.every, self.iters, self.tol, self.seed = every, iters, tol, seed
         self.adaptive = isinstance(inner(optimizer), _ADAMS)

@@ -161,3 +161,17 @@ def test_errors():
         adam_preconditioner(torch.optim.SGD(params, lr=0.1), params)
     with pytest.raises(TypeError, match="no stability threshold known for RMSprop"):
         stability_threshold(torch.optim.RMSprop(params))
+    with pytest.raises(TypeError, match="no stability threshold known for Adagrad"):
+        track_stability(torch.optim.Adagrad(params), model, identity_loss, ONE_BATCH)
+
+
+def test_wrappers_are_unwrapped():
+    a = torch.tensor([2.0, 50.0], dtype=torch.float64)
+    model = Quadratic(torch.diag(a), torch.ones(2, dtype=torch.float64))
+    opt = create("lookahead(adam)", model.parameters(), lr=0.01, impl="forloop")
+    with track_stability(opt, model, identity_loss, ONE_BATCH, every=4, **EXACT) as tracker:
+        _gd(model, opt, 4)
+    (P,) = adam_preconditioner(opt, list(model.parameters()))  # read from the inner Adam
+    (record,) = tracker.records
+    assert record.threshold == pytest.approx(38 / 0.01)
+    assert record.preconditioned == pytest.approx(float((a / P).max()), rel=1e-6)
