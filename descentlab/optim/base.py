@@ -369,7 +369,7 @@ class Optimizer(torch.optim.Optimizer):
         return plan
 
     def _planned(self, plan: Plan) -> None:
-        """Put a new plan's state where its paths read it (override; see SWATS)."""
+        """Bring a new plan's state into the form its paths take (override; see SWATS)."""
 
     def _all_finite(self, grads: list[list[torch.Tensor | None]]) -> bool:
         dense = [g for gs in grads for g in gs if g is not None and not g.is_sparse]

@@ -51,8 +51,9 @@ class SWATS(Optimizer):
     paper's :math:`\epsilon = 10^{-9}` (raise it to switch sooner); the momentum buffer starts at
     zero at the switch and is never rescaled. The state exposes ``switch_step`` (0 during the
     Adam phase, else the step :math:`k` of the switch), ``sgd_lr`` (:math:`\Lambda`) and
-    ``switch_lr`` (:math:`\eta_s`); all are plain numbers (torch's ``load_state_dict`` mangles
-    strings in state). ``weight_decay`` is L2.
+    ``switch_lr`` (:math:`\eta_s`), as 0-d float64 tensors on the parameter's device (the compiled
+    kernels test and switch there: no host read on a GPU, no recompile under ``torch.compile``)
+    and as numbers in the state dict. ``weight_decay`` is L2.
 
     Sharding: the dot products of (3) are over the whole tensor. Under FSDP2 (DTensor
     parameters, sharded along dim 0) each rank sums its shard's products and the partial sums are
@@ -88,14 +89,14 @@ class SWATS(Optimizer):
 
     def _init_state(self, group, p, state):
         zeros(state, p, "exp_avg", "exp_avg_sq", "momentum_buffer")
-        state.update(switch_step=0, lam=0.0, sgd_lr=0.0, switch_lr=0.0)
+        state.update(switch_step=0, lam=0.0, sgd_lr=0.0, switch_lr=0.0)  # see _planned
 
     def _reference(self, group, p, g, state, t):
         lr, (b1, b2) = group["lr"], group["betas"]
         g = weight_decay(group, p, g)
         if state["switch_step"]:  # SGD phase
             buf = state["momentum_buffer"].mul_(b1).add_(g)
-            p.add_(buf, alpha=-(1 - b1) * state["sgd_lr"] * lr / state["switch_lr"])
+            p.add_(buf, alpha=-(1 - b1) * float(state["sgd_lr"]) * lr / float(state["switch_lr"]))
             return
         m = state["exp_avg"].lerp_(g, 1 - b1)  # (1)
         a = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -118,21 +119,24 @@ class SWATS(Optimizer):
             return
         b2 = group["betas"][1]
         gamma = pp / -pg  # (3)
-        state["lam"] = b2 * state["lam"] + (1 - b2) * gamma
-        estimate = state["lam"] / (1 - b2**t)
+        lam = b2 * float(state["lam"]) + (1 - b2) * gamma
+        _set(state, "lam", lam)
+        estimate = lam / (1 - b2**t)
         if t > 1 and abs(estimate - gamma) < group["switch_tol"]:  # (4)
-            # a number (a tensor lr would be shared: a schedule changing it in place would move
-            # switch_lr with it); the switch test has synchronised with the host already
-            state.update(switch_step=t, sgd_lr=estimate, switch_lr=float(group["lr"]))
+            # switch_lr is the lr's value (a tensor lr changed in place must not move it)
+            for key, value in zip(_SWITCH_STATE, (t, lam, estimate, float(group["lr"]))):
+                _set(state, key, value)
             state["momentum_buffer"].zero_()
 
     def _planned(self, plan: Plan) -> None:
-        """The switch state where each path reads it: 0-d float64 tensors on the device for the
-        Triton kernel (which keeps the phase there: no host read), numbers elsewhere."""
+        """The switch state where each path reads it, whoever wrote it (``load_state_dict``,
+        ``ZeroRedundancyOptimizer``'s numbers): 0-d float64 tensors on the parameter's device for
+        the compiled kernels (the switch test runs there), numbers for the foreach and readable
+        paths (which test it on the host)."""
         for bucket in plan.buckets:
-            device = bucket.device if hasattr(bucket.kernels, "swats") else None
-            for state in bucket.states:
-                _switch_state_on(state, device)
+            on_device = hasattr(bucket.kernels, "swats")
+            for p, state in zip(bucket.params, bucket.states):
+                _switch_state_on(state, p.device if on_device else None)
         for _, state in plan.slow:
             _switch_state_on(state, None)
 
@@ -141,6 +145,15 @@ class SWATS(Optimizer):
         sd = super()._state_dict()
         sd["state"] = {k: _switch_state_as_numbers(e) for k, e in sd["state"].items()}
         return sd
+
+    def _check_param_state(self, entry: Any, index: Any, p: torch.Tensor, group: dict) -> None:
+        """As every optimizer's, the switch state saved as numbers or as 0-d tensors."""
+        if isinstance(entry, dict):
+            entry = {
+                k: float(v) if k in _SWITCH_STATE and torch.is_tensor(v) and v.numel() == 1 else v
+                for k, v in entry.items()
+            }
+        super()._check_param_state(entry, index, p, group)
 
     def _fused(self, group, params, grads, states, kernels, **amp):
         t = _scalars.advance(states)
@@ -170,7 +183,9 @@ class SWATS(Optimizer):
         adam = [i for i, s in enumerate(states) if not s["switch_step"]]
         sgd = [i for i, s in enumerate(states) if s["switch_step"]]
         if sgd:  # SGD phase: v = b1 v + g, p -= (1 - b1) Lambda (lr / lr_s) v
-            rates = [(1 - b1) * states[i]["sgd_lr"] / states[i]["switch_lr"] for i in sgd]
+            rates = [
+                (1 - b1) * float(states[i]["sgd_lr"]) / float(states[i]["switch_lr"]) for i in sgd
+            ]
             kernels.momentum_sgd(
                 params=[params[i] for i in sgd],
                 grads=[grads[i] for i in sgd],
@@ -226,18 +241,28 @@ def _switch_state_on(state: dict[str, Any], device: torch.device | None) -> None
             if torch.is_tensor(value):
                 state[key] = int(value) if key == "switch_step" else float(value)
         elif not (
-            torch.is_tensor(value) and value.dtype is torch.float64 and value.device == device
+            torch.is_tensor(value)
+            and value.dtype is torch.float64
+            and value.device == device
+            and value.dim() == 0
         ):
             state[key] = torch.tensor(float(value), dtype=torch.float64, device=device)
+
+
+def _set(state: dict[str, Any], key: str, value: float) -> None:
+    """Write one switch-state value where it lives: into its tensor, or as a number."""
+    if torch.is_tensor(state[key]):
+        state[key].fill_(value)
+    else:
+        state[key] = int(value) if key == "switch_step" else value
 
 
 def _switch_state_as_numbers(entry: Any) -> Any:
     """A saved state entry with its switch state as numbers (a copy where that changes it)."""
     if not isinstance(entry, dict) or not any(torch.is_tensor(entry.get(k)) for k in _SWITCH_STATE):
         return entry
-    entry = dict(entry)
-    _switch_state_on(entry, None)
-    return entry
+    numbers = {k: float(entry[k]) for k in _SWITCH_STATE}
+    return {**entry, **numbers, "switch_step": int(numbers["switch_step"])}
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -122,10 +122,10 @@ def test_swats_switch_shows_up():
     assert switches, "no switch recorded"
     for name, step in switches.items():
         state = opt.state[dict(model.named_parameters())[name]]
-        assert step == state["switch_step"]
+        assert step == int(state["switch_step"])
         after = [r for r in t.records if r.name == name and r.step >= step]
         assert all(r.phase == "sgd" and r.lr_min == r.lr_max for r in after)
-        assert after[0].lr_mean == pytest.approx(state["sgd_lr"], rel=1e-5)
+        assert after[0].lr_mean == pytest.approx(float(state["sgd_lr"]), rel=1e-5)
         before = [r for r in t.records if r.name == name and r.step < step]
         assert all(r.phase == "adam" for r in before)
 

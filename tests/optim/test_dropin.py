@@ -379,7 +379,10 @@ def test_swats_with_a_tensor_lr_equals_a_float_lr_under_a_schedule():
             opt.step()
             sched.step()
         assert any(s["switch_step"] for s in opt.state.values())
-        assert all(isinstance(s["switch_lr"], float) for s in opt.state.values())
+        lr_tensors = [g["lr"] for g in opt.param_groups if torch.is_tensor(g["lr"])]
+        assert all(s["switch_lr"] is not t for s in opt.state.values() for t in lr_tensors)
+        saved = opt.state_dict()["state"].values()
+        assert all(isinstance(e["switch_lr"], float) for e in saved)  # numbers when saved
         runs.append((groups, opt))
     (ga, _), (gb, b) = runs
     for p, q in zip(flat(ga), flat(gb)):
