@@ -225,7 +225,7 @@ def register(app: typer.Typer) -> None:
             0.01, "--keskar-level", min=0.0, help="Train loss of the batch-size pair."
         ),
     ) -> None:
-        """Sharpness at equal train loss; small vs large batch.
+        """Sharpness at equal train loss, and batch size.
 
         SGDM vs Adam where each first reaches the same training losses; Keskar et al. 2017's
         epsilon-sharpness and interpolation; Dinh et al. 2017's rescaling.
@@ -270,5 +270,69 @@ def register(app: typer.Typer) -> None:
             plot_small_large_batch(result, output / "small_large_batch.png"),
         ):
             typer.echo(f"wrote {path}")
+
+    @demo.command("hessian-heterogeneity")
+    def hessian_heterogeneity_demo(
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="Folder for the figures.")
+        ] = Path("hessian-heterogeneity"),
+        seeds: int = typer.Option(3, "--seeds", min=1, help="Initialisations per model."),
+        steps: int = typer.Option(20, "--steps", min=2, help="Lanczos steps per block."),
+        layers: int = typer.Option(4, "--layers", min=1, help="GPT layers (nanoGPT: 4)."),
+        quadratic_seeds: int = typer.Option(5, "--quadratic-seeds", min=1, help="Quadratics."),
+        quadratic_steps: int = typer.Option(400, "--quadratic-steps", min=1, help="Steps on them."),
+    ) -> None:
+        """Block Hessian spectra: why transformers need Adam.
+
+        Zhang et al. 2024's JS0 at initialisation (GPT against CNN and MLP); GD, heavy ball and
+        Adam at their best learning rates on block-diagonal quadratics.
+        """
+        from ..demos import hessian_heterogeneity as run
+        from ..demos import plot_hessian_heterogeneity, plot_quadratic_race, quadratic_race
+
+        result = run(seeds=tuple(range(seeds)), steps=steps, layers=layers)
+        typer.echo(
+            f"Block heterogeneity JS0 at initialisation (mean pairwise Jensen-Shannon, nats; "
+            f"ln 2 = disjoint): {steps} Lanczos steps per block, GPT of {layers} layers; "
+            f"medians and IQRs over {seeds} seeds"
+        )
+        show(_table(result.rows, digits=3))
+        race = quadratic_race(seeds=tuple(range(quadratic_seeds)), steps=quadratic_steps)
+        typer.echo(
+            f"\nBlock-diagonal quadratics (4 blocks of 25, condition number 5000), each optimizer "
+            f"at its best lr per seed; medians and IQRs over {quadratic_seeds} seeds"
+        )
+        show(_table(race.rows, digits=3))
+        for path in (
+            plot_hessian_heterogeneity(result, output / "spectrum-blocks.png"),
+            plot_quadratic_race(race, output / "spectrum-quadratic.png"),
+        ):
+            typer.echo(f"wrote {path}")
+
+    @demo.command("gradient-noise")
+    def gradient_noise_demo(
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="Folder for the figure.")
+        ] = Path("gradient-noise"),
+        seeds: int = typer.Option(3, "--seeds", min=1, help="Initialisations per model."),
+        batches: int = typer.Option(64, "--batches", min=4, help="Minibatches per seed."),
+        train_steps: int = typer.Option(
+            0, "--train-steps", min=0, help="Adam steps before measuring (0: at initialisation)."
+        ),
+    ) -> None:
+        """Gradient-noise tails: transformer vs CNN.
+
+        The charlm-transformer against the CNN and MLP, minibatches of each problem's size.
+        """
+        from ..demos import noise_tails, plot_noise_tails
+
+        result = noise_tails(seeds=tuple(range(seeds)), batches=batches, train_steps=train_steps)
+        when = f"after {train_steps} Adam steps" if train_steps else "at initialisation"
+        typer.echo(
+            f"Gradient noise {when}: {batches} minibatches a seed, noise = minibatch gradient "
+            f"minus their mean; alpha = 2 is Gaussian; medians and IQRs over {seeds} seeds"
+        )
+        show(_table(result.rows, digits=3))
+        typer.echo(f"wrote {plot_noise_tails(result, output / 'noise-tails.png')}")
 
     app.add_typer(demo)

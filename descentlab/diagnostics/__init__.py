@@ -1,8 +1,10 @@
 """Diagnostics of trained models and running optimizers: sharpness (also at equal training loss
-and at the edge of stability), loss landscapes, effective LRs."""
+and at the edge of stability), blockwise Hessian spectra, gradient-noise tails, loss landscapes,
+effective LRs."""
 
 from .equal_loss import EqualLoss, LevelPoint, sharpness_at_levels
 from .landscape import Slice1D, Slice2D, interpolate, random_direction, slice_1d, slice_2d
+from .noise_tail import GradientNoise, excess_kurtosis, gradient_noise, tail_index
 from .rescale import DINH_NOTE, rescale, scale_factors
 from .sharpness import (
     Sharpness,
@@ -11,6 +13,22 @@ from .sharpness import (
     power_iteration,
     sharpness,
     top_eigenvalue,
+)
+from .spectrum import (
+    PAPER_SIGMA,
+    Block,
+    Heterogeneity,
+    Spectrum,
+    block_hessian_vector_product,
+    block_heterogeneity,
+    block_spectra,
+    gauss_quadrature,
+    hessian_spectrum,
+    js_divergence,
+    lanczos,
+    parameter_blocks,
+    rms_eigenvalue,
+    slq,
 )
 from .stability import (
     StabilityRecord,
@@ -26,30 +44,48 @@ from .track import METRICS, Record, Tracker, track
 __all__ = [
     "DINH_NOTE",
     "METRICS",
+    "PAPER_SIGMA",
+    "Block",
     "EqualLoss",
+    "GradientNoise",
+    "Heterogeneity",
     "LevelPoint",
     "Record",
     "Sharpness",
     "Slice1D",
     "Slice2D",
+    "Spectrum",
     "StabilityRecord",
     "StabilityTracker",
     "Tracker",
     "adam_preconditioner",
+    "block_hessian_vector_product",
+    "block_heterogeneity",
+    "block_spectra",
     "ema_threshold",
     "epsilon_sharpness",
+    "excess_kurtosis",
+    "gauss_quadrature",
+    "gradient_noise",
+    "hessian_spectrum",
     "hessian_vector_product",
     "interpolate",
+    "js_divergence",
+    "lanczos",
+    "parameter_blocks",
     "power_iteration",
     "preconditioned_sharpness",
     "random_direction",
     "rescale",
+    "rms_eigenvalue",
     "scale_factors",
     "sharpness",
     "sharpness_at_levels",
     "slice_1d",
     "slice_2d",
+    "slq",
     "stability_threshold",
+    "tail_index",
     "top_eigenvalue",
     "track",
     "track_stability",

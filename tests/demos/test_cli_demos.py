@@ -1,4 +1,5 @@
-"""``descentlab demo edge-of-stability`` and ``descentlab demo flat-sharp`` at tiny sizes."""
+"""The `descentlab demo` commands of issue 17 (edge of stability, flat vs sharp, Hessian spectra,
+gradient noise) at tiny sizes."""
 
 from __future__ import annotations
 
@@ -55,3 +56,21 @@ def test_flat_sharp(tmp_path):
 def test_flat_sharp_unknown_problem():
     result = runner.invoke(app, ["demo", "flat-sharp", "--problem", "digits-mpl"])
     assert result.exit_code == 2 and "did you mean digits-mlp" in result.output
+
+
+def test_hessian_heterogeneity(tmp_path):
+    args = ["demo", "hessian-heterogeneity", "-o", str(tmp_path), "--seeds", "1", "--steps", "2"]
+    tiny = ["--layers", "1", "--quadratic-seeds", "1", "--quadratic-steps", "2"]
+    result = runner.invoke(app, [*args, *tiny])
+    assert result.exit_code == 0, result.output
+    for name in ("spectrum-blocks.png", "spectrum-quadratic.png"):
+        assert (tmp_path / name).exists() and f"wrote {tmp_path / name}" in result.output
+    assert "heterogeneous" in result.output and "homogeneous" in result.output
+
+
+def test_gradient_noise(tmp_path):
+    args = ["demo", "gradient-noise", "-o", str(tmp_path), "--seeds", "1", "--batches", "4"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "noise-tails.png").exists()
+    assert "charlm-transformer" in result.output and "alpha = 2 is Gaussian" in result.output
