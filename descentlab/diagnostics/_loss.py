@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-__all__ = ["Batches", "LossFn", "evaluation", "full_loss", "trainable"]
+__all__ = ["Batches", "LossFn", "evaluation", "full_loss", "second_order", "trainable"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -36,9 +38,16 @@ def full_loss(model: nn.Module, loss_fn: LossFn, loader: Batches) -> torch.Tenso
     return total / count
 
 
+def second_order() -> Any:
+    """Attention through the math kernel, which has a second derivative (torch's fused CPU
+    attention has none: a Hessian-vector product of a transformer would raise)."""
+    return sdpa_kernel([SDPBackend.MATH])
+
+
 @contextmanager
 def evaluation(model: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Eval mode (no dropout, frozen batch-norm statistics) and the parameters restored afterwards.
+    """Eval mode (no dropout, frozen batch-norm statistics), :func:`second_order` attention, and
+    the parameters restored afterwards.
 
     Yields copies of the trainable parameters' values as they were on entry.
     """
@@ -46,7 +55,8 @@ def evaluation(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     saved = [p.detach().clone() for p in trainable(model)]
     model.eval()
     try:
-        yield saved
+        with second_order():
+            yield saved
     finally:
         with torch.no_grad():
             for p, s in zip(trainable(model), saved):

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._loss import Batches, LossFn, evaluation, full_loss, trainable
+from ._loss import Batches, LossFn, evaluation, full_loss, second_order, trainable
 
 __all__ = [
     "Sharpness",
@@ -63,13 +63,14 @@ def hessian_vector_product(
     params = trainable(model)
     count = sum(len(x) if x.dim() else 1 for x, _ in loader)
     out = [torch.zeros_like(p) for p in params]
-    for x, y in loader:
-        n = len(x) if x.dim() else 1
-        loss = loss_fn(model(x), y) * (n / count)
-        grads = torch.autograd.grad(loss, params, create_graph=True)
-        dot = sum((g * v).sum() for g, v in zip(grads, vector))
-        for acc, h in zip(out, torch.autograd.grad(dot, params)):
-            acc.add_(h)
+    with second_order():
+        for x, y in loader:
+            n = len(x) if x.dim() else 1
+            loss = loss_fn(model(x), y) * (n / count)
+            grads = torch.autograd.grad(loss, params, create_graph=True)
+            dot = sum((g * v).sum() for g, v in zip(grads, vector))
+            for acc, h in zip(out, torch.autograd.grad(dot, params)):
+                acc.add_(h)
     return out
 
 

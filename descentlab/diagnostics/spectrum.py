@@ -50,15 +50,13 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._loss import Batches, LossFn, evaluation, trainable
 from .sharpness import hessian_vector_product
@@ -277,15 +275,6 @@ def parameter_blocks(
     return blocks
 
 
-@contextmanager
-def _second_order() -> Iterator[None]:
-    """The math attention kernel: torch's CPU flash attention has no second derivative
-    (``derivative for ..._flash_attention_for_cpu_backward is not implemented``); Zhang et al.
-    use naive attention for the same reason."""
-    with sdpa_kernel([SDPBackend.MATH]):
-        yield
-
-
 def block_hessian_vector_product(
     model: nn.Module,
     loss_fn: LossFn,
@@ -343,7 +332,7 @@ def block_spectra(
         >>> block_heterogeneity(spectra).mean  # JS^0, nats
     """
     blocks = parameter_blocks(model) if blocks is None else list(blocks)
-    with evaluation(model), _second_order():
+    with evaluation(model):
         params = trainable(model)
         sizes = [block.take(params).numel() for block in blocks]
         dtypes = [params[b.index].dtype for b in blocks]
@@ -366,7 +355,7 @@ def hessian_spectrum(
     seed: int = 0,
 ) -> Spectrum:
     """The SLQ spectral density of the whole model's Hessian (as :func:`block_spectra`)."""
-    with evaluation(model), _second_order():
+    with evaluation(model):
         params = trainable(model)
         shapes = [p.shape for p in params]
         sizes = [p.numel() for p in params]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -87,3 +89,31 @@ def test_empty_loader_is_an_error():
     model = Quadratic(torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
     with pytest.raises(ValueError, match="no batches"):
         sharpness(model, identity_loss, [])
+
+
+class _Attention(torch.nn.Module):
+    """One head of self-attention through torch's fused kernel, and a linear read-out."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.out = torch.nn.Linear(4, 12), torch.nn.Linear(4, 1)
+
+    def forward(self, x):
+        q, k, v = self.qkv(x).unsqueeze(1).split(4, dim=-1)  # (batch, 1 head, time, 4)
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.out(y).mean(dim=(1, 2, 3))
+
+
+def test_second_order_through_fused_attention():
+    """torch's CPU flash attention has no second derivative: the diagnostics take the math
+    kernel, so the Hessian of an attention model is defined (and its top eigenvalue finite)."""
+    torch.manual_seed(0)
+    model, x = _Attention(), torch.randn(8, 6, 4)
+    batches = [(x, torch.zeros(8))]
+    mse = torch.nn.functional.mse_loss
+    with pytest.raises(RuntimeError, match="derivative"):  # what the diagnostics avoid
+        loss = mse(model(x), torch.zeros(8))
+        (g,) = torch.autograd.grad(loss, [model.qkv.weight], create_graph=True)
+        torch.autograd.grad(g.sum(), [model.qkv.weight])
+    value, _ = top_eigenvalue(model, mse, batches, iters=20)
+    assert math.isfinite(value) and value != 0
