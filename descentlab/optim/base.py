@@ -276,20 +276,12 @@ class Optimizer(torch.optim.Optimizer):
         amp = {k: v for k, v in (("grad_scale", scale), ("found_inf", inf)) if v is not None}
         if not amp:
             return _Step(work, amp, False)
-        rest = [
-            gs[i]
-            for _, plan, gs in work
-            for i in [
-                *(i for i, _ in plan.slow),
-                *(
-                    i
-                    for b in plan.buckets
-                    if not _amp_in_kernel(b.kernels)
-                    for i in (b.index or range(len(gs)))
-                    if gs[i] is not None
-                ),
-            ]
-        ]
+        rest: list[torch.Tensor] = []  # gradients that no kernel unscales
+        for _, plan, g in work:
+            rest += [g[i] for i, _ in plan.slow]
+            for bucket in plan.buckets:
+                if not _amp_in_kernel(bucket.kernels):
+                    rest += bucket.grads(g)
         return _Step(work, amp, bool(rest) and not _unscale(rest, scale, inf))
 
     def _traced_step(self) -> _Step:

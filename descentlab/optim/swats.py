@@ -261,8 +261,9 @@ def _switch_state_as_numbers(entry: Any) -> Any:
     """A saved state entry with its switch state as numbers (a copy where that changes it)."""
     if not isinstance(entry, dict) or not any(torch.is_tensor(entry.get(k)) for k in _SWITCH_STATE):
         return entry
-    numbers = {k: float(entry[k]) for k in _SWITCH_STATE}
-    return {**entry, **numbers, "switch_step": int(numbers["switch_step"])}
+    entry = dict(entry)
+    _switch_state_on(entry, None)
+    return entry
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
