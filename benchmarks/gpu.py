@@ -26,8 +26,11 @@ minutes, run ``--settings a`` and ``--settings b --skip parity`` as two calls, o
    (8 bytes per value) is the roofline; CUDA events time each step; the median over the rounds
    (at least 20) is reported, with paired per-round ratios against torch's fastest path, and
    the first step (allocation, JIT compilation) separately.
-3. **CUDA graphs**: workload (b) again, each capturable contestant captured in a
-   ``torch.cuda.CUDAGraph`` and replayed (launch overhead gone).
+3. **CUDA graphs**: parity first (every optimizer with ``capturable=True``, one step captured
+   and replayed 7 times with new gradients, against the eager readable path in float64), then
+   workload (b) again, each capturable contestant captured in a ``torch.cuda.CUDAGraph`` and
+   replayed (launch overhead gone). On CPU (``--toy``) the "replay" is the eager step: the
+   parity's plumbing runs, the graph is checked only on a GPU.
 """
 
 from __future__ import annotations
@@ -349,10 +352,86 @@ def race(name: str, params, rounds: int, clock: Clock, skip: set[str], backend: 
     return dict(rows=rows, copy_gbps=copy_bw / 1e9, numel=numel, tensors=len(params))
 
 
+def capture(
+    step: Callable[[], None], warmup: int, generators: tuple | list = ()
+) -> Callable[[], None]:
+    """``step`` captured in a ``torch.cuda.CUDAGraph`` after ``warmup`` eager calls on a side
+    stream (torch's recipe), with ``generators`` registered; its ``replay``. Elsewhere
+    (``--toy`` on CPU) the step itself, so that the parity below runs end to end there (it
+    checks the graph only on a GPU)."""
+    if not torch.cuda.is_available():
+        for _ in range(warmup):
+            step()
+        return step
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    for gen in generators:
+        graph.register_generator_state(gen)
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def graph_parity(device: torch.device, names: list[str], steps: int = 7) -> list[dict]:
+    """Each optimizer with ``capturable=True``, one step captured in a CUDA graph (after one
+    eager warm-up step) and replayed ``steps`` times with new gradients copied into the same
+    tensors, against the readable path stepped eagerly: float64 on ``device``, the largest
+    relative difference (Lookahead k=5: the replays cross a synchronisation; GradientNoise's
+    CUDA generator registered with the graph)."""
+    shapes = [(), (7,), (5, 13), (300,)]
+    rows = []
+    for name in names:
+        ours, theirs = make_params(shapes, device, F64), make_params(shapes, device, F64)
+        for p in [*ours, *theirs]:
+            p.grad = torch.zeros_like(p)
+        hp = {"weight_decay": WD} if name in ("sgdw", "sgdwm") else {}
+        gens = [torch.Generator(device=device).manual_seed(0) for _ in range(2)]
+        noise = [{"generator": g} if "noisy" in name else {} for g in gens]
+        try:
+            fast = descentlab.create(name, ours, capturable=True, **hp, **noise[0])
+            slow = descentlab.create(name, theirs, impl="forloop", **hp, **noise[1])
+            _same_grads(ours, theirs, 0)
+            slow.step()
+            replay = capture(fast.step, warmup=1, generators=gens[:1] if noise[0] else ())
+            for t in range(1, steps + 1):
+                _same_grads(ours, theirs, t)
+                replay()
+                slow.step()
+            diff = max(_relative(p.detach(), q.detach()) for p, q in zip(ours, theirs))
+            rows.append(dict(path="cuda graph", name=name, max_rel=diff,
+                             ok="yes" if diff < 1e-10 else "NO"))  # fmt: skip
+        except Exception as exc:  # a path that cannot be captured is reported, not fatal
+            rows.append(dict(path="cuda graph", name=name, max_rel=None, ok="NO",
+                             error=f"{type(exc).__name__}: {str(exc)[:120]}"))  # fmt: skip
+    print("\n## CUDA graph replay: float64 on", device, f"({steps} replays)\n")
+    print("| path | optimizer | max rel diff | ok |\n|---|---|---:|---|")
+    for r in rows:
+        cell = f"{r['max_rel']:.1e}" if r["max_rel"] is not None else r.get("error", "")
+        print(f"| {r['path']} | {r['name']} | {cell} | {r['ok']} |")
+    return rows
+
+
+def _same_grads(ours: list[torch.Tensor], theirs: list[torch.Tensor], t: int) -> None:
+    """Step ``t``'s gradients, copied into both lists' (static) gradient tensors."""
+    device = ours[0].device
+    gen = torch.Generator(device=device).manual_seed(t)
+    for p, q in zip(ours, theirs):
+        g = 0.3 * q.detach() + torch.randn(q.shape, generator=gen, device=device, dtype=F64)
+        p.grad.copy_(g)
+        q.grad.copy_(g)
+
+
 def graphs(name: str, params, rounds: int) -> list[dict]:
     """Capture each contestant's step in a CUDA graph and time its replay."""
     rows = []
-    builds = [("descentlab auto", lambda ps: descentlab.create(name, ps, lr=LR).step)]
+    builds = [
+        ("descentlab auto", lambda ps: descentlab.create(name, ps, lr=LR, capturable=True).step)
+    ]
     if name in DIRECT:
         hp = {"switch_tol": 0.0} if name == "swats" else {}
         builds.append(("descentlab triton", lambda ps: Direct(name, ps, **hp).step))
@@ -364,20 +443,12 @@ def graphs(name: str, params, rounds: int) -> list[dict]:
         try:
             step = build(_copy(params))
             step()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(3):
-                    step()
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                step()
+            replay = capture(step, warmup=3)
             times = []
             for _ in range(rounds):
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(True)
                 start.record()
-                graph.replay()
+                replay()
                 end.record()
                 end.synchronize()
                 times.append(start.elapsed_time(end))
@@ -426,7 +497,10 @@ def main() -> None:
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
           + f", Triton chunk {_table.CHUNK}, block {_table.BLOCK}")  # fmt: skip
     if "parity" not in skip:
-        out["parity"] = parity(device, [*descentlab.names(), "lookahead(adam)", "noisy(adam)"])
+        checked = [*descentlab.names(), "lookahead(adam)", "noisy(adam)"]
+        out["parity"] = parity(device, checked)
+        if "graphs" not in skip:
+            out["graph_parity"] = graph_parity(device, checked)
     backend = "eager" if device.type == "cpu" else "inductor"
     for setting in [s for s in args.settings.split(",") if s] if "bench" not in skip else []:
         params = make_params(workload(setting, args.toy), device)

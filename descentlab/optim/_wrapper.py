@@ -10,7 +10,7 @@ import torch
 from ..checks import HyperparameterError
 from .base import _describe, copy_state, hooked_load, hooked_state_dict, restore_state
 
-__all__ = ["Wrapper", "inner_step"]
+__all__ = ["Wrapper", "capturable", "inner_step"]
 
 _MISSING = object()
 
@@ -38,6 +38,17 @@ def inner_step(optimizer: torch.optim.Optimizer, closure: Callable[[], Any] | No
     return out
 
 
+def capturable(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` (or the optimizer it wraps) keeps its step on the device for CUDA
+    graphs: descentlab's ``capturable`` attribute, torch's ``capturable`` group option."""
+    inner = getattr(optimizer, "base_optimizer", None)
+    if inner is not None:
+        return capturable(inner)
+    return bool(getattr(optimizer, "capturable", False)) or any(
+        g.get("capturable", False) for g in optimizer.param_groups
+    )
+
+
 class Wrapper(torch.optim.Optimizer):
     """An optimizer that wraps another and shares its parameter groups.
 
@@ -53,6 +64,7 @@ class Wrapper(torch.optim.Optimizer):
     """
 
     key: str = "wrapper"
+    _transient: tuple[str, ...] = ()  # attributes a copy does not keep (what a trace chose)
 
     def __init__(self, base_optimizer: torch.optim.Optimizer) -> None:
         if not isinstance(base_optimizer, torch.optim.Optimizer):
@@ -126,7 +138,7 @@ class Wrapper(torch.optim.Optimizer):
         The base optimizer and the shared ``param_groups`` list travel in one copy, so the
         copy's groups are its base optimizer's, as here.
         """
-        return copy_state(self)
+        return copy_state(self, *self._transient)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         restore_state(self, state)

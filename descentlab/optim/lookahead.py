@@ -14,9 +14,10 @@ import torch
 
 from ..checks import Interval, check_int
 from . import _checks as c
-from ._wrapper import Wrapper, inner_step
-from .base import is_dtensor, kernel_tensor, outside_graph
-from .kernels import cpu, foreach, triton_unavailable_reason
+from . import kernels as _kernels
+from ._wrapper import Wrapper, capturable, inner_step
+from .base import is_dtensor, kernel_tensor
+from .kernels import foreach
 
 __all__ = ["Lookahead"]
 
@@ -34,9 +35,11 @@ class Lookahead(Wrapper):
     :math:`k, 2k, \dots`. The inner optimizer's state carries over across synchronisations, as in
     the paper. The wrapper shares the inner optimizer's ``param_groups``, so LR schedulers work.
     A synchronisation reads and writes each value once (the compiled CPU kernel once it is
-    built, the Triton kernel on CUDA, for tensors of one device and dtype), else it is a foreach
-    lerp and a foreach copy. Under ``torch.compile`` the counting and the synchronisation run
-    outside the graph (one graph break).
+    built, the Triton kernel on CUDA, per device and dtype), else it is a foreach lerp and a
+    foreach copy. The count is a host number; under ``torch.compile``, and where the inner
+    optimizer is ``capturable`` (CUDA graphs), it is a tensor on the parameters' device and the
+    kernels read whether the step is a k-th one there: no graph break, no host sync, and the
+    other steps cost one launch that reads the flag and touches nothing.
 
     Sharding: the synchronisation is elementwise, so it runs on each rank's shard as is (FSDP2:
     the slow weights are DTensors sharded like the parameters). With
@@ -50,6 +53,7 @@ class Lookahead(Wrapper):
     """
 
     key = "lookahead"
+    _transient = ("_traced_buckets",)
 
     def __init__(
         self, base_optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5
@@ -60,6 +64,8 @@ class Lookahead(Wrapper):
         self.k, self.alpha, self.inner_steps = k, float(alpha), 0
         for p in self._params():
             self._init_param(p)
+        if capturable(base_optimizer):
+            self._count_on_device()
 
     def _extra_repr(self) -> str:
         return f"k={self.k}, alpha={self.alpha}"
@@ -74,62 +80,89 @@ class Lookahead(Wrapper):
             self._init_group()
         skipped = self.skipped_steps
         loss = inner_step(self.base_optimizer, closure)
-        after = (
-            outside_graph(Lookahead._count) if torch.compiler.is_compiling() else Lookahead._count
-        )
-        after(self, skipped)
+        if self.skipped_steps == skipped:  # else skipped (nonfinite="skip"): not a step here
+            self._count()
         return loss
 
     def _init_group(self) -> None:
-        """What dynamo runs eagerly while it traces ``step``: the counting outside the graph
-        (one graph break; torch.optim's step has two)."""
-        outside_graph(Lookahead._count)
+        """What dynamo runs eagerly while it traces ``step``: the count becomes a tensor, and
+        each bucket's kernels are chosen here, so that the count and the synchronisation are in
+        the graph (no graph break)."""
+        self._count_on_device()
+        self._traced_buckets = self._buckets()
 
-    def _count(self, skipped: int) -> None:
+    def _count_on_device(self) -> None:
+        """Keep ``inner_steps`` as a 0-d int64 tensor on the parameters' device (compiled or
+        ``capturable`` steps: whether a step synchronises is decided there, no host sync)."""
+        if not torch.is_tensor(self.inner_steps):
+            params = self._params()
+            device = params[0].device if params else torch.device("cpu")
+            self.inner_steps = torch.tensor(self.inner_steps, dtype=torch.int64, device=device)
+
+    def _count(self) -> None:
         """Count the inner step, and synchronise after every k-th."""
-        if self.skipped_steps != skipped:
-            return  # the inner step was skipped (nonfinite="skip"): not a step here either
-        self.inner_steps += 1
-        if self.inner_steps % self.k == 0:
-            fast = self._params()
-            self._synchronise(fast, [self.state[p]["slow"] for p in fast])
+        if not torch.is_tensor(self.inner_steps):
+            self.inner_steps += 1
+            if self.inner_steps % self.k == 0:
+                self._synchronise(self._buckets(), None)
+            return
+        self.inner_steps.add_(1)  # on the device: every step, the kernels skip unless k-th
+        skip = (self.inner_steps % self.k).ne(0).to(torch.float32)
+        traced = torch.compiler.is_compiling()
+        self._synchronise(self._traced_buckets if traced else self._buckets(), skip)
 
-    def _synchronise(self, fast: list[torch.Tensor], slow: list[torch.Tensor]) -> None:
-        """(2): one pass with a compiled kernel (tensors of one device and dtype: descentlab's
-        CPU kernel when built, its Triton kernel on CUDA), else a foreach lerp and copy."""
-        kernels = _one_kernel_call([*fast, *slow])
-        if kernels is not None:
-            kernels.lookahead_sync(slow=slow, fast=fast, alpha=self.alpha)
-        elif any(is_dtensor(p) for p in fast):  # DTensor has no rule for _foreach_copy_
-            torch._foreach_lerp_(slow, fast, self.alpha)
-            for p, s in zip(fast, slow):
-                p.copy_(s)
-        else:
-            foreach.lookahead_sync(slow, fast, alpha=self.alpha)
+    def _buckets(self) -> list[tuple[list[int], ModuleType | None]]:
+        """The parameters' positions per (device, dtype), each with the kernels that take them
+        in one pass (descentlab's CPU kernels when built, Triton on CUDA, else foreach);
+        ``None`` for DTensor shards (per tensor: DTensor has no rule for ``_foreach_copy_``)."""
+        params = self._params()
+        groups: dict[tuple[torch.device, torch.dtype, bool], list[int]] = {}
+        for i, p in enumerate(params):
+            groups.setdefault((p.device, p.dtype, kernel_tensor(p)), []).append(i)
+        buckets = []
+        for (device, _, fits), index in groups.items():
+            kernels = foreach
+            if any(is_dtensor(params[i]) for i in index):
+                kernels = None
+            elif fits:
+                kernels = _kernels.select(device, impl="auto", torch_fused=False, compiled=True,
+                                 build=False, owner="Lookahead")  # fmt: skip
+            buckets.append((index, kernels))
+        return buckets
+
+    def _synchronise(
+        self, buckets: list[tuple[list[int], ModuleType | None]], skip: torch.Tensor | None
+    ) -> None:
+        """(2) for each bucket in one pass; nothing where ``skip`` is nonzero (a device flag:
+        the steps between the k-th ones of a compiled or capturable count)."""
+        fast = self._params()
+        for index, kernels in buckets:
+            f = [fast[i] for i in index]
+            s = [self.state[p]["slow"] for p in f]
+            flag = None if skip is None else skip.to(f[0].device, non_blocking=True)
+            if kernels is None:
+                _per_tensor_sync(s, f, self.alpha, flag)
+            else:
+                kernels.lookahead_sync(slow=s, fast=f, alpha=self.alpha, found_inf=flag)
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"k": self.k, "alpha": self.alpha, "inner_steps": self.inner_steps}
+        return {"k": self.k, "alpha": self.alpha, "inner_steps": int(self.inner_steps)}
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self.k, self.alpha = extra["k"], extra["alpha"]
-        self.inner_steps = extra["inner_steps"]
+        if torch.is_tensor(self.inner_steps):
+            self.inner_steps.fill_(extra["inner_steps"])
+        else:
+            self.inner_steps = extra["inner_steps"]
 
 
-def _one_kernel_call(tensors: list[torch.Tensor]) -> ModuleType | None:
-    """The compiled kernels that can take all of ``tensors`` in one call, if any."""
-    if not tensors:
-        return None
-    first = tensors[0]
-    if not all(
-        kernel_tensor(t) and t.dtype is first.dtype and t.device == first.device for t in tensors
-    ):
-        return None
-    if first.device.type == "cpu" and cpu.ready() is not None:
-        from .kernels import ops
-
-        return ops
-    if first.device.type == "cuda" and triton_unavailable_reason() is None:
-        from .kernels import triton
-
-        return triton
-    return None
+def _per_tensor_sync(
+    slow: list[torch.Tensor], fast: list[torch.Tensor], alpha: float, skip: torch.Tensor | None
+) -> None:
+    """(2) one tensor at a time (DTensor shards); where ``skip`` is nonzero, nothing."""
+    for s, f in zip(slow, fast):
+        new = torch.lerp(s, f, alpha)
+        if skip is not None:
+            new = torch.where(skip.bool(), s, new)
+        s.copy_(new)
+        f.copy_(new)

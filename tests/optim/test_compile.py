@@ -7,12 +7,13 @@ derived from it stay tensors in the graph). ``aot_eager`` keeps CI time low; ``i
 compiles two of them.
 
 SWATS switches inside the graph too (its phase and switch test are in its operator: a switch
-changes tensors, not the graph). Known and bounded here: a wrapper's own host work (Lookahead's
-count of steps, GradientNoise's draws from its generator) runs outside the graph, one graph
-break more than torch.optim.Adam's.
+changes tensors, not the graph). The wrappers count on the device once compiled: Lookahead's
+k-th step is a flag its kernel reads, GradientNoise's draws are one opaque operator.
 """
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -85,21 +86,18 @@ def torch_breaks():
 NAMES = descentlab.names() + WRAPPED
 
 
-def _own_breaks(name: str) -> int:
-    return 1 if name in WRAPPED else 0  # the wrapper's host work
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_compiled_step_equals_eager_without_recompiles(name, torch_breaks):
     from torch._dynamo.utils import counters
 
     breaks, graphs, opts = _run(name, "aot_eager")
     reasons = {k[:200]: v for k, v in counters["graph_break"].items()}
-    assert breaks <= torch_breaks + _own_breaks(name), reasons
+    assert breaks <= torch_breaks, reasons
     assert graphs["late"] == graphs["early"], "recompiled after step 3"
     if name == "swats":
         assert any(s["switch_step"] for s in opts[1].state.values()), "no tensor switched"
     eager, compiled = opts
+    copy.deepcopy(compiled)  # what the trace chose (kernel modules) is not kept
     for p, q in zip(eager.param_groups[0]["params"], compiled.param_groups[0]["params"]):
         for key, value in eager.state[p].items():
             if torch.is_tensor(value):

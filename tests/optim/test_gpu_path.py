@@ -11,6 +11,8 @@ torch's fused optimizers take them), and SWATS keeps its phase on the device.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -147,3 +149,41 @@ def test_grad_scaler_hands_the_kernels_its_scale_and_inf_flag(gpu_path, case, mo
         _compare(fast, slow, groups, twin, torch.float64, t)
     assert not divisions, "the gradients were unscaled in a separate pass"
     assert all(float(fast.state[p]["step"]) == 7 for p in flat(groups))
+
+
+@pytest.mark.parametrize("capturable", [False, True], ids=["host-count", "device-count"])
+@pytest.mark.parametrize("name", ["lookahead(adam)", "noisy(rmsprop)", "lookahead(noisy(radam))"])
+def test_wrappers_step_on_the_gpu_kernels_as_the_foreach_path(gpu_path, name, capturable,
+                                                              monkeypatch):  # fmt: skip
+    """Lookahead synchronises in its Triton kernel (with a device count, every step: the
+    kernel skips unless the flag says k-th), GradientNoise draws once and adds in one Triton
+    pass; the twin takes the foreach path everywhere. Every size is a multiple of 16, so that
+    on CPU the one flat draw is the per-tensor draws' stream (see kernels/triton/noise.py)."""
+    from descentlab.optim.kernels import foreach
+
+    calls = {"lookahead_sync": 0, "noise_add": 0}
+    for kernel in calls:
+        real = getattr(tk, kernel)
+        monkeypatch.setattr(tk, kernel, lambda real=real, kernel=kernel, **kw: (
+            calls.__setitem__(kernel, calls[kernel] + 1), real(**kw)))  # fmt: skip
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(s, generator=gen) for s in [(16,), (4, 8), (3, 16), (80,)]]
+    runs = []
+    for path in ("gpu", "foreach"):
+        with monkeypatch.context() as m:
+            if path == "foreach":
+                m.setattr(kernels, "select", lambda device, **kwargs: foreach)
+            params = [torch.nn.Parameter(x.clone()) for x in start]
+            groups = [{"params": params[:2], "lr": 0.01}, {"params": params[2:], "lr": 0.02}]
+            options = {"k": 3} if "lookahead" in name else {}
+            options |= {"generator": 5} if "noisy" in name else {}
+            opt = descentlab.create(name, groups, capturable=capturable, **options)
+            for t in range(1, 10):
+                for i, p in enumerate(params):
+                    p.grad = 0.3 * p.detach() + math.sin(t + i)
+                opt.step()
+            runs.append(params)
+    for i, (p, q) in enumerate(zip(*runs)):
+        assert_close(p.detach(), q.detach(), *TOL[torch.float32], f"param {i}")
+    syncs = (9 if capturable else 3) if "lookahead" in name else 0
+    assert calls == {"lookahead_sync": syncs, "noise_add": 9 if "noisy" in name else 0}

@@ -72,14 +72,16 @@ def test_torch_fused_adam_path_reads_no_device_values(name, monkeypatch):
     assert len(calls) == 6
 
 
+@pytest.mark.parametrize("capturable", [False, True], ids=["host-count", "device-count"])
 @pytest.mark.parametrize("name", WRAPPED)
-def test_wrapped_steps_read_no_device_values(name):
+def test_wrapped_steps_read_no_device_values(name, capturable):
+    """Both counts: the host one (Lookahead decides on the host, GradientNoise's std is a
+    float) and the device one of a capturable inner optimizer (a meta counter, read nowhere)."""
     groups = _meta_groups(({"lr": 0.01}, {"lr": 0.02}))
-    opt = (
-        descentlab.create(name, groups, k=2)
-        if "lookahead" in name
-        else descentlab.create(name, groups)
-    )
+    options = {"k": 2} if "lookahead" in name else {}
+    opt = descentlab.create(name, groups, capturable=capturable, **options)
+    if capturable:
+        assert (opt.inner_steps if "lookahead" in name else opt.noise_steps).device.type == "meta"
     for _ in range(5):  # two Lookahead synchronizations
         opt.step()
     while not hasattr(opt, "_plans"):  # the innermost optimizer

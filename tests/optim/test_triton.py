@@ -602,6 +602,8 @@ def test_gpu_benchmark_runs_end_to_end_on_cpu():
         assert heading in out
     triton_rows = [line for line in out.splitlines() if line.startswith("| triton |")]
     assert len(triton_rows) == 12 and all(r.endswith("| yes |") for r in triton_rows), out
+    replays = [line for line in out.splitlines() if line.startswith("| cuda graph |")]
+    assert len(replays) == 17 and all(r.endswith("| yes |") for r in replays), out
 
 
 def _compile_all() -> None:

@@ -11,7 +11,7 @@ import descentlab
 from descentlab.optim import GradientNoise, Lookahead
 
 from . import references as ref
-from ._harness import clone_groups, flat, make_groups, set_grads
+from ._harness import clone_groups, flat, make_groups, set_grads, with_hparams
 
 
 @pytest.mark.parametrize(("k", "alpha"), [(5, 0.5), (1, 1.0), (3, 0.2)])
@@ -125,3 +125,45 @@ def test_lookahead_one_pass_sync_equals_the_foreach_sync(dtype, monkeypatch):
     for p, q in zip(ps, qs):
         torch.testing.assert_close(p.detach(), q.detach(), rtol=tol, atol=tol)
         torch.testing.assert_close(a.state[p]["slow"], b.state[q]["slow"], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["lookahead(adam)", "lookahead(sgdm)", "noisy(adam)",
+                                  "lookahead(noisy(radam))"])  # fmt: skip
+def test_device_count_steps_as_the_host_count(name, tmp_path):
+    """A capturable inner optimizer puts the wrappers' counts on the device (Lookahead's k-th
+    step a flag its kernels read, GradientNoise's std computed there): the same steps as the
+    host count, and state dicts move between the two through a file."""
+    hparams = ({"lr": 0.01}, {"lr": 0.02, "weight_decay": 0.1})
+    options = {"k": 3} if "lookahead" in name else {}
+    groups = make_groups(torch.float64)
+    twin = clone_groups(groups)
+
+    def build(params, capturable):
+        return descentlab.create(name, with_hparams(params, hparams), **options,
+                                 capturable=capturable)  # fmt: skip
+
+    host, device = build(groups, False), build(twin, True)
+    assert torch.is_tensor(_count(device)) and not torch.is_tensor(_count(host))
+    for t in range(1, 13):
+        set_grads(groups, t)
+        set_grads(twin, t)
+        host.step()
+        device.step()
+        for i, (p, q) in enumerate(zip(flat(groups), flat(twin))):
+            torch.testing.assert_close(q, p, rtol=1e-12, atol=1e-12, msg=f"step {t}, param {i}")
+        if t == 5:  # the device count's state continues on a host count, and back at 9
+            host = _reloaded(device, build(groups, False), tmp_path)
+        if t == 9:
+            device = _reloaded(host, build(twin, True), tmp_path)
+    assert int(_count(host)) == int(_count(device)) == 12
+
+
+def _count(wrapper):
+    return wrapper.inner_steps if isinstance(wrapper, Lookahead) else wrapper.noise_steps
+
+
+def _reloaded(source, fresh, tmp_path):
+    torch.save(source.state_dict(), tmp_path / "sd.pt")
+    fresh.load_state_dict(torch.load(tmp_path / "sd.pt", weights_only=True))
+    assert int(_count(fresh)) == int(_count(source))
+    return fresh

@@ -329,10 +329,19 @@ def swats_adam(
     return torch.stack([torch.stack(up) - torch.stack(down), torch.stack(pp)], dim=1)
 
 
-def lookahead_sync(slow: list[Tensor], fast: list[Tensor], *, alpha: float) -> None:
-    """Lookahead's synchronisation (2): ``phi += alpha (theta - phi)``, ``theta = phi``."""
-    torch._foreach_lerp_(slow, fast, alpha)
-    torch._foreach_copy_(fast, slow)
+def lookahead_sync(
+    slow: list[Tensor], fast: list[Tensor], *, alpha: float, found_inf: Tensor | None = None
+) -> None:
+    """Lookahead's synchronisation (2): ``phi += alpha (theta - phi)``, ``theta = phi``; where
+    the device flag ``found_inf`` is nonzero, nothing (both are kept as they were)."""
+    if found_inf is None:
+        torch._foreach_lerp_(slow, fast, alpha)
+        torch._foreach_copy_(fast, slow)
+        return
+    new = torch._foreach_lerp(slow, fast, alpha)
+    keep = found_inf.bool()
+    torch._foreach_copy_(slow, [torch.where(keep, s, n) for s, n in zip(slow, new)])
+    torch._foreach_copy_(fast, [torch.where(keep, f, n) for f, n in zip(fast, new)])
 
 
 def noise_add(noise: list[Tensor], grads: list[Tensor], *, std: float) -> list[Tensor]:

@@ -277,9 +277,14 @@ def _swats_cpu(**kw: Any) -> Tensor:
     return dots
 
 
-@_register("lookahead_sync", ("slow", "fast"))
-def _lookahead_sync(slow: list[Tensor], fast: list[Tensor], alpha: float) -> None:
-    _kernel("lookahead_sync", locals())
+def _lookahead_cpu(
+    slow: list[Tensor], fast: list[Tensor], alpha: float, found_inf: Tensor | None = None
+) -> None:
+    if found_inf is None or not found_inf:  # a CPU flag: no sync
+        _kernel("lookahead_sync", {"slow": slow, "fast": fast, "alpha": alpha})
+
+
+_lookahead_sync = _register("lookahead_sync", ("slow", "fast"))(_lookahead_cpu)
 
 
 # ---------------------------------------------------------------------------- the functions
@@ -443,6 +448,11 @@ def swats(
     return _swats(**kw)
 
 
-def lookahead_sync(slow: list[Tensor], fast: list[Tensor], *, alpha: float) -> None:
+def lookahead_sync(
+    slow: list[Tensor], fast: list[Tensor], *, alpha: float, found_inf: Tensor | None = None
+) -> None:
     """Lookahead's synchronisation in one pass (see :func:`.foreach.lookahead_sync`)."""
-    _call(_lookahead_sync, "lookahead_sync", locals())
+    if torch.compiler.is_compiling():
+        _lookahead_sync(slow, fast, alpha, found_inf)
+    else:
+        _lookahead_cpu(slow, fast, alpha, found_inf)
