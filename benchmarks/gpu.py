@@ -243,12 +243,8 @@ def parity(device: torch.device, names: list[str], steps: int = 6) -> list[dict]
         )
     for name in [n for n in DIRECT if n in names]:
         race("triton", lambda ps, hp, n=name: Direct(n, ps, **hp), name)
-    print("\n## Parity: float64 on", device, f"({steps} steps, largest relative difference)\n")
-    print("| path | optimizer | max rel diff | ok |\n|---|---|---:|---|")
-    for r in rows:
-        cell = f"{r['max_rel']:.1e}" if r["max_rel"] is not None else r.get("error", "")
-        print(f"| {r['path']} | {r['name']} | {cell} | {r['ok']} |")
-    return rows
+    return _print_parity(f"Parity: float64 on {device} ({steps} steps, largest relative "
+                         "difference)", rows)  # fmt: skip
 
 
 # ------------------------------------------------------------------ timing
@@ -408,7 +404,11 @@ def graph_parity(device: torch.device, names: list[str], steps: int = 7) -> list
         except Exception as exc:  # a path that cannot be captured is reported, not fatal
             rows.append(dict(path="cuda graph", name=name, max_rel=None, ok="NO",
                              error=f"{type(exc).__name__}: {str(exc)[:120]}"))  # fmt: skip
-    print("\n## CUDA graph replay: float64 on", device, f"({steps} replays)\n")
+    return _print_parity(f"CUDA graph replay: float64 on {device} ({steps} replays)", rows)
+
+
+def _print_parity(title: str, rows: list[dict]) -> list[dict]:
+    print(f"\n## {title}\n")
     print("| path | optimizer | max rel diff | ok |\n|---|---|---:|---|")
     for r in rows:
         cell = f"{r['max_rel']:.1e}" if r["max_rel"] is not None else r.get("error", "")
