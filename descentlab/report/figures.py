@@ -56,7 +56,10 @@ def learning_curves(groups: Mapping[str, Group], palette: dict, path: Path) -> P
         ("train", "step_loss", "step", "train loss (per step, smoothed)"),
         ("train", "loss", "epoch", "train loss (full split, per epoch)"),
         ("test", "loss", "epoch", "test loss"),
-        ("test", metric, "epoch", f"test {metric}"),
+        # where the loss is the metric, the validation loss instead of the same panel twice
+        ("val", "loss", "epoch", "validation loss")
+        if metric == "loss"
+        else ("test", metric, "epoch", f"test {metric}"),
     ]
     fig, axes = plt.subplots(2, 2, figsize=(11.0, 7.5))
     for ax, (split, name, unit, title) in zip(axes.flat, panels):

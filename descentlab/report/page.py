@@ -111,7 +111,7 @@ def _final_metrics(
         "failed",
         f"test {metric} mean ± std",
         f"test {metric} median [IQR]",
-        "test loss median [IQR]",
+        *(["test loss median [IQR]"] if metric != "loss" else []),  # not the same column twice
         f"gap: train − test {metric} (median)",
         "epochs to target: median (misses)",
         "ran on",
@@ -136,7 +136,7 @@ def _final_metrics(
             str(len(g.runs) - len(g.finished)),
             mean_std(m.mean, m.std),
             median_iqr(m.median, m.q1, m.q3),
-            median_iqr(loss.median, loss.q1, loss.q3),
+            *([median_iqr(loss.median, loss.q1, loss.q3)] if metric != "loss" else []),
             rounded(gap.median, gap.q3 - gap.q1),
             f"{number(g.median_epochs_to_target())} ({misses})",
             ", ".join(g.devices) or "-",

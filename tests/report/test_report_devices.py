@@ -1,4 +1,5 @@
-"""The report says where each row ran and compares wall times only within one device."""
+"""The final-metrics table: it says where each row ran, compares wall times only within one
+device, and shows a loss metric once."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from descentlab.store import Curve, Placement, Store, Trial, TrialResult
 H200 = Placement("cuda", "NVIDIA H200", "2.13.0", "12.8", "bf16")
 
 
-def _result(placement, seconds):
+def _result(placement, seconds, metric="accuracy"):
     final = {s: {"loss": 0.5, "accuracy": 0.9} for s in ("train", "val", "test")}
+    high = metric != "loss"
     summary = {
-        "main_metric": "accuracy",
-        "higher_is_better": True,
-        "target": {"metric": "accuracy", "value": 0.8, "higher_is_better": True, "split": "val"},
+        "main_metric": metric,
+        "higher_is_better": high,
+        "target": {"metric": metric, "value": 0.8, "higher_is_better": high, "split": "val"},
         "final": final,
         "epochs_to_target": 1,
         "steps_per_epoch": 3,
@@ -30,7 +32,7 @@ def _result(placement, seconds):
     )
 
 
-def _store(tmp_path, placements):
+def _store(tmp_path, placements, metric="accuracy"):
     db = tmp_path / "runs.db"
     rows = [
         {"label": label, "optimizer": label, "variant": "", "changed": []} for label in placements
@@ -42,7 +44,7 @@ def _store(tmp_path, placements):
             for seed in (0, 1):
                 device = where[0].device_type
                 trial = Trial("p", seed, 1, 8, label, hparams={"lr": 0.1}, device=device)
-                store.save_result(trial.key(), trial, _result(where[seed], 2.0 + seed))
+                store.save_result(trial.key(), trial, _result(where[seed], 2.0 + seed, metric))
                 keys.append(trial.key())
             store.set_tags("exp", "final", "p", label, keys)
     return db
@@ -80,3 +82,11 @@ def test_rows_on_several_devices_are_not_compared_by_wall_time(tmp_path):
         rows["mixed"][-2] == "cpu (x86_64), cuda (NVIDIA H200), bf16" and rows["mixed"][-1] == "-"
     )
     assert "wall times compare only between rows of one device" in page
+
+
+def test_a_loss_metric_has_one_loss_column(tmp_path):
+    cpu = Placement("cpu", "x86_64", "2.13.0", None, "float32")
+    page = write_report(_store(tmp_path, {"sgd": (cpu, cpu)}, "loss"), tmp_path / "out")
+    head = re.search(r"<table class=final-metrics>(.*?)</tr>", page.read_text(), re.S).group(1)
+    assert head.count("test loss median [IQR]") == 1
+    assert len(_rows(page.read_text())["sgd"]) == head.count("<th")
