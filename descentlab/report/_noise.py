@@ -159,11 +159,11 @@ def load_repeats(store: Store, name: str, spec: Mapping[str, Any]) -> Repeats:
 
 def problem_noise(
     problem: str, groups: Mapping[str, Group], repeats: Repeats, spec: Mapping[str, Any]
-) -> tuple[str, Table, Table] | None:
-    """The tuning-noise tables of a problem, if its search was repeated with other seeds."""
+) -> Noise | None:
+    """A problem's searches compared, if its search was repeated with other seeds."""
     seeds = spec.get("tuning", {}).get("seeds") or []
     others = [s for s in seeds[1:] if problem in repeats.get(s, {})]
     if not others:
         return None
     searches = [groups, *(repeats[s][problem] for s in others)]
-    return tables(tuning_noise([seeds[0], *others], searches))
+    return tuning_noise([seeds[0], *others], searches)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -17,11 +18,15 @@ import numpy as np
 
 from ._data import Group, band, performance_profile, stats
 
+if TYPE_CHECKING:
+    from ._noise import Noise
+
 __all__ = [
     "colors",
     "cost_figure",
     "gap_figure",
     "learning_curves",
+    "noise_figure",
     "profile_figure",
     "search_figure",
     "target_figure",
@@ -246,4 +251,47 @@ def profile_figure(costs: Mapping[str, Mapping[str, float]], palette: dict, path
     ax.set_ylabel("fraction of problems (lines offset slightly)")
     ax.set_title(f"Performance profile over {len(costs)} problem(s): epochs to target", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def noise_figure(noises: Mapping[str, Noise], palette: dict, path: Path) -> Path:
+    """Per problem, each optimizer's median test metric and IQR in every search (one marker
+    per tuning seed): a ranking the searches reverse is within tuning noise."""
+    markers = ("o", "s", "^", "D", "v")
+    cols = min(3, len(noises))
+    rows = math.ceil(len(noises) / cols)
+    height = 0.4 * max(len(n.labels) for n in noises.values()) + 1.4
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, height * rows), squeeze=False)
+    for ax in axes.flat[len(noises) :]:
+        ax.set_visible(False)
+    for ax, (problem, noise) in zip(axes.flat, noises.items()):
+        y = np.arange(len(noise.labels))
+        spread = 0.25 * (len(noise.seeds) > 1)
+        for i, groups in enumerate(noise.groups):
+            shift = spread * (i / max(1, len(noise.seeds) - 1) - 0.5) * 2
+            for yi, label in zip(y, noise.labels):
+                m = stats(groups[label].final("test", groups[label].main_metric))
+                if not math.isfinite(m.median):
+                    continue
+                ax.errorbar(
+                    m.median, yi + shift, xerr=[[m.median - m.q1], [m.q3 - m.median]],
+                    fmt=markers[i % len(markers)], color=palette.get(label), ms=5, capsize=2,
+                    lw=1,
+                )  # fmt: skip
+        first = next(iter(noise.groups[0].values()))
+        ax.set_yticks(y, noise.labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"test {first.main_metric} ({'higher' if first.higher_is_better else 'lower'}"
+                      " is better)", fontsize=8)  # fmt: skip
+        ax.set_title(problem.replace("[", "\n["), fontsize=9)  # options on a line of their own
+        ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    handles = [
+        plt.Line2D(
+            [], [], color="black", marker=markers[i % len(markers)], ls="", label=f"tuning seed {s}"
+        )
+        for i, s in enumerate(next(iter(noises.values())).seeds)
+    ]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle("Median and IQR over seeds of each search's best setting", fontsize=10, y=1.04)
     return _save(fig, path)

@@ -19,12 +19,14 @@ from ..store import Store
 from ._data import Group, best_label, load_groups, load_searches, stats
 from ._format import mean_std, median_iqr, number, rounded
 from ._noise import Repeats, load_repeats, problem_noise
+from ._noise import tables as noise_tables
 from ._protocol import describe, searched_weight_decay
 from .figures import (
     colors,
     cost_figure,
     gap_figure,
     learning_curves,
+    noise_figure,
     profile_figure,
     search_figure,
     target_figure,
@@ -206,7 +208,7 @@ def _markdown(
             parts += [*_md(head, [cells for _, cells in rows]), ""]
         noise = problem_noise(problem, all_groups, repeats, spec)
         if noise is not None:
-            sentence, choices, pairs = noise
+            sentence, choices, pairs = noise_tables(noise)
             parts.append(f"#### {problem}: tuning noise\n\n{sentence}\n")
             parts += [*_md(*choices), "", *_md(*pairs), ""]
     return "\n".join(parts)
@@ -232,20 +234,30 @@ _JOINT = (
 
 
 def _noise_section(
-    problems: Mapping[str, Mapping[str, Group]], repeats: Repeats, spec: Mapping[str, Any]
+    problems: Mapping[str, Mapping[str, Group]],
+    repeats: Repeats,
+    spec: Mapping[str, Any],
+    palette: dict,
+    figure: Path,
 ) -> list[str]:
-    """Per problem, each search's choices and results and which conclusions hold in all."""
-    parts = []
+    """Per problem, each search's choices and results and which conclusions hold in all; one
+    figure of every search's medians and IQRs."""
+    parts, noises = [], {}
     for problem, groups in problems.items():
         noise = problem_noise(problem, groups, repeats, spec)
         if noise is None:
             continue
-        sentence, (head, rows), (pair_head, pair_rows) = noise
+        noises[problem] = noise
+        sentence, (head, rows), (pair_head, pair_rows) = noise_tables(noise)
         parts.append(f"<h4>{html.escape(problem)}</h4><p class=note>{html.escape(sentence)}</p>")
         parts.append(_html(head, [(False, r) for r in rows], "tuning-choices"))
         parts.append(_html(pair_head, [(False, r) for r in pair_rows], "tuning-noise"))
-    if parts:
-        parts.insert(0, "<h3>Tuning noise: one search per tuning seed</h3>")
+    if noises:
+        fig = noise_figure(noises, palette, figure)
+        parts[:0] = [
+            "<h3>Tuning noise: one search per tuning seed</h3>",
+            _img(fig, figure.parent.parent, "each search's medians and IQRs, per problem"),
+        ]
     return parts
 
 
@@ -296,7 +308,7 @@ def _experiment(
             parts.append(_img(fig, out, f"learning-rate search on {title}"))
             if searched_weight_decay(spec):
                 parts.append(f"<p class=note>{_JOINT}</p>")
-    parts += _noise_section(problems, repeats, spec)
+    parts += _noise_section(problems, repeats, spec, palette, figs / f"{slug}-tuning-noise.png")
     parts.append("<h3>Time to target</h3>")
     target = target_figure(problems, palette, figs / f"{slug}-time-to-target.png")
     parts.append(_img(target, out, "time to target"))

@@ -101,7 +101,7 @@ def repeated(tmp_path_factory):
             for role in ("final", "final@1")
             for t in store.records(role=role)
         }
-    return index.read_text(), (index.parent / "tables.md").read_text(), chosen
+    return index.read_text(), (index.parent / "tables.md").read_text(), chosen, index.parent
 
 
 def _cells(row: str) -> list[str]:
@@ -109,7 +109,7 @@ def _cells(row: str) -> list[str]:
 
 
 def test_the_final_table_shows_the_chosen_weight_decay(repeated):
-    page, _, chosen = repeated
+    page, _, chosen, _ = repeated
     table = re.search(r"<table class=final-metrics>(.*?)</table>", page, re.S).group(1)
     assert "<th>lr</th><th>weight decay</th>" in table
     rows = [_cells(r) for r in re.findall(r"<tr(?: class=best)?><td>.*?</tr>", table)]
@@ -119,7 +119,7 @@ def test_the_final_table_shows_the_chosen_weight_decay(repeated):
 
 
 def test_both_searches_choices_and_results_are_shown(repeated):
-    page, md, chosen = repeated
+    page, md, chosen, out = repeated
     assert "<h3>Tuning noise: one search per tuning seed</h3>" in page
     table = re.search(r"<table class=tuning-choices>(.*?)</table>", page, re.S).group(1)
     head = re.findall(r"<th>(.*?)</th>", table)
@@ -142,10 +142,13 @@ def test_both_searches_choices_and_results_are_shown(repeated):
     assert len(re.findall(r"<tr><td>", pairs)) == 3  # every pair of 3 optimizers
     assert "#### tests.lab.tiny:problem: tuning noise" in md
     assert md.count("| tuning seed 0: setting |") == 1
+    figure = re.search(r'<img src="(figures/noisy-tuning-noise\.png)"', page)
+    assert figure is not None
+    assert (out / figure.group(1)).stat().st_size > 5_000  # a drawn PNG
 
 
 def test_the_protocol_names_both_tuning_seeds(repeated):
-    page, md, _ = repeated
+    page, md, _, _ = repeated
     for text in (page, md):
         assert "once per tuning seed (0, 1: other draws and other training seeds)" in text
         assert "the weight decay in [0.001, 1]" in text
