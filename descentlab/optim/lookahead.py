@@ -122,7 +122,7 @@ class Lookahead(Wrapper):
         buckets = []
         for (device, _, fits), index in groups.items():
             kernels = foreach
-            if any(is_dtensor(params[i]) for i in index):
+            if not fits and any(is_dtensor(params[i]) for i in index):  # (fits: not one)
                 kernels = None
             elif fits:
                 kernels = _kernels.select(device, impl="auto", torch_fused=False, compiled=True,
