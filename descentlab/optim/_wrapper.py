@@ -10,7 +10,7 @@ import torch
 from ..checks import HyperparameterError
 from .base import _describe, copy_state, hooked_load, hooked_state_dict, restore_state
 
-__all__ = ["Wrapper", "capturable", "inner_step"]
+__all__ = ["Wrapper", "capturable", "inner_step", "set_count"]
 
 _MISSING = object()
 
@@ -47,6 +47,11 @@ def capturable(optimizer: torch.optim.Optimizer) -> bool:
     return bool(getattr(optimizer, "capturable", False)) or any(
         g.get("capturable", False) for g in optimizer.param_groups
     )
+
+
+def set_count(count: int | torch.Tensor, saved: int) -> int | torch.Tensor:
+    """A loaded step count: written into the tensor where the count lives on the device."""
+    return count.fill_(saved) if torch.is_tensor(count) else saved
 
 
 class Wrapper(torch.optim.Optimizer):
@@ -106,6 +111,14 @@ class Wrapper(torch.optim.Optimizer):
 
     def _params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
+
+    def _on_device(self, count: int | torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """A wrapper's step count as a 0-d tensor on the parameters' device (compiled or
+        ``capturable`` steps decide on it there: no host sync); a tensor stays as it is."""
+        if torch.is_tensor(count):
+            return count
+        params = self._params()
+        return torch.tensor(count, dtype=dtype, device=params[0].device if params else "cpu")
 
     def _extra_state(self) -> dict[str, Any]:
         """The wrapper's own state besides its per-parameter tensors (override)."""

@@ -15,7 +15,7 @@ import torch
 from ..checks import Interval, check_int
 from . import _checks as c
 from . import kernels as _kernels
-from ._wrapper import Wrapper, capturable, inner_step
+from ._wrapper import Wrapper, capturable, inner_step, set_count
 from .base import is_dtensor, kernel_tensor
 from .kernels import foreach
 
@@ -64,8 +64,8 @@ class Lookahead(Wrapper):
         self.k, self.alpha, self.inner_steps = k, float(alpha), 0
         for p in self._params():
             self._init_param(p)
-        if capturable(base_optimizer):
-            self._count_on_device()
+        if capturable(base_optimizer):  # the count on the device (see _count)
+            self.inner_steps = self._on_device(self.inner_steps, torch.int64)
 
     def _extra_repr(self) -> str:
         return f"k={self.k}, alpha={self.alpha}"
@@ -88,16 +88,8 @@ class Lookahead(Wrapper):
         """What dynamo runs eagerly while it traces ``step``: the count becomes a tensor, and
         each bucket's kernels are chosen here, so that the count and the synchronisation are in
         the graph (no graph break)."""
-        self._count_on_device()
+        self.inner_steps = self._on_device(self.inner_steps, torch.int64)
         self._traced_buckets = self._buckets()
-
-    def _count_on_device(self) -> None:
-        """Keep ``inner_steps`` as a 0-d int64 tensor on the parameters' device (compiled or
-        ``capturable`` steps: whether a step synchronises is decided there, no host sync)."""
-        if not torch.is_tensor(self.inner_steps):
-            params = self._params()
-            device = params[0].device if params else torch.device("cpu")
-            self.inner_steps = torch.tensor(self.inner_steps, dtype=torch.int64, device=device)
 
     def _count(self) -> None:
         """Count the inner step, and synchronise after every k-th."""
@@ -150,10 +142,7 @@ class Lookahead(Wrapper):
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self.k, self.alpha = extra["k"], extra["alpha"]
-        if torch.is_tensor(self.inner_steps):
-            self.inner_steps.fill_(extra["inner_steps"])
-        else:
-            self.inner_steps = extra["inner_steps"]
+        self.inner_steps = set_count(self.inner_steps, extra["inner_steps"])
 
 
 def _per_tensor_sync(
@@ -161,8 +150,9 @@ def _per_tensor_sync(
 ) -> None:
     """(2) one tensor at a time (DTensor shards); where ``skip`` is nonzero, nothing."""
     for s, f in zip(slow, fast):
-        new = torch.lerp(s, f, alpha)
-        if skip is not None:
-            new = torch.where(skip.bool(), s, new)
+        if skip is None:
+            f.copy_(s.lerp_(f, alpha))
+            continue
+        new = torch.where(skip.bool(), s, torch.lerp(s, f, alpha))
         s.copy_(new)
         f.copy_(new)

@@ -18,7 +18,7 @@ import torch
 from ..checks import HyperparameterError
 from . import _checks as c
 from . import kernels as _kernels
-from ._wrapper import Wrapper, capturable, inner_step
+from ._wrapper import Wrapper, capturable, inner_step, set_count
 from .base import is_dtensor, kernel_tensor, outside_graph
 
 __all__ = ["GradientNoise"]
@@ -82,8 +82,8 @@ class GradientNoise(Wrapper):
             cuda = params[0].device if params and params[0].device.type == "cuda" else None
             generator = torch.Generator(device=cuda or "cpu").manual_seed(seed)
         self.eta, self.gamma, self.generator, self.noise_steps = eta, gamma, generator, 0
-        if capturable(base_optimizer):
-            self._count_on_device()
+        if capturable(base_optimizer):  # the count, and so the std, on the device
+            self.noise_steps = self._on_device(self.noise_steps, torch.float64)
 
     def _extra_repr(self) -> str:
         return f"eta={self.eta}, gamma={self.gamma}"
@@ -122,7 +122,7 @@ class GradientNoise(Wrapper):
         """What dynamo runs eagerly while it traces ``step``: the count becomes a tensor and
         the draws one opaque operator (the generator cannot be traced), chosen here: no graph
         break. With DTensor gradients the draws run outside the graph (one break)."""
-        self._count_on_device()
+        self.noise_steps = self._on_device(self.noise_steps, torch.float64)
         grads = [p.grad for p in self._params() if p.grad is not None]
         _OWNERS[id(self)] = self
         self._traced = (
@@ -130,14 +130,6 @@ class GradientNoise(Wrapper):
             if any(is_dtensor(g) for g in grads)
             else functools.partial(_traced_draw, id(self), self._flat_kernels(grads) is not None)
         )
-
-    def _count_on_device(self) -> None:
-        """Keep ``noise_steps`` as a 0-d float64 tensor on the parameters' device, so that the
-        standard deviation is computed there (compiled or ``capturable`` steps: no host sync)."""
-        if not torch.is_tensor(self.noise_steps):
-            params = self._params()
-            device = params[0].device if params else torch.device("cpu")
-            self.noise_steps = torch.tensor(self.noise_steps, dtype=torch.float64, device=device)
 
     def _std(self) -> float | torch.Tensor:
         """This step's standard deviation: a float, or a device tensor with a device count."""
@@ -220,10 +212,7 @@ class GradientNoise(Wrapper):
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self.eta, self.gamma = extra["eta"], extra["gamma"]
-        if torch.is_tensor(self.noise_steps):
-            self.noise_steps.fill_(extra["noise_steps"])
-        else:
-            self.noise_steps = extra["noise_steps"]
+        self.noise_steps = set_count(self.noise_steps, extra["noise_steps"])
         self.generator.set_state(extra["generator"])
 
 
