@@ -12,8 +12,10 @@ An experiment file looks like this (every key but ``problems`` and ``optimizers`
     deterministic = false      # torch's deterministic algorithms: the same curves on one device
 
     [tuning]
-    method = "random"          # "grid", "random" (log-uniform) or "defaults" (no tuning)
+    method = "random"          # "grid", "random" (log-uniform), "quasi-random" or "defaults"
     budget = 8                 # learning rates tried per optimizer (the same for every one)
+    # refine = 2               # of the budget: the last 2 around the first 6's best
+    # refine_factor = 3.0      #   in [best / 3, best * 3] (random and quasi-random only)
     lr_factor = 10.0           # search [lr0 / 10, lr0 * 10] around each optimizer's default lr0
     # lr_range = [1e-4, 1.0]   # or one absolute range for every optimizer
     seed = 0                   # the seed of the tuning runs (default: the first seed)
@@ -32,7 +34,9 @@ An experiment file looks like this (every key but ``problems`` and ``optimizers`
 Tuning follows DeepOBS (Schneider, Balles & Hennig 2019): every optimizer gets the same number of
 learning rates, chosen on the validation metric on the tuning seed, and the best setting is rerun
 on all seeds; ``weight_decay_range`` makes the search of every decoupled-decay optimizer joint over
-the learning rate and the weight decay, with the same budget; ``seeds`` repeats the whole search
+the learning rate and the weight decay, with the same budget; ``quasi-random`` covers the range
+evenly (a scrambled Sobol sequence); ``refine`` spends the last points of the budget around the
+first points' best; ``seeds`` repeats the whole search
 once per tuning seed, to show which conclusions survive the tuning's own randomness (see
 :mod:`descentlab.lab.tuning`). Besides the optimizers, an experiment may vary what helps optimization (batch
 size, shuffling, curriculum, initialization, normalization, dropout, weight decay, gradient noise,
@@ -50,9 +54,12 @@ from typing import Any
 
 import torch
 
-from ..checks import MAX_INT, Checks
 from ._build import build_optimizer, build_schedule, default_lr, load_problem
 from ._errors import SpecError
+from ._tuning_spec import MAX_COUNT, METHODS, Tuning, parse_tuning
+from ._tuning_spec import check as _check
+from ._tuning_spec import integer as _int
+from ._tuning_spec import seeds as _seeds
 from .axes import AXES, Variant, variants
 from .devices import DeviceError, check_name
 
@@ -72,7 +79,6 @@ __all__ = [
     "parse",
 ]
 
-METHODS = ("grid", "random", "defaults")
 _TOP = (
     "name",
     "description",
@@ -86,17 +92,6 @@ _TOP = (
     "optimizers",
     "design",
     *AXES,
-)
-_TUNING = (
-    "method",
-    "budget",
-    "lr_factor",
-    "lr_range",
-    "weight_decay_range",
-    "seed",
-    "seeds",
-    "defaults",
-    "epochs",
 )
 _OPTIMIZER = ("name", "label", "hparams", "schedule", "schedule_args", "tune")
 _PROBLEM = ("name", "options", "epochs", "axes")
@@ -132,25 +127,6 @@ class OptimizerSpec:
 
 
 @dataclass(frozen=True)
-class Tuning:
-    """How learning rates are searched: the same ``budget`` for every optimizer.
-
-    ``weight_decay_range``: also search the weight decay of decoupled-decay optimizers (in the
-    same budget). ``seeds``: one search per tuning seed (``None``: one search, on ``seed``).
-    """
-
-    method: str = "random"
-    budget: int = 6
-    lr_factor: float = 10.0
-    lr_range: tuple[float, float] | None = None
-    seed: int | None = None
-    defaults: bool = False
-    epochs: int | None = None
-    weight_decay_range: tuple[float, float] | None = None
-    seeds: tuple[int, ...] | None = None
-
-
-@dataclass(frozen=True)
 class Experiment:
     """A parsed, validated experiment."""
 
@@ -158,7 +134,7 @@ class Experiment:
     problems: tuple[ProblemSpec, ...]
     optimizers: tuple[OptimizerSpec, ...]
     seeds: tuple[int, ...] = (0,)
-    tuning: Tuning = Tuning()
+    tuning: Tuning = field(default_factory=Tuning)
     epochs: int | None = None
     description: str = ""
     sharpness: bool = False  # measure the sharpness of each final point (supervised problems)
@@ -170,37 +146,6 @@ class Experiment:
     def variants_for(self, problem: ProblemSpec) -> tuple[Variant, ...]:
         """The variants run on ``problem``: its own axes if it has them, else the experiment's."""
         return problem.variants if problem.variants is not None else self.variants
-
-
-_check = Checks(SpecError)
-_MAX_COUNT = 10_000  # seeds, learning rates tried, epochs
-
-
-def _int(key: str, value: Any, *, minimum: int = 1, maximum: int = MAX_INT) -> int:
-    return _check.integer(key, value, minimum=minimum, maximum=maximum)
-
-
-def _seeds(value: Any, key: str = "seeds") -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return tuple(range(_int(key, value, maximum=_MAX_COUNT)))
-    if not isinstance(value, list) or not value:
-        raise _check.fail(key, value, "expected a count (5) or a non-empty list ([0, 1, 2])")
-    seeds = tuple(_int(f"{key}[{i}]", s, minimum=0) for i, s in enumerate(value))
-    if len(set(seeds)) != len(seeds):
-        raise _check.fail(key, value, "expected distinct seeds")
-    return seeds
-
-
-def _range(key: str, value: Any) -> tuple[float, float] | None:
-    """A search range ``[low, high]`` of positive numbers (``None`` if not given)."""
-    if value is None:
-        return None
-    if not isinstance(value, list) or len(value) != 2:
-        raise _check.fail(key, value, "expected [low, high]")
-    lo, hi = (_check.positive(f"{key}[{i}]", x) for i, x in enumerate(value))
-    if lo > hi:
-        raise _check.fail(key, value, "expected low <= high")
-    return lo, hi
 
 
 def _entry(key: str, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -216,7 +161,7 @@ def _problem(i: int, value: Any, design: str) -> ProblemSpec:
     name = _check.string(f"{key}.name", p.get("name"))
     options = _check.table(f"{key}.options", p.get("options", {}))
     epochs = p.get("epochs")
-    epochs = None if epochs is None else _int(f"{key}.epochs", epochs, maximum=_MAX_COUNT)
+    epochs = None if epochs is None else _int(f"{key}.epochs", epochs, maximum=MAX_COUNT)
     try:
         problem = load_problem(name)
     except (ValueError, ImportError, AttributeError) as e:
@@ -248,33 +193,6 @@ def _problems(value: Any, design: str) -> tuple[ProblemSpec, ...]:
         if labels.count(label) > 1:
             raise SpecError(f"problems: {label!r} appears twice; problems must be distinct")
     return specs
-
-
-def _tuning(value: Any) -> Tuning:
-    t = _check.table("tuning", value)
-    _check.unknown("tuning.", t, _TUNING)
-    method = _check.choice("tuning.method", t.get("method", Tuning.method), METHODS)
-    factor = _check.positive("tuning.lr_factor", t.get("lr_factor", Tuning.lr_factor))
-    if factor < 1:
-        raise _check.fail("tuning.lr_factor", factor, "expected a number >= 1")
-    seed = t.get("seed")
-    seeds = t.get("seeds")
-    if seed is not None and seeds is not None:
-        raise _check.fail(
-            "tuning.seeds", seeds, f"tuning.seed is also given ({seed!r}); give one of them"
-        )
-    epochs = t.get("epochs")
-    return Tuning(
-        method=method,
-        budget=_int("tuning.budget", t.get("budget", Tuning.budget), maximum=_MAX_COUNT),
-        lr_factor=factor,
-        lr_range=_range("tuning.lr_range", t.get("lr_range")),
-        weight_decay_range=_range("tuning.weight_decay_range", t.get("weight_decay_range")),
-        seeds=None if seeds is None else _seeds(seeds, "tuning.seeds"),
-        seed=None if seed is None else _int("tuning.seed", seed, minimum=0),
-        defaults=_check.boolean("tuning.defaults", t.get("defaults", False)),
-        epochs=None if epochs is None else _int("tuning.epochs", epochs, maximum=_MAX_COUNT),
-    )
 
 
 def _check_optimizer(
@@ -346,8 +264,8 @@ def parse(data: Mapping[str, Any], *, name: str = "experiment") -> Experiment:
         problems=problems,
         optimizers=specs,
         seeds=_seeds(data.get("seeds", 1)),
-        tuning=_tuning(data.get("tuning", {})),
-        epochs=None if epochs is None else _int("epochs", epochs, maximum=_MAX_COUNT),
+        tuning=parse_tuning(data.get("tuning", {})),
+        epochs=None if epochs is None else _int("epochs", epochs, maximum=MAX_COUNT),
         sharpness=sharpness,
         variants=combos,
         design=design,

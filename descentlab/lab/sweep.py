@@ -1,8 +1,10 @@
 """Run an experiment: plan its trials, skip the finished ones, run the rest, store every result.
 
-The sweep runs in two phases. First the search runs (of every tuning seed) and every untuned run;
-then, for each problem, optimizer and tuning seed whose search is complete, the best setting on
-every seed (:mod:`descentlab.lab.tuning`); a rerun that several searches chose runs once. Only this process writes the store, one transaction per trial,
+The sweep runs in two phases, or three with ``tuning.refine``. First the search runs (of every
+tuning seed) and every untuned run; with a refinement, then the second stage of each search whose
+first stage is complete, planned from the stored results; then, for each problem, optimizer and
+tuning seed whose search is complete, the best setting on every seed
+(:mod:`descentlab.lab.tuning`); a rerun that several searches chose runs once. Only this process writes the store, one transaction per trial,
 so killing it loses only the trials in flight; running the experiment again skips every finished
 trial (same configuration, same key version: same key) and reruns the others. An experiment's
 tags are rebuilt from its current plan on every run, so an edited experiment file (fewer problems,
@@ -12,6 +14,7 @@ other optimizers) reports only what it now contains; trials it no longer uses st
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +34,7 @@ from ..store import Store, Trial
 from ._backends import Backend, open_backend
 from .devices import check_name, resolve
 from .spec import Experiment
-from .tuning import Planned, Score, plan_final, plan_initial, row_label
+from .tuning import Planned, Score, plan_final, plan_initial, plan_refine, row_label
 
 __all__ = ["SweepSummary", "run_experiment"]
 
@@ -210,7 +213,12 @@ def run_experiment(
             _tag(store, experiment.name, initial)
             runner = _Runner(store, executor, bar, summary, max_trials)
             runner.run(initial, "search + untuned")
-            final = plan_final(experiment, initial, lambda t: _score(store, t))
+            score = functools.partial(_score, store)
+            refined = plan_refine(experiment, initial, score)
+            if refined:  # a search's tags are its two stages together
+                _tag(store, experiment.name, initial + refined)
+                runner.run(refined, "refinement")
+            final = plan_final(experiment, initial + refined, score)
             _tag(store, experiment.name, final)
             runner.run(final, "best setting x seeds")
     finally:

@@ -1,8 +1,8 @@
 """Tuning with the same budget for every optimizer, as in DeepOBS, repeated per tuning seed.
 
 Schneider, Balles & Hennig 2019, "DeepOBS: A Deep Learning Optimizer Benchmark Suite": every
-optimizer gets the same number of settings (a log-spaced grid or a log-uniform random search),
-each trained once on the tuning seed; the setting with the best final validation metric is rerun
+optimizer gets the same number of settings (a log-spaced grid, a log-uniform random search or a
+quasi-random one, :mod:`descentlab.lab._points`), each trained once on the tuning seed; the setting with the best final validation metric is rerun
 on every seed, and only those reruns are reported (ties on the metric go to the lower validation
 loss). A diverged or failed tuning run scores worst; if every setting diverged, the smallest
 learning rate is rerun, so the report shows it. The ``"defaults"`` method skips tuning and runs
@@ -14,7 +14,15 @@ decay is decoupled (:func:`tunes_weight_decay`), a learning rate and a weight de
 budget: random search pairs the learning-rate quantiles every optimizer gets with as many
 weight-decay quantiles drawn next from the same generator; a grid is the product of
 ``budget // floor(sqrt(budget))`` learning rates and ``floor(sqrt(budget))`` weight decays (6: 3
-x 2, 8: 4 x 2, 9: 3 x 3), at most ``budget`` runs.
+x 2, 8: 4 x 2, 9: 3 x 3), at most ``budget`` runs; quasi-random search covers the square of
+(log learning rate, log weight decay) evenly.
+
+``tuning.refine = N`` splits the budget in two stages (random and quasi-random search): the first
+``budget - N`` settings, then, once they are all finished, ``N`` settings within a factor
+``tuning.refine_factor`` on each side of the first stage's best (:func:`refinements`), trained on
+the same seed and tagged ``tune`` too; the best of all ``budget`` is rerun. The sweep plans the
+second stage from the stored first stage (:func:`plan_refine`), so a rerun on a store plans the
+same trials.
 
 ``tuning.seeds`` repeats the whole search once per tuning seed, with other random draws and other
 training seeds (Sivaprasad et al. 2020, "Optimizer benchmarking needs to account for
@@ -26,21 +34,26 @@ has a complete table). A rerun that two searches share (the same setting) is one
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
-import torch
-
 from ..store import Trial
-from ._build import build_optimizer, default_lr, load_problem
+from ._build import load_problem
+from ._points import round_setting
+from ._settings import (
+    candidates,
+    center,
+    decoupled,
+    first_draw,
+    lr_candidates,
+    refinements,
+    tunes_weight_decay,
+)
 from .axes import Variant
 from .devices import resolve
-from .spec import Experiment, OptimizerSpec, ProblemSpec, Tuning
+from .spec import Experiment, OptimizerSpec, ProblemSpec
 
 __all__ = [
     "DEFAULTS_SUFFIX",
@@ -53,6 +66,8 @@ __all__ = [
     "lr_candidates",
     "plan_final",
     "plan_initial",
+    "plan_refine",
+    "refinements",
     "row_label",
     "searches",
     "tunes_weight_decay",
@@ -78,7 +93,8 @@ class Planned:
     """One trial as an experiment sees it: the trial, its problem's label, its label and role.
 
     ``role`` is ``"tune"`` (a search run) or ``"final"`` (a reported run); ``repeat`` is the
-    tuning seed of a repeated search (``None``: the first search).
+    tuning seed of a repeated search (``None``: the first search); ``refined``: a search run of
+    the second stage (``tuning.refine``), tagged ``tune`` as the first stage's are.
     """
 
     trial: Trial
@@ -86,104 +102,12 @@ class Planned:
     label: str
     role: str
     repeat: int | None = None
+    refined: bool = False
 
     @property
     def tag(self) -> str:
         """The role the store tags it with: ``role``, or ``role@<seed>`` in a repeated search."""
         return self.role if self.repeat is None else f"{self.role}@{self.repeat}"
-
-
-def _round(x: float) -> float:
-    return float(f"{x:.4g}")  # 4 significant digits: readable labels, stable hashes
-
-
-def _center(opt: OptimizerSpec) -> float:
-    return float(opt.hparams.get("lr", default_lr(opt.name)))
-
-
-@functools.lru_cache(maxsize=256)
-def _decoupled(name: str, hparams: str) -> bool:
-    dummy = [torch.zeros(1, requires_grad=True)]
-    optimizer = build_optimizer(name, dummy, json.loads(hparams))
-    return bool(optimizer.param_groups[0].get("decoupled_weight_decay", False))
-
-
-def decoupled(opt: OptimizerSpec) -> bool:
-    """Whether ``opt``'s weight decay is decoupled from the gradient (Loshchilov & Hutter 2019).
-
-    Read from the built optimizer's ``decoupled_weight_decay`` flag, the one torch.optim and
-    the registry's classes set: true for ``adamw``, ``sgdw``, ``sgdwm``, ``torch.optim.AdamW``
-    and ``adam`` with ``decoupled_weight_decay = true``, false for an optimizer without the flag.
-    """
-    hparams = json.dumps({**opt.hparams, "lr": _center(opt)}, sort_keys=True, default=str)
-    return _decoupled(opt.name, hparams)
-
-
-def tunes_weight_decay(opt: OptimizerSpec, tuning: Tuning, variant: Variant | None = None) -> bool:
-    """Whether the search of ``opt`` is over (lr, weight decay): the tuning has a
-    ``weight_decay_range``, ``opt`` is tuned, decoupled and fixes no ``weight_decay`` in its
-    hparams, and the variant applies no weight decay of its own (the ``weight_decay`` axis)."""
-    return (
-        tuning.weight_decay_range is not None
-        and tuning.method != "defaults"
-        and opt.tune
-        and "weight_decay" not in opt.hparams
-        and (variant is None or "weight_decay" not in variant.tricks())
-        and decoupled(opt)
-    )
-
-
-def _log_scale(lo: float, hi: float, u: np.ndarray) -> list[float]:
-    return [_round(math.exp(math.log(lo) + x * (math.log(hi) - math.log(lo)))) for x in u]
-
-
-def _grid(n: int) -> np.ndarray:
-    return np.linspace(0.0, 1.0, n) if n > 1 else np.array([0.5])
-
-
-def candidates(
-    opt: OptimizerSpec, tuning: Tuning, *, seed: int | None = None, weight_decay: bool = False
-) -> list[dict[str, float]]:
-    """The settings tried for ``opt``: at most ``tuning.budget`` (the same for everyone).
-
-    Each is ``{"lr": ...}``, or with ``weight_decay`` ``{"lr": ..., "weight_decay": ...}``,
-    sorted by learning rate. The learning-rate range is ``tuning.lr_range`` or ``[lr0 /
-    lr_factor, lr0 * lr_factor]`` around the optimizer's own ``lr0``; the weight decay's is
-    ``tuning.weight_decay_range``; both log-scaled. Random search draws the same quantiles for
-    every optimizer from a generator seeded by ``seed`` (default: the first search's), so no
-    optimizer gets luckier draws than another: first the learning rates' (sorted), then the
-    weight decays' (in draw order).
-    """
-    if weight_decay and tuning.weight_decay_range is None:
-        raise ValueError("candidates: weight_decay=True needs tuning.weight_decay_range")
-    if tuning.lr_range is not None:
-        lo, hi = tuning.lr_range
-    else:
-        lr0 = _center(opt)
-        lo, hi = lr0 / tuning.lr_factor, lr0 * tuning.lr_factor
-    budget = tuning.budget
-    if budget == 1:
-        u_lr, u_wd = np.array([0.5]), np.array([0.5])
-    elif tuning.method == "grid" and weight_decay:
-        n_wd = math.isqrt(budget)
-        u_lr, u_wd = _grid(budget // n_wd), _grid(n_wd)
-        u_lr, u_wd = np.repeat(u_lr, len(u_wd)), np.tile(u_wd, len(u_lr))
-    elif tuning.method == "grid":
-        u_lr = _grid(budget)
-    else:
-        rng = np.random.default_rng(_first_draw(tuning) if seed is None else seed)
-        u_lr = np.sort(rng.random(budget))
-        u_wd = rng.random(budget)
-    lrs = [{"lr": lr} for lr in _log_scale(lo, hi, u_lr)]
-    if not weight_decay:
-        return lrs
-    wds = _log_scale(*tuning.weight_decay_range, u_wd)
-    return [{**lr, "weight_decay": wd} for lr, wd in zip(lrs, wds)]
-
-
-def lr_candidates(opt: OptimizerSpec, tuning: Tuning) -> list[float]:
-    """The learning rates of a learning-rate-only search (:func:`candidates`) of ``opt``."""
-    return [c["lr"] for c in candidates(opt, tuning)]
 
 
 def _epochs(exp: Experiment, problem: ProblemSpec, *, tuning: bool) -> int:
@@ -233,10 +157,6 @@ def _tuned(exp: Experiment, opt: OptimizerSpec) -> bool:
     return opt.tune and exp.tuning.method != "defaults"
 
 
-def _first_draw(tuning: Tuning) -> int:
-    return tuning.seeds[0] if tuning.seeds else tuning.seed or 0
-
-
 def searches(exp: Experiment) -> list[Search]:
     """The experiment's searches, the reported one first.
 
@@ -246,7 +166,7 @@ def searches(exp: Experiment) -> list[Search]:
     """
     t = exp.tuning
     if t.seeds is None or t.method == "defaults":
-        return [Search(_first_draw(t), exp.seeds[0] if t.seed is None else t.seed)]
+        return [Search(first_draw(t), exp.seeds[0] if t.seed is None else t.seed)]
     first, *rest = t.seeds
     return [Search(first, first), *(Search(s, s, repeat=s) for s in rest)]
 
@@ -276,7 +196,7 @@ def _initial(
             return plan
         label += DEFAULTS_SUFFIX
     for seed in exp.seeds:
-        trial = _trial(exp, opt, problem, variant, seed, {"lr": _round(_center(opt))})
+        trial = _trial(exp, opt, problem, variant, seed, {"lr": round_setting(center(opt))})
         plan.append(Planned(trial, problem.label, label, "final", search.repeat))
     return plan
 
@@ -305,21 +225,30 @@ def choose(scores: Iterable[tuple[T, Score | None]], *, higher_is_better: bool) 
     return None if best is None else best[0]
 
 
-def plan_final(
+@dataclass(frozen=True, eq=False)
+class _Chosen:
+    """A complete search of one row on one problem and the best of its runs."""
+
+    repeat: int | None
+    problem: ProblemSpec
+    label: str
+    opt: OptimizerSpec
+    variant: Variant
+    runs: tuple[Planned, ...]
+    best: Trial
+
+
+def _chosen(
     exp: Experiment,
     tuning_runs: Iterable[Planned],
     score: Callable[[Trial], tuple[bool, Score | None]],
-) -> list[Planned]:
-    """The reruns of each search's best setting on every seed.
-
-    ``score(trial)`` returns ``(finished, Score or None)`` for a tuning run. A search of a
-    problem and optimizer that is not complete yet (a capped or interrupted sweep) gets no reruns.
-    """
+) -> list[_Chosen]:
+    """Each search (tuning seed, problem, row) whose runs among ``tuning_runs`` are all
+    finished, with its best run (:func:`choose`; if every run diverged, the smallest lr)."""
     by_group: dict[tuple[int | None, str, str], list[Planned]] = {}
     for p in tuning_runs:
         if p.role == "tune":
             by_group.setdefault((p.repeat, p.problem, p.label), []).append(p)
-    plan: list[Planned] = []
     problems = {p.label: p for p in exp.problems}
     rows = {
         (p.label, row_label(o, v)): (o, v)
@@ -327,6 +256,7 @@ def plan_final(
         for o in exp.optimizers
         for v in exp.variants_for(p)
     }
+    out = []
     for (repeat, label_p, label), runs in by_group.items():
         problem = problems[label_p]
         results = [score(p.trial) for p in runs]
@@ -335,10 +265,56 @@ def plan_final(
         higher = load_problem(problem.name).higher_is_better
         trials = [p.trial for p in runs]
         best = choose(zip(trials, (s for _, s in results)), higher_is_better=higher)
-        if best is None:  # every setting diverged: rerun the smallest, the report shows it
+        if best is None:  # every setting diverged: the smallest, the report shows it
             best = min(trials, key=lambda t: t.hparams["lr"])
         opt, variant = rows[label_p, label]
+        out.append(_Chosen(repeat, problem, label, opt, variant, tuple(runs), best))
+    return out
+
+
+def plan_refine(
+    exp: Experiment,
+    tuning_runs: Iterable[Planned],
+    score: Callable[[Trial], tuple[bool, Score | None]],
+) -> list[Planned]:
+    """The second stage of every search whose first stage is complete (``tuning.refine``
+    settings around its best, :func:`refinements`), trained as the first stage was.
+
+    ``score`` as for :func:`plan_final`. The refinements are a function of the first stage's
+    scores: a rerun on a store plans the same trials.
+    """
+    if not exp.tuning.refine:
+        return []
+    draws = {s.repeat: s.draw for s in searches(exp)}
+    first = [p for p in tuning_runs if not p.refined]
+    plan: list[Planned] = []
+    for c in _chosen(exp, first, score):
+        wd = tunes_weight_decay(c.opt, exp.tuning, c.variant)
+        best = c.best.hparams
+        for setting in refinements(c.opt, exp.tuning, best, seed=draws[c.repeat], weight_decay=wd):
+            seed = c.runs[0].trial.seed
+            trial = _trial(exp, c.opt, c.problem, c.variant, seed, setting, tuning=True)
+            plan.append(Planned(trial, c.problem.label, c.label, "tune", c.repeat, refined=True))
+    return plan
+
+
+def plan_final(
+    exp: Experiment,
+    tuning_runs: Iterable[Planned],
+    score: Callable[[Trial], tuple[bool, Score | None]],
+) -> list[Planned]:
+    """The reruns of each search's best setting on every seed.
+
+    ``score(trial)`` returns ``(finished, Score or None)`` for a tuning run. A search of a
+    problem and optimizer that is not complete yet (a capped or interrupted sweep, or with
+    ``tuning.refine`` a first stage without its refinements among ``tuning_runs``) gets no
+    reruns.
+    """
+    plan: list[Planned] = []
+    for c in _chosen(exp, tuning_runs, score):
+        if exp.tuning.refine and not any(p.refined for p in c.runs):
+            continue
         for seed in exp.seeds:
-            trial = _trial(exp, opt, problem, variant, seed, best.hparams)
-            plan.append(Planned(trial, label_p, label, "final", repeat))
+            trial = _trial(exp, c.opt, c.problem, c.variant, seed, c.best.hparams)
+            plan.append(Planned(trial, c.problem.label, c.label, "final", c.repeat))
     return plan
