@@ -166,12 +166,18 @@ class Wrapper(torch.optim.Optimizer):
     def _state_dict(self) -> dict[str, Any]:
         sd = self.base_optimizer.state_dict()
         state = dict(sd["state"])
-        for i, p in enumerate(self._params()):
-            if self.state[p]:
+        params = self._params()
+        for i, p in enumerate(params):
+            if self.state.get(p):
                 own = {f"{self.key}_{name}": value for name, value in self.state[p].items()}
                 state[i] = {**state.get(i, {}), **own}
+        # Entries not keyed by a parameter (a state-dict pre-hook's ``state["test"] = 1``) are
+        # saved as they are, as torch's ``Optimizer.state_dict`` packs every key of ``state``;
+        # their names go with the wrapper's entry, so that they load back into the wrapper.
+        loose = _loose_keys(self.state, params)
+        state.update((k, self.state[k]) for k in loose)
         sd["state"] = state
-        sd[self.key] = self._extra_state()
+        sd[self.key] = {**self._extra_state(), **({_LOOSE: loose} if loose else {})}
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -208,11 +214,16 @@ class Wrapper(torch.optim.Optimizer):
                 f"{name}.load_state_dict: the state dict has no {self.key!r} entry; "
                 "it was not saved by this wrapper"
             )
+        loose = {}
         if mine is not _MISSING:
             self._check_entry(mine)
+            loose = self._take_loose(state_dict, mine)
         self._check_own(own, params)
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups
+        for k in _loose_keys(self.state, params):
+            del self.state[k]
+        self.state.update(loose)
         for p, entries in own.items():
             self.state[p] = {
                 key: value.to(device=p.device, dtype=p.dtype, copy=True)
@@ -220,6 +231,26 @@ class Wrapper(torch.optim.Optimizer):
             }
         if mine is not _MISSING:
             self._load_extra_state(mine)
+
+    def _take_loose(self, sd: dict[str, Any], mine: dict[str, Any]) -> dict[Any, Any]:
+        """Take the wrapper's entries not keyed by a parameter (named in its entry) out of the
+        shallow copy ``sd``'s state; return them."""
+        names = mine.get(_LOOSE, [])
+        state = sd.get("state")
+        if not isinstance(names, list) or not isinstance(state, dict):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the {self.key!r} entry's {_LOOSE!r} "
+                f"is {names!r:.80}, expected a list of keys of the saved 'state'"
+            )
+        absent = [k for k in names if k not in state]
+        if absent:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the saved 'state' lacks the wrapper's "
+                f"entries {absent!r:.80}"
+            )
+        rest = dict(state)
+        sd["state"] = rest
+        return {k: rest.pop(k) for k in names}
 
     def _split_own(self, sd: dict[str, Any], params: list[torch.Tensor]) -> dict:
         """Take the wrapper's ``key_name`` entries out of each parameter's state (in place on
@@ -266,3 +297,12 @@ class Wrapper(torch.optim.Optimizer):
                         f"{name}.load_state_dict: saved {key!r} of parameter {i} is "
                         f"{_describe(value)}, the parameter has shape {tuple(p.shape)}"
                     )
+
+
+_LOOSE = "state_keys"  # the wrapper's entry: its state's keys that are not parameters
+
+
+def _loose_keys(state: dict[Any, Any], params: list[torch.Tensor]) -> list[Any]:
+    """The keys of ``state`` that are not parameters (torch packs them into state dicts)."""
+    ids = {id(p) for p in params}
+    return [k for k in state if not (torch.is_tensor(k) and id(k) in ids)]

@@ -167,3 +167,70 @@ def _reloaded(source, fresh, tmp_path):
     fresh.load_state_dict(torch.load(tmp_path / "sd.pt", weights_only=True))
     assert int(_count(fresh)) == int(_count(source))
     return fresh
+
+
+def _state_dict_pre_hook(opt):  # as torch's own suite (TestOptimRenewed) registers it
+    opt.state["test"] = 1
+
+
+def _state_dict_post_hook(opt, sd):
+    sd["ran_state_dict_pre_hook"] = sd["state"].pop("test", None) == 1
+    return sd
+
+
+_WRAPPED = {
+    "lookahead": lambda ps: Lookahead(torch.optim.Adam(ps, lr=0.1), k=2),
+    "noise": lambda ps: GradientNoise(torch.optim.SGD(ps, lr=0.1), generator=0),
+    "lookahead(noise)": lambda ps: Lookahead(
+        GradientNoise(torch.optim.SGD(ps, lr=0.1), generator=0)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", _WRAPPED)
+def test_state_dict_hooks_see_the_wrappers_own_entries(name):
+    """torch's test_state_dict_pre_hook / test_state_dict_pre_post_hook on the wrappers: an entry
+    a pre-hook puts in the wrapper's ``state`` reaches the saved dict, as torch packs every key."""
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = _WRAPPED[name]([p])
+    opt.register_state_dict_pre_hook(_state_dict_pre_hook)
+    assert opt.state_dict()["state"]["test"] == 1
+    opt.register_state_dict_post_hook(_state_dict_post_hook)
+    sd = opt.state_dict()
+    assert "test" not in sd["state"] and sd["ran_state_dict_pre_hook"] is True
+
+
+@pytest.mark.parametrize("name", _WRAPPED)
+def test_wrappers_loose_state_entries_round_trip_through_a_file(name, tmp_path):
+    """A non-parameter entry of the wrapper's state loads back into the wrapper (not the inner
+    optimizer), through a file into a fresh model, and the steps continue as uninterrupted."""
+    p = torch.nn.Parameter(torch.arange(3.0))
+    opt = _WRAPPED[name]([p])
+    for _ in range(3):
+        p.grad = p.detach().sin()
+        opt.step()
+    opt.state["note"] = {"epoch": 7}
+    torch.save(opt.state_dict(), tmp_path / "opt.pt")
+    q = torch.nn.Parameter(p.detach().clone())
+    fresh = _WRAPPED[name]([q])
+    fresh.state["stale"] = 0  # replaced by the saved entries, as torch's load replaces state
+    fresh.load_state_dict(torch.load(tmp_path / "opt.pt", weights_only=False))
+    assert fresh.state["note"] == {"epoch": 7} and "stale" not in fresh.state
+    assert "note" not in fresh.base_optimizer.state
+    for _ in range(4):
+        p.grad, q.grad = p.detach().sin(), q.detach().sin()
+        opt.step()
+        fresh.step()
+    assert torch.equal(p, q)
+
+
+def test_wrapper_refuses_loose_entries_its_state_lacks():
+    p = torch.nn.Parameter(torch.ones(2))
+    opt = Lookahead(torch.optim.SGD([p], lr=0.1))
+    opt.state["note"] = 1
+    sd = opt.state_dict()
+    del sd["state"]["note"]
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=r"lacks the wrapper's entries \['note'\]"):
+        opt.load_state_dict(sd)
+    assert opt.state_dict()["lookahead"] == before["lookahead"]
