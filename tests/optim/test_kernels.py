@@ -213,6 +213,37 @@ def test_a_lock_left_by_a_killed_build_is_removed_and_a_fresh_one_kept(tmp_path)
     assert clear_stale_lock(tmp_path) and not lock.exists()
 
 
+def test_the_build_is_announced_once_whatever_the_processes_and_within_80_columns(
+    tmp_path, monkeypatch, caplog
+):
+    """The lab's workers all wait for one build: only the process that starts it says so (the
+    others find its marker file, created with O_EXCL, so across processes), in lines of at most
+    80 columns; the marker goes when the build ends, so a later build is announced again."""
+    from descentlab.optim.kernels import cpu
+
+    assert all(len(line) <= 80 for line in cpu.BUILDING.splitlines())
+    others = []
+
+    class Extension:  # a build during which two more workers start loading
+        @staticmethod
+        def load(**kwargs):
+            others.append(cpu._announce(tmp_path))
+            others.append(cpu._announce(tmp_path))
+            return "module"
+
+    monkeypatch.setattr(cpu, "build_directory", lambda: tmp_path)
+    monkeypatch.setattr(cpu, "_cpp_extension", lambda: Extension)
+    with caplog.at_level("WARNING", logger=cpu.__name__):
+        assert cpu._load() == "module"
+    assert others == [None, None]
+    assert [r.getMessage() for r in caplog.records] == [cpu.BUILDING]
+    assert not (tmp_path / "announced").exists()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=cpu.__name__):
+        cpu._load()
+    assert len(caplog.records) == 1
+
+
 @pytest.mark.parametrize("name", ["sgdm", "adam", "radam", "rmsprop", "adabound", "nadam"])
 def test_grad_scaler_unscales_in_the_step_and_an_inf_step_changes_nothing(name):
     """torch.amp.GradScaler hands descentlab's optimizers grad_scale and found_inf, as torch's

@@ -76,12 +76,15 @@ def build_directory() -> Path:
 STALE_LOCK_SECONDS = 600.0  # a build takes about a minute; an older lock was left by a killed one
 
 
-def clear_stale_lock(directory: Path, *, max_age: float = STALE_LOCK_SECONDS) -> bool:
-    """Remove the build lock a killed build left behind (torch waits on it forever).
+def clear_stale_lock(
+    directory: Path, *, max_age: float = STALE_LOCK_SECONDS, name: str = "lock"
+) -> bool:
+    """Remove the build lock (or another marker ``name``) a killed build left behind (torch
+    waits on its lock forever).
 
     Returns whether a lock older than ``max_age`` seconds was removed.
     """
-    lock = directory / "lock"
+    lock = directory / name
     try:
         age = time.time() - lock.stat().st_mtime
     except FileNotFoundError:
@@ -96,20 +99,45 @@ def clear_stale_lock(directory: Path, *, max_age: float = STALE_LOCK_SECONDS) ->
     return True
 
 
+# What the process that builds says, once per build whatever the number of processes that wait
+# for it (the lab's workers), each line within 80 columns.
+BUILDING = (
+    "descentlab: building the CPU kernels, once per machine (about a minute);\n"
+    "`descentlab build-kernels` builds them ahead of time"
+)
+
+
+def _announce(directory: Path) -> Path | None:
+    """Say :data:`BUILDING` if no other process has said it for this build: the process that
+    creates the marker file says it (and removes the marker when its build ends)."""
+    marker = directory / "announced"
+    clear_stale_lock(directory, name=marker.name)
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return None
+    except OSError:  # a read-only cache: say it anyway
+        marker = None
+    logging.getLogger(__name__).warning(BUILDING)
+    return marker
+
+
 def _load(verbose: bool = False) -> ModuleType:
-    clear_stale_lock(build_directory())
-    if not (build_directory() / f"{_name()}.so").exists():
-        logging.getLogger(__name__).warning(
-            "descentlab: building the fused CPU kernels (once per machine, about a minute); "
-            "`descentlab build-kernels` does it ahead of time"
+    directory = build_directory()
+    clear_stale_lock(directory)
+    marker = None if (directory / f"{_name()}.so").exists() else _announce(directory)
+    try:
+        return _cpp_extension().load(
+            name=_name(),
+            sources=[str(SOURCE)],
+            extra_cflags=[*_CFLAGS, *_ARCH_FLAGS.get(_capability(), [])],
+            extra_ldflags=["-fopenmp"],
+            verbose=verbose,
         )
-    return _cpp_extension().load(
-        name=_name(),
-        sources=[str(SOURCE)],
-        extra_cflags=[*_CFLAGS, *_ARCH_FLAGS.get(_capability(), [])],
-        extra_ldflags=["-fopenmp"],
-        verbose=verbose,
-    )
+    finally:
+        if marker is not None:
+            with contextlib.suppress(OSError):
+                marker.unlink()
 
 
 def build(*, verbose: bool = False) -> ModuleType:
