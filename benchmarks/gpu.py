@@ -14,8 +14,8 @@ minutes, run ``--settings a`` and ``--settings b --skip parity`` as two calls, o
 
 1. **Parity** (float64, on the device, a few steps): every registry optimizer and wrapper with
    ``impl="fused"`` against ``impl="forloop"``, and each Triton kernel driven directly
-   (:class:`Direct`, scalars computed on the device from a device step counter) against the
-   readable path; the largest relative difference per name.
+   (:class:`OnTriton`: the optimizer's own dispatch with the Triton kernels chosen for every
+   bucket) against the readable path; the largest relative difference per name.
 2. **Benchmark**, per workload: (a) one float32 tensor of 2^28 values, (b) a GPT-2-style
    transformer of about 1,000 tensors and 350M values (64 layers of width 640 with separate
    q/k/v/o: 1,028 tensors, 347M values; GPT-2 medium's own 292 tensors hold 355M). For each
@@ -36,6 +36,7 @@ minutes, run ``--settings a`` and ``--settings b --skip parity`` as two calls, o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import inspect
 import json
@@ -45,7 +46,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -90,118 +91,39 @@ def make_params(shapes, device, dtype=torch.float32, seed=0) -> list[torch.nn.Pa
     return params
 
 
-# ------------------------------------------------------------------ the kernels, directly
-class Direct:
-    """A registry optimizer's step through descentlab's Triton kernels, with every per-tensor
-    scalar computed by torch ops on the device from a device step counter (no host sync, CUDA
-    graph capturable): what the optimizers' dispatch does once wired, here to race and check
-    the kernels themselves. One parameter group, every tensor at the same step."""
+# ------------------------------------------------------------------ the Triton kernels
+@contextlib.contextmanager
+def _triton_chosen() -> Iterator[None]:
+    """``kernels.select`` handing descentlab's Triton kernels to every bucket that takes
+    compiled kernels: also the SGD family's (which on CUDA takes torch's fused kernel by
+    default) and, under ``TRITON_INTERPRET=1``, CPU tensors'."""
+    from descentlab.optim import kernels
+    from descentlab.optim.kernels import triton as tk
+
+    original = kernels.select
+
+    def select(device, *, compiled, **kwargs):
+        return tk if compiled else original(device, compiled=compiled, **kwargs)
+
+    kernels.select = select
+    try:
+        yield
+    finally:
+        kernels.select = original
+
+
+class OnTriton:
+    """A registry optimizer (or ``lookahead(adam)``) stepping through its own dispatch and
+    scalar math, on the Triton kernels (see :func:`_triton_chosen`): what its ``step()`` does on
+    a CUDA machine, here also for the SGD family and for CPU tensors, to race and check the
+    kernels."""
 
     def __init__(self, name: str, params: list[torch.Tensor], **hparams) -> None:
-        from descentlab.optim.kernels import triton as tk
-
-        self.tk, self.name, self.params = tk, name, params
-        self.inner = None
-        if name.startswith("lookahead("):
-            self.inner = torch.optim.Adam(params, lr=hparams.get("lr", LR), fused=True)
-            self.slow = [p.detach().clone() for p in params]
-            self.k, self.inner_steps = 5, 0
-            return
-        self.opt = descentlab.create(name, params, impl="forloop", **hparams)  # the hyperparameters
-        self.group = self.opt.param_groups[0]
-        self.states = []
-        for p in params:
-            state = {"step": torch.tensor(0.0)}
-            self.opt._init_state(self.group, p, state)
-            for key in ("switch_step", "lam", "sgd_lr", "switch_lr"):  # SWATS: device scalars
-                if key in state:
-                    state[key] = torch.tensor(float(state[key]), dtype=F64, device=p.device)
-            self.states.append(state)
-        self.mu_product = torch.ones((), device=params[0].device)  # NAdam's, float32 as torch's
-        self.t = torch.zeros((), dtype=F64, device=params[0].device)
-
-    def _n(self, x: torch.Tensor) -> torch.Tensor:
-        return x.expand(len(self.params))
-
-    def _decay(self) -> dict[str, float]:
-        lr, wd = self.group["lr"], self.group["weight_decay"]
-        if self.group.get("decoupled_weight_decay"):
-            return dict(l2_weight_decay=0.0, decay=1 - lr * wd)
-        return dict(l2_weight_decay=wd, decay=1.0)
-
-    def _state(self, key: str) -> list[torch.Tensor]:
-        return [s[key] for s in self.states]
+        self.opt = descentlab.create(name, params, impl="fused", **hparams)
 
     def step(self) -> None:
-        if self.inner is not None:
-            self.inner.step()
-            self.inner_steps += 1
-            if self.inner_steps % self.k == 0:
-                self.tk.lookahead_sync(slow=self.slow, fast=self.params, alpha=0.5)
-            return
-        self.t += 1
-        t, g = self.t, self.group
-        common = dict(params=self.params, grads=[p.grad for p in self.params])
-        b1, b2 = g.get("betas", (0.0, 0.0))
-        if self.name == "rmsprop":
-            self.tk.rmsprop(**common, square_avg=self._state("square_avg"),
-                            grad_avg=self._state("grad_avg") if g["centered"] else [],
-                            momentum_buffer=self._state("momentum_buffer") if g["momentum"] else [],
-                            lr=g["lr"], alpha=g["alpha"], eps=g["eps"],
-                            weight_decay=g["weight_decay"], momentum=g["momentum"],
-                            maximize=g["maximize"])  # fmt: skip
-        elif self.name == "nadam":
-            psi = g["momentum_decay"]
-            mu = b1 * (1.0 - 0.5 * torch.pow(0.96, t * psi))  # (1)
-            mu_next = b1 * (1.0 - 0.5 * torch.pow(0.96, (t + 1) * psi))
-            self.mu_product.mul_(mu.float())  # rounded first, as torch multiplies a float32
-            prod = self.mu_product.double()
-            self.tk.nadam(**common, exp_avg=self._state("exp_avg"),
-                          exp_avg_sq=self._state("exp_avg_sq"),
-                          c_grad=self._n(-g["lr"] * (1.0 - mu) / (1.0 - prod)),
-                          c_avg=self._n(-g["lr"] * mu_next / (1.0 - prod * mu_next)),
-                          bc2=self._n(1.0 - torch.pow(b2, t)), beta1=b1, beta2=b2, eps=g["eps"],
-                          **self._decay(), maximize=g["maximize"])  # fmt: skip
-        elif self.name == "radam":
-            rho_inf = 2 / (1 - b2) - 1
-            b2t = torch.pow(b2, t)
-            rho = rho_inf - 2 * t * b2t / (1 - b2t)
-            r = torch.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
-            self.tk.radam(**common, exp_avg=self._state("exp_avg"),
-                          exp_avg_sq=self._state("exp_avg_sq"),
-                          bc1=self._n(1.0 - torch.pow(b1, t)),
-                          rect=self._n(torch.where(rho > 5, r, -1.0)),
-                          adapt=self._n(torch.sqrt(1 - b2t)), lr=g["lr"], beta1=b1, beta2=b2,
-                          eps=g["eps"], **self._decay(), maximize=g["maximize"])  # fmt: skip
-        elif self.name in ("adabound", "amsbound"):
-            final = g["final_lr"] * g["lr"] / g["base_lr"]
-            self.tk.adabound(**common, exp_avg=self._state("exp_avg"),
-                             exp_avg_sq=self._state("exp_avg_sq"),
-                             max_exp_avg_sq=self._state("max_exp_avg_sq") if g["amsbound"] else [],
-                             step_size=self._n(g["lr"] * torch.sqrt(1 - torch.pow(b2, t))
-                                               / (1 - torch.pow(b1, t))),
-                             lower=self._n(final * (1 - 1 / (g["gamma"] * t + 1))),
-                             upper=self._n(final * (1 + 1 / (g["gamma"] * t))), beta1=b1,
-                             beta2=b2, eps=g["eps"], l2_weight_decay=g["weight_decay"],
-                             maximize=g["maximize"])  # fmt: skip
-        elif self.name == "swats":
-            self.tk.swats(**common, exp_avg=self._state("exp_avg"),
-                          exp_avg_sq=self._state("exp_avg_sq"),
-                          momentum_buffer=self._state("momentum_buffer"),
-                          switch_step=self._state("switch_step"), lam=self._state("lam"),
-                          sgd_lr=self._state("sgd_lr"), switch_lr=self._state("switch_lr"),
-                          coef=self._n(-g["lr"] * torch.sqrt(1 - torch.pow(b2, t))
-                                       / (1 - torch.pow(b1, t))),
-                          bc2=self._n(1 - torch.pow(b2, t)), steps=self._n(t), lr=g["lr"],
-                          beta1=b1, beta2=b2, eps=g["eps"], l2_weight_decay=g["weight_decay"],
-                          switch_tol=g["switch_tol"], maximize=g["maximize"])  # fmt: skip
-        else:  # the SGD family
-            buffers = self._state("momentum_buffer") if g["momentum"] else []
-            self.tk.momentum_sgd(**common, momentum_buffer=buffers,
-                                 lr=self._n(torch.full_like(t, g["lr"])), first=self._n(t == 1),
-                                 momentum=g["momentum"], dampening=g["dampening"],
-                                 nesterov=g["nesterov"], **self._decay(),
-                                 maximize=g["maximize"])  # fmt: skip
+        with _triton_chosen():
+            self.opt.step()
 
 
 # ------------------------------------------------------------------ parity
@@ -242,7 +164,7 @@ def parity(device: torch.device, names: list[str], steps: int = 6) -> list[dict]
             "impl=fused", lambda ps, hp, n=name: descentlab.create(n, ps, impl="fused", **hp), name
         )
     for name in [n for n in DIRECT if n in names]:
-        race("triton", lambda ps, hp, n=name: Direct(n, ps, **hp), name)
+        race("triton", lambda ps, hp, n=name: OnTriton(n, ps, **hp), name)
     return _print_parity(f"Parity: float64 on {device} ({steps} steps, largest relative "
                          "difference)", rows)  # fmt: skip
 
@@ -296,7 +218,7 @@ def racers(name: str, skip: set[str], backend: str) -> list[tuple]:
         hp = {"weight_decay": WD} if name in ("sgdw", "sgdwm") else {}
         if name == "swats":
             hp["switch_tol"] = 0.0  # stay in the Adam phase, as benchmarks/contestants.py does
-        out.append(("descentlab triton", "descentlab", lambda ps: Direct(name, ps, **hp).step))
+        out.append(("descentlab triton", "descentlab", lambda ps: OnTriton(name, ps, **hp).step))
     foreach = _torch_class(name, "foreach")
     if foreach and name not in TORCH_FUSED and "compile" not in skip:
 
@@ -434,7 +356,9 @@ def graphs(name: str, params, rounds: int) -> list[dict]:
     ]
     if name in DIRECT:
         hp = {"switch_tol": 0.0} if name == "swats" else {}
-        builds.append(("descentlab triton", lambda ps: Direct(name, ps, **hp).step))
+        builds.append(
+            ("descentlab triton", lambda ps: OnTriton(name, ps, capturable=True, **hp).step)
+        )
     for flag in ("foreach", "fused"):
         make = _torch_class(name, flag, capturable=True)
         if make and (flag == "foreach" or name in TORCH_FUSED):
@@ -484,7 +408,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":
-        os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are imported (in Direct)
+        os.environ["TRITON_INTERPRET"] = "1"  # before the Triton kernels are imported
     from descentlab.optim.kernels.triton import _table
 
     _table.configure(chunk=args.chunk, block=args.block)
