@@ -6,7 +6,9 @@ Sivaprasad et al. 2020, "Optimizer benchmarking needs to account for hyperparame
 seed (:mod:`descentlab.lab.tuning`). On each problem, a search *shows* that one optimizer is the
 best (the best median test metric) and, for each pair of optimizers, which of the two is better
 (the better median; equal medians show neither). A conclusion every search shows holds; one that
-some search shows and another does not is *within tuning noise*.
+some search shows and another does not is *within tuning noise*, but only where every search of
+the optimizers involved resolved their optimum (:mod:`descentlab.report._resolution`); where one
+did not, the verdict says so instead: the disagreement may be the search's own holes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from ..store import Store
 from ._data import Group, best_label, load_groups, stats
 from ._format import median_iqr, number
+from ._resolution import Disagreement, Resolution, Resolutions, disagreements
 
 __all__ = [
     "Noise",
@@ -33,17 +36,20 @@ __all__ = [
 ]
 
 _HOLDS, _NOISE = "holds in every search", "within tuning noise"
+_UNRESOLVED = "a search did not resolve the optimum"
 
 
 @dataclass(frozen=True)
 class Ranking:
     """Two optimizers compared in every search: the better one per search (``None``: neither,
-    on equal or missing medians) and the gap of their medians (``first - second``)."""
+    on equal or missing medians), the gap of their medians (``first - second``) and the
+    searches of either that did not resolve its optimum."""
 
     first: str
     second: str
     winners: tuple[str | None, ...]
     gaps: tuple[float, ...]
+    unresolved: tuple[Resolution, ...] = ()
 
     @property
     def holds(self) -> bool:
@@ -57,37 +63,63 @@ class Ranking:
 
     @property
     def verdict(self) -> str:
-        """``"holds in every search"``, ``"within tuning noise"`` or ``"no search ranks them"``."""
+        """``"holds in every search"``, ``"within tuning noise"`` (every search of both
+        resolved), ``"a search did not resolve the optimum: <which>"`` or ``"no search ranks
+        them"``."""
         if self.holds:
             return _HOLDS
-        return _NOISE if self.noisy else "no search ranks them"
+        if not self.noisy:
+            return "no search ranks them"
+        if self.unresolved:
+            return f"{_UNRESOLVED}: {', '.join(r.where for r in self.unresolved)}"
+        return _NOISE
 
 
 @dataclass(frozen=True)
 class Noise:
     """One problem's searches (``groups[i]``: the reruns of tuning seed ``seeds[i]``'s choices,
-    by label), the best optimizer per search and every pairwise ranking."""
+    by label), the best optimizer per search, every pairwise ranking, every search's
+    resolution and the pairs of searches whose choices' results differ beyond their IQR."""
 
     seeds: tuple[int, ...]
     labels: tuple[str, ...]
     groups: tuple[Mapping[str, Group], ...]
     best: tuple[str | None, ...]
     rankings: tuple[Ranking, ...]
+    resolutions: tuple[Resolution, ...] = ()
+    disagreements: tuple[Disagreement, ...] = ()
 
     @property
     def best_holds(self) -> bool:
         """Every search has the same best optimizer."""
         return self.best[0] is not None and len(set(self.best)) == 1
 
+    @property
+    def best_unresolved(self) -> tuple[Resolution, ...]:
+        """The unresolved searches of the optimizers that some search finds best."""
+        return tuple(r for r in self.resolutions if r.label in self.best and not r.resolved)
+
 
 def _median(g: Group) -> float:
     return stats(g.final("test", g.main_metric)).median
 
 
-def tuning_noise(seeds: Sequence[int], searches: Sequence[Mapping[str, Group]]) -> Noise:
+def tuning_noise(
+    seeds: Sequence[int],
+    searches: Sequence[Mapping[str, Group]],
+    resolutions: Resolutions | None = None,
+) -> Noise:
     """Compare one problem's searches: ``searches[i]`` are the final groups of tuning seed
-    ``seeds[i]``. Only the labels every search has are compared, in the first search's order."""
+    ``seeds[i]``. Only the labels every search has are compared, in the first search's order.
+    ``resolutions``: ``{(problem, label, tuning seed): Resolution}`` (none: every search counts
+    as resolved)."""
     labels = tuple(k for k in searches[0] if all(k in s for s in searches))
+    problem = next(iter(searches[0].values())).problem if labels else ""
+    found = [
+        r
+        for r in ((resolutions or {}).get((problem, k, s)) for k in labels for s in seeds)
+        if r is not None
+    ]
     groups = tuple({k: s[k] for k in labels} for s in searches)
     higher = next(iter(searches[0].values())).higher_is_better if labels else False
     rankings = []
@@ -98,9 +130,11 @@ def tuning_noise(seeds: Sequence[int], searches: Sequence[Mapping[str, Group]]) 
             gaps.append(gap)
             better = gap > 0 if higher else gap < 0
             winners.append(None if gap == 0 or not math.isfinite(gap) else a if better else b)
-        rankings.append(Ranking(a, b, tuple(winners), tuple(gaps)))
+        unresolved = tuple(r for r in found if r.label in (a, b) and not r.resolved)
+        rankings.append(Ranking(a, b, tuple(winners), tuple(gaps), unresolved))
     best = tuple(best_label(g) if g else None for g in groups)
-    return Noise(tuple(seeds), labels, groups, best, tuple(rankings))
+    differ = disagreements(problem, seeds, groups) if labels else ()
+    return Noise(tuple(seeds), labels, groups, best, tuple(rankings), tuple(found), differ)
 
 
 Table = tuple[list[str], list[list[str]]]
@@ -138,12 +172,20 @@ def tables(noise: Noise) -> tuple[str, Table, Table]:
     )
     best = ", ".join(f"{b or '–'} ({s})" for b, s in zip(noise.best, seeds))
     held = sum(r.holds for r in noise.rankings)
-    noisy = sum(r.noisy for r in noise.rankings)
+    noisy = sum(r.noisy and not r.unresolved for r in noise.rankings)
+    unresolved = sum(r.noisy and bool(r.unresolved) for r in noise.rankings)
+    verdict = _HOLDS if noise.best_holds else _UNRESOLVED if noise.best_unresolved else _NOISE
     sentence = (
-        f"Best median test {metric}: {best}: {_HOLDS if noise.best_holds else _NOISE}. "
+        f"Best median test {metric}: {best}: {verdict}. "
         f"Of {len(noise.rankings)} pairwise rankings, {held} hold in every search and {noisy} are"
         " within tuning noise: one search shows them, another does not (Sivaprasad et al. 2020)."
     )
+    if unresolved:
+        sentence += (
+            f" {unresolved} more differ between searches where {_UNRESOLVED} (a best at the"
+            f" edge of its range or without a searched neighbour within a factor 3): not a"
+            " verdict on the optimizers."
+        )
     return sentence, (head, rows), pairs
 
 
@@ -158,7 +200,11 @@ def load_repeats(store: Store, name: str, spec: Mapping[str, Any]) -> Repeats:
 
 
 def problem_noise(
-    problem: str, groups: Mapping[str, Group], repeats: Repeats, spec: Mapping[str, Any]
+    problem: str,
+    groups: Mapping[str, Group],
+    repeats: Repeats,
+    spec: Mapping[str, Any],
+    resolutions: Resolutions | None = None,
 ) -> Noise | None:
     """A problem's searches compared, if its search was repeated with other seeds."""
     seeds = spec.get("tuning", {}).get("seeds") or []
@@ -166,4 +212,4 @@ def problem_noise(
     if not others:
         return None
     searches = [groups, *(repeats[s][problem] for s in others)]
-    return tuning_noise([seeds[0], *others], searches)
+    return tuning_noise([seeds[0], *others], searches, resolutions)

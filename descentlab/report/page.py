@@ -6,21 +6,23 @@ browser, with no server and no network.
 
 from __future__ import annotations
 
-import dataclasses
 import html
-import json
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..store import Store
 from ._data import Group, best_label, load_groups, load_searches, stats
 from ._format import mean_std, median_iqr, number, rounded
-from ._noise import Repeats, load_repeats, problem_noise
+from ._noise import Noise, Repeats, load_repeats, problem_noise
 from ._noise import tables as noise_tables
-from ._protocol import describe, searched_weight_decay
+from ._protocol import describe, searched_weight_decay, tuning_seeds
+from ._resolution import Resolutions, load_resolutions
+from ._resolution import table as resolution_table
+from ._runs import export_runs
 from .figures import (
     colors,
     cost_figure,
@@ -47,47 +49,6 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
-
-
-def _clean(obj: Any) -> Any:
-    """JSON without NaN/inf (not valid JSON): they become ``null``."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
-def _export_runs(store: Store, out: Path, experiments: Collection[str]) -> list[str]:
-    """Every trial of ``experiments`` (search runs included) as ``runs/<key>.json``; its keys."""
-    runs = out / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    tags: dict[str, list[dict[str, str]]] = {}
-    for t in store.records(role=None):
-        if t.tag.experiment in experiments:
-            tags.setdefault(t.key, []).append(
-                {"experiment": t.tag.experiment, "role": t.tag.role, "label": t.tag.label}
-            )
-    for key, tagged in tags.items():
-        t = store.record(key)
-        r = t.result
-        record = {
-            "key": key,
-            "version": t.version,
-            "config": t.trial.config(),
-            "status": t.status,
-            "diverged": r is not None and r.diverged,
-            "wall_time": None if r is None else r.wall_time,
-            "error": None if r is None else r.error,
-            "placement": None if r is None else dataclasses.asdict(r.placement),
-            "tags": tagged,
-            "summary": {} if r is None else r.summary,
-            "curves": [] if r is None else [dataclasses.asdict(c) for c in r.curves],
-        }
-        (runs / f"{key}.json").write_text(json.dumps(_clean(record), indent=1), encoding="utf-8")
-    return sorted(tags)
 
 
 _SHARPNESS = ("top_eigenvalue", "epsilon_sharpness")
@@ -196,17 +157,58 @@ def _sections(
     return sections
 
 
+@dataclass(frozen=True)
+class _Searches:
+    """An experiment's repeated searches (their reruns) and every search's resolution."""
+
+    repeats: Repeats
+    resolutions: Resolutions
+
+    def noise(self, problem: str, groups: Mapping[str, Group], spec: Mapping) -> Noise | None:
+        """The problem's searches compared (:func:`problem_noise`)."""
+        return problem_noise(problem, groups, self.repeats, spec, self.resolutions)
+
+    def table(
+        self, problem: str, groups: Mapping[str, Group], rows: Mapping[str, Group], spec: Mapping
+    ) -> tuple[list[str], list[list[str]]] | None:
+        """The search-resolution table of the rows ``rows`` of the problem's ``groups``."""
+        noise = self.noise(problem, groups, spec)
+        differ = noise.disagreements if noise is not None else ()
+        return resolution_table(rows, self.resolutions, tuning_seeds(spec), differ)
+
+
+def _searches_of(
+    store: Store, name: str, spec: Mapping, groups: Mapping, repeats: Repeats
+) -> _Searches:
+    """Every search of experiment ``name`` and its resolution, from the store."""
+    seeds = tuning_seeds(spec)
+    finals = {**({seeds[0]: groups} if seeds else {}), **repeats}
+    return _Searches(repeats, load_resolutions(store, name, spec, finals))
+
+
+_RESOLUTION = (
+    "Search: widen it = the best setting is the smallest or largest searched; under-resolved ="
+    " the nearest learning rate searched below or above the best is more than a factor 3 away"
+    " (nearest: the factors to them); searches differ = two tuning seeds' choices give test"
+    " medians further apart than their IQR."
+)
+
+
 def _markdown(
-    name: str, problems: Mapping[str, Mapping[str, Group]], repeats: Repeats, spec: Mapping
+    name: str, problems: Mapping[str, Mapping[str, Group]], searches: _Searches, spec: Mapping
 ) -> str:
-    """The experiment's final-metrics and tuning-noise tables in Markdown (for a README)."""
+    """The experiment's final-metrics, search-resolution and tuning-noise tables in Markdown
+    (for a README)."""
     parts = [f"## {name}\n\n{describe(spec)}\n"]
     for problem, all_groups in problems.items():
         for title, groups, _ in _sections(problem, all_groups, spec):
             head, rows = _final_metrics(groups, weight_decay=searched_weight_decay(spec))
             parts.append(f"### {title}\n\n{_target(groups)}\n")
             parts += [*_md(head, [cells for _, cells in rows]), ""]
-        noise = problem_noise(problem, all_groups, repeats, spec)
+            resolved = searches.table(problem, all_groups, groups, spec)
+            if resolved is not None:
+                parts += [*_md(*resolved), "", _RESOLUTION, ""]
+        noise = searches.noise(problem, all_groups, spec)
         if noise is not None:
             sentence, choices, pairs = noise_tables(noise)
             parts.append(f"#### {problem}: tuning noise\n\n{sentence}\n")
@@ -235,7 +237,7 @@ _JOINT = (
 
 def _noise_section(
     problems: Mapping[str, Mapping[str, Group]],
-    repeats: Repeats,
+    searches: _Searches,
     spec: Mapping[str, Any],
     palette: dict,
     figure: Path,
@@ -244,7 +246,7 @@ def _noise_section(
     figure of every search's medians and IQRs."""
     parts, noises = [], {}
     for problem, groups in problems.items():
-        noise = problem_noise(problem, groups, repeats, spec)
+        noise = searches.noise(problem, groups, spec)
         if noise is None:
             continue
         noises[problem] = noise
@@ -264,7 +266,7 @@ def _noise_section(
 def _experiment(
     name: str,
     problems: Mapping[str, Mapping[str, Group]],
-    repeats: Repeats,
+    tuning: _Searches,
     searches: Mapping[str, Mapping[str, list[tuple[float, float]]]],
     spec: Mapping[str, Any],
     out: Path,
@@ -290,6 +292,10 @@ def _experiment(
             + (_MIXED if len(devices) > 1 else "")
             + "</p>"
         )
+        resolved = tuning.table(problem, problems[problem], groups, spec)
+        if resolved is not None:
+            parts.append(_html(resolved[0], [(False, r) for r in resolved[1]], "search-resolution"))
+            parts.append(f"<p class=note>{html.escape(_RESOLUTION)}</p>")
         # One colour per row of this table (a table of an axis has few rows; the experiment many).
         shades = palette if len(sections) == len(problems) else colors(list(groups))
         curves = learning_curves(groups, shades, figs / f"{slug}-{p}-curves.png")
@@ -308,7 +314,7 @@ def _experiment(
             parts.append(_img(fig, out, f"learning-rate search on {title}"))
             if searched_weight_decay(spec):
                 parts.append(f"<p class=note>{_JOINT}</p>")
-    parts += _noise_section(problems, repeats, spec, palette, figs / f"{slug}-tuning-noise.png")
+    parts += _noise_section(problems, tuning, spec, palette, figs / f"{slug}-tuning-noise.png")
     parts.append("<h3>Time to target</h3>")
     target = target_figure(problems, palette, figs / f"{slug}-time-to-target.png")
     parts.append(_img(target, out, "time to target"))
@@ -354,13 +360,14 @@ def write_report(
         chosen = list(experiments or specs)
         groups = {n: g for n, g in load_groups(store).items() if n in chosen}
         repeats = {n: load_repeats(store, n, specs[n]) for n in groups}
+        tuned = {n: _searches_of(store, n, specs[n], groups[n], repeats[n]) for n in groups}
         searches = load_searches(store)
-        keys = _export_runs(store, out, chosen)
+        keys = export_runs(store, out, chosen)
     body = [f"<h1>descentlab report</h1><p class=note>Store: {html.escape(str(db))}.</p>"]
     if not groups:
         body.append("<p>No finished final runs in the store yet.</p>")
     body += [
-        _experiment(n, problems, repeats[n], searches.get(n, {}), specs.get(n, {}), out)
+        _experiment(n, problems, tuned[n], searches.get(n, {}), specs[n], out)
         for n, problems in groups.items()
     ]
     links = "".join(f'<li><a href="runs/{k}.json">{k}</a></li>' for k in keys)
@@ -374,8 +381,6 @@ def write_report(
     )
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
-    markdown = [
-        _markdown(n, problems, repeats[n], specs.get(n, {})) for n, problems in groups.items()
-    ]
+    markdown = [_markdown(n, problems, tuned[n], specs[n]) for n, problems in groups.items()]
     (out / "tables.md").write_text("\n".join(markdown), encoding="utf-8")
     return index
