@@ -1,7 +1,7 @@
 """Time ``optimizer.step()`` for every descentlab optimizer against torch.optim and the peers.
 
 Run: ``.venv/bin/python benchmarks/step.py [--quick] [--only adam,radam] [--settings b]
-[--rounds 7] [--json out.json]``
+[--values 4194304] [--rounds 7] [--json out.json]``
 
 In one process, for (a) one float32 tensor of 16M values and (b) about 200 tensors shaped like
 a conv net totalling about 16M, and for each algorithm: every contestant (descentlab's fast and
@@ -221,6 +221,9 @@ def main() -> None:
     parser.add_argument(
         "--settings", default="a,b", help="which workloads: a (one tensor), b (200 tensors)"
     )
+    parser.add_argument(
+        "--values", type=int, default=None, help="values per workload (default 2^24; --quick 2^20)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--report", type=Path, default=None, help="print the tables of a --json")
     args = parser.parse_args()
@@ -229,7 +232,7 @@ def main() -> None:
             print_summary(setting, results)
         return
     warnings.filterwarnings("ignore")  # peers' deprecation chatter
-    total = 1 << 20 if args.quick else 1 << 24
+    total = args.values or (1 << 20 if args.quick else 1 << 24)
     rounds = args.rounds or (2 if args.quick else 7)
     steps = 2 if args.quick else 3  # timed steps per contestant per round
     names = [n for n in args.only.split(",") if n] or list(STATE_TENSORS)

@@ -224,57 +224,12 @@ def _swats(
     grad_scale: Tensor | None = None,
     found_inf: Tensor | None = None,
 ) -> Tensor:
-    return _swats_cpu(**locals())
+    return _kernel("swats", locals())
 
 
 @_swats.register_fake
 def _(params, grads, *args, **kwargs):
     return params[0].new_empty((len(params), 2), dtype=torch.float64)
-
-
-def _swats_cpu(**kw: Any) -> Tensor:
-    """SWATS with its switch state in 0-d float64 tensors, as the Triton kernel keeps it: the
-    SGD phase through ``momentum_sgd``, the Adam phase through ``swats_adam`` and the switch
-    test (3)-(4) of ``SWATS._switch`` on the dot products (CPU tensors: reading them is free).
-    One operator, so that under ``torch.compile`` a switch changes tensors, not the graph."""
-    from ..swats import SWATS
-
-    params, n = kw["params"], len(kw["params"])
-    dots = torch.zeros((n, 2), dtype=torch.float64)
-    inf, scale = kw["found_inf"], kw["grad_scale"]
-    if not params or (inf is not None and float(inf) != 0):
-        return dots
-    if scale is not None:
-        torch._foreach_div_(kw["grads"], scale)
-    steps, phase = kw["steps"].tolist(), [float(s) for s in kw["switch_step"]]
-    lr, b1 = float(kw["lr"]), kw["beta1"]
-    sgd = [i for i in range(n) if phase[i]]
-    adam = [i for i in range(n) if not phase[i]]
-    pick = lambda key, idx: [kw[key][i] for i in idx]  # noqa: E731
-    common = dict(l2_weight_decay=kw["l2_weight_decay"], maximize=kw["maximize"])
-    if (
-        sgd
-    ):  # v = b1 v + g (v = g on the first step after the switch), p -= (1 - b1) Lambda lr/lr_s v
-        rates = [(1 - b1) * float(kw["sgd_lr"][i]) * lr / float(kw["switch_lr"][i]) for i in sgd]
-        _kernel("momentum_sgd", dict(
-            params=pick("params", sgd), grads=pick("grads", sgd),
-            momentum_buffer=pick("momentum_buffer", sgd),
-            lr=torch.tensor(rates, dtype=torch.float64),
-            first=torch.tensor([steps[i] == phase[i] + 1 for i in sgd], dtype=torch.float64),
-            momentum=b1, dampening=0.0, nesterov=False, decay=1.0, **common,
-        ))  # fmt: skip
-    if adam:
-        got = _kernel("swats_adam", dict(
-            params=pick("params", adam), grads=pick("grads", adam), exp_avg=pick("exp_avg", adam),
-            exp_avg_sq=pick("exp_avg_sq", adam), coef=kw["coef"][adam].contiguous(), beta1=b1,
-            beta2=kw["beta2"], eps=kw["eps"], **common,
-        ))  # fmt: skip
-        dots[adam] = got
-        group = {"betas": (b1, kw["beta2"]), "switch_tol": kw["switch_tol"], "lr": lr}
-        for i, (pg, pp) in zip(adam, got.tolist()):
-            state = {key: kw[key][i] for key in (*_SWITCH, "momentum_buffer")}
-            SWATS._switch(group, state, int(steps[i]), pg, pp)  # in place
-    return dots
 
 
 def _lookahead_cpu(
@@ -440,12 +395,7 @@ def swats(
 ) -> Tensor:
     """One SWATS step, both phases and the switch, the state in 0-d float64 tensors (as
     :func:`.triton.swats`); the ``[n, 2]`` dot products (zeros in the SGD phase)."""
-    kw = locals()
-    if not torch.compiler.is_compiling():
-        return _swats_cpu(**kw)
-    if not isinstance(lr, Tensor):
-        kw["lr"] = torch.tensor(lr, dtype=torch.float64)
-    return _swats(**kw)
+    return _call(_swats, "swats", locals())
 
 
 def lookahead_sync(

@@ -481,6 +481,113 @@ at::Tensor swats_adam(const TensorList& params, const TensorList& grads,
   return dots;
 }
 
+// SWATS's equations (3)-(4) for one tensor from p_k.g_k and p_k.p_k, in double on the host, in
+// the order of SWATS._switch (optim/swats.py: the readable and foreach paths' test). Each
+// product is stored before it is added (volatile), so that no fused multiply-add rounds
+// differently from Python's floats: both paths take the same switch decision.
+bool swats_switch(double pg, double pp, double t, double b2, double lr, double tol, double* lam,
+                  double* switch_step, double* sgd_lr, double* switch_lr) {
+  if (pg == 0.0) return false;
+  const double gamma = pp / -pg;  // (3)
+  volatile double decayed = b2 * *lam;
+  volatile double added = (1.0 - b2) * gamma;
+  const double lam_k = decayed + added;
+  *lam = lam_k;
+  const double estimate = lam_k / (1.0 - std::pow(b2, t));
+  if (!(t > 1.0 && std::abs(estimate - gamma) < tol)) return false;  // (4)
+  *switch_step = t;
+  *sgd_lr = estimate;
+  *switch_lr = lr;
+  return true;
+}
+
+double* scalar(const at::Tensor& s) {
+  TORCH_CHECK(s.numel() == 1 && s.scalar_type() == at::kDouble && s.device().is_cpu(),
+              "descentlab kernels: SWATS's switch state must be float64 CPU scalars");
+  return s.data_ptr<double>();
+}
+
+// One SWATS step, both phases in one pass over the tensors and the switch test after it: a
+// tensor whose switch_step is 0 takes the Adam phase (swats_loop, its dot products summed per
+// tensor in a fixed order) and then the test (3)-(4), which may switch it (switch state written,
+// momentum buffer zeroed); one past its switch it takes the SGD phase, v = b1 v + g (v = g on
+// its first step) and p -= (1 - b1) Lambda (lr / lr_s) v. The switch state is four lists of
+// 0-d float64 tensors, as on the GPU path. Returns the [n, 2] dot products (0 in the SGD phase).
+at::Tensor swats(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
+                 const TensorList& exp_avg_sq, const TensorList& momentum_buffer,
+                 const TensorList& switch_step, const TensorList& lam, const TensorList& sgd_lr,
+                 const TensorList& switch_lr, const Scalars& coef, const Scalars& bc2,
+                 const Scalars& steps, double lr, double beta1, double beta2, double eps,
+                 double l2_weight_decay, double switch_tol, bool maximize,
+                 const Optional& grad_scale, const Optional& found_inf) {
+  check_lists(params, {&grads, &exp_avg, &exp_avg_sq, &momentum_buffer, &switch_step, &lam,
+                       &sgd_lr, &switch_lr});
+  check_state(params, exp_avg);
+  check_state(params, exp_avg_sq);
+  check_state(params, momentum_buffer);
+  const auto n = static_cast<int64_t>(params.size());
+  auto dots = at::zeros({n, 2}, at::kDouble);
+  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return dots;
+  const double* c = values(coef, params, "coef");
+  values(bc2, params, "bc2");  // checked: the switch test takes 1 - b2^t as the readable path
+  const double* t_k = values(steps, params, "steps");
+  std::vector<double*> phase(n), rate_lam(n), rate(n), rate_lr(n);
+  std::vector<double> neg_rate(n, 0.0);
+  std::vector<char> first(n, 0);
+  std::vector<int64_t> first_chunk(n);
+  int64_t chunks = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    phase[t] = scalar(switch_step[t]);
+    rate_lam[t] = scalar(lam[t]);
+    rate[t] = scalar(sgd_lr[t]);
+    rate_lr[t] = scalar(switch_lr[t]);
+    if (*phase[t] != 0.0) {  // SGD phase: (1 - b1) Lambda lr / lr_s
+      neg_rate[t] = -((1.0 - beta1) * *rate[t] * lr / *rate_lr[t]);
+      first[t] = t_k[t] == *phase[t] + 1.0;
+    }
+    first_chunk[t] = chunks;
+    chunks += (params[t].numel() + kChunk - 1) / kChunk;
+  }
+  std::vector<std::pair<double, double>> partial(chunks);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "swats", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const T sign(maximize ? -1.0 : 1.0), wd(l2_weight_decay);
+    with_flag(l2_weight_decay != 0, [&](auto l2) {
+      constexpr bool L2 = decltype(l2)::value;
+      for_chunks(params, [&](int64_t w, int64_t t, int64_t b, int64_t end) {
+        if (*phase[t] == 0.0) {
+          partial[w] = swats_loop<L2>(
+              ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
+              ptr<scalar_t>(exp_avg_sq, t), b, end, T(1.0 - beta1), T(beta2), T(1.0 - beta2),
+              T(eps), wd, sign, T(c[t]));
+          return;
+        }
+        partial[w] = {0.0, 0.0};
+        with_flag(first[t] != 0, [&](auto is_first) {
+          momentum_loop<L2, true, false, decltype(is_first)::value>(
+              ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t),
+              ptr<scalar_t>(momentum_buffer, t), b, end, T(beta1), T(1), wd, T(1), sign,
+              T(neg_rate[t]));
+        });
+      });
+    });
+  });
+  double* out = dots.data_ptr<double>();
+  for (int64_t t = 0; t < n; ++t) {
+    if (*phase[t] != 0.0) continue;
+    const int64_t last = t + 1 < n ? first_chunk[t + 1] : chunks;
+    for (int64_t w = first_chunk[t]; w < last; ++w) {
+      out[2 * t] += partial[w].first;
+      out[2 * t + 1] += partial[w].second;
+    }
+    if (swats_switch(out[2 * t], out[2 * t + 1], t_k[t], beta2, lr, switch_tol, rate_lam[t],
+                     phase[t], rate[t], rate_lr[t])) {
+      momentum_buffer[t].zero_();
+    }
+  }
+  return dots;
+}
+
 // ------------------------------------------------------------------------------- Lookahead
 template <typename S, typename T>
 void lookahead_loop(S* __restrict__ slow, S* __restrict__ fast, int64_t begin, int64_t end,
@@ -574,6 +681,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         arg("params"), arg("grads"), arg("exp_avg"), arg("exp_avg_sq"), py::kw_only(),
         arg("coef"), arg("beta1"), arg("beta2"), arg("eps"), arg("l2_weight_decay"),
         arg("maximize"), arg("grad_scale") = py::none(), arg("found_inf") = py::none());
+  m.def("swats", &swats, "SWATS: both phases and the switch test, the switch state in scalars",
+        arg("params"), arg("grads"), arg("exp_avg"), arg("exp_avg_sq"), arg("momentum_buffer"),
+        arg("switch_step"), arg("lam"), arg("sgd_lr"), arg("switch_lr"), py::kw_only(),
+        arg("coef"), arg("bc2"), arg("steps"), arg("lr"), arg("beta1"), arg("beta2"), arg("eps"),
+        arg("l2_weight_decay"), arg("switch_tol"), arg("maximize"),
+        arg("grad_scale") = py::none(), arg("found_inf") = py::none());
   m.def("lookahead_sync", &lookahead_sync, "Lookahead's slow-weight update and reset, one pass",
         arg("slow"), arg("fast"), py::kw_only(), arg("alpha"));
   m.def("advance_steps", &advance_steps, "increment the step counters, their new values",
