@@ -15,7 +15,7 @@ from . import _checks as c
 from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
 from .kernels import _scalars
 
-__all__ = ["AdaBound"]
+__all__ = ["AdaBound", "step_bounds"]
 
 
 class AdaBound(Optimizer):
@@ -84,8 +84,8 @@ class AdaBound(Optimizer):
     @staticmethod
     def bounds(group: dict[str, Any], t: int) -> tuple[float, float, float]:
         """The step size of (4) before clipping, and the bounds (3) at step ``t``
-        (:func:`.kernels._scalars.adabound`, which the fast paths take for all tensors at once)."""
-        step_size, lower, upper = _scalars.adabound(group, _scalars.at(t))
+        (:func:`step_bounds`, which the fast paths take for all tensors at once)."""
+        step_size, lower, upper = step_bounds(group, _scalars.at(t))
         return step_size.item(), lower.item(), upper.item()
 
     def _reference(self, group, p, g, state, t):
@@ -100,7 +100,7 @@ class AdaBound(Optimizer):
         p.sub_(eta.clamp_(lower, upper).mul_(m))  # (4)
 
     def _fused(self, group, params, grads, states, kernels, **amp):
-        step_size, lower, upper = _scalars.adabound(group, _scalars.advance(states))
+        step_size, lower, upper = step_bounds(group, _scalars.advance(states))
         b1, b2 = group["betas"]
         kernels.adabound(
             params=params,
@@ -118,3 +118,14 @@ class AdaBound(Optimizer):
             maximize=group["maximize"],
             **amp,
         )
+
+
+def step_bounds(
+    group: dict[str, Any], t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """AdaBound's step size of (4) before clipping and the bounds (3)."""
+    lr, (b1, b2) = group["lr"], group["betas"]
+    final_lr = group["final_lr"] * lr / group["base_lr"]  # (2)
+    lower = final_lr * (1 - 1 / (group["gamma"] * t + 1))  # (3)
+    upper = final_lr * (1 + 1 / (group["gamma"] * t))
+    return lr * (1 - b2**t).sqrt() / (1 - b1**t), lower, upper

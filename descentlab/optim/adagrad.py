@@ -15,7 +15,7 @@ from . import _checks as c
 from .base import Optimizer, hyperparameters, split_options, weight_decay
 from .kernels import _scalars, foreach
 
-__all__ = ["Adagrad"]
+__all__ = ["Adagrad", "decayed_lr"]
 
 
 class Adagrad(Optimizer):
@@ -76,7 +76,7 @@ class Adagrad(Optimizer):
                 params,
                 grads,
                 sums,
-                clr=_scalars.adagrad(group, _scalars.advance(states)),
+                clr=decayed_lr(group, _scalars.advance(states)),
                 eps=group["eps"],
                 weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
@@ -97,3 +97,8 @@ class Adagrad(Optimizer):
             maximize=group["maximize"],
             **amp,
         )
+
+
+def decayed_lr(group: dict[str, Any], t: torch.Tensor) -> torch.Tensor:
+    """Adagrad's decayed learning rate (1): ``lr / (1 + (t - 1) lr_decay)``."""
+    return group["lr"] / (1 + (t - 1) * group["lr_decay"])

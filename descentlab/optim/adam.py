@@ -18,7 +18,7 @@ from . import _checks as c
 from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
 from .kernels import _scalars, foreach
 
-__all__ = ["Adam", "AdamW"]
+__all__ = ["Adam", "AdamW", "bias_corrections"]
 
 
 class Adam(Optimizer):
@@ -93,7 +93,7 @@ class Adam(Optimizer):
             [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [],
         )
         if kernels is not None or torch.compiler.is_compiling():  # (torch's has no fake kernel)
-            bc1, bc2 = _scalars.adam(group, _scalars.advance(states))
+            bc1, bc2 = bias_corrections(group, _scalars.advance(states))
             l2, decay = _scalars.decay(group)
             kernels = kernels or foreach
             kernels.adam(
@@ -154,3 +154,9 @@ class AdamW(Adam):
             maximize=maximize,
             **options,
         )
+
+
+def bias_corrections(group: dict[str, Any], t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam's bias corrections ``1 - beta1^t`` and ``1 - beta2^t``."""
+    b1, b2 = group["betas"]
+    return 1 - b1**t, 1 - b2**t

@@ -15,7 +15,7 @@ from . import _checks as c
 from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
 from .kernels import _scalars
 
-__all__ = ["NAdam"]
+__all__ = ["NAdam", "step_sizes"]
 
 
 class NAdam(Optimizer):
@@ -73,8 +73,8 @@ class NAdam(Optimizer):
         group: dict[str, Any], t: int, mu_product: torch.Tensor
     ) -> tuple[float, float]:
         """Advance ``mu_product`` to step ``t`` in place and return the two step sizes of (3)
-        (:func:`.kernels._scalars.nadam`, which the fast paths take for all tensors at once)."""
-        c_grad, c_avg = _scalars.nadam(group, _scalars.at(t, mu_product.device), [mu_product])
+        (:func:`step_sizes`, which the fast paths take for all tensors at once)."""
+        c_grad, c_avg = step_sizes(group, _scalars.at(t, mu_product.device), [mu_product])
         return c_grad.item(), c_avg.item()
 
     def _reference(self, group, p, g, state, t):
@@ -89,7 +89,7 @@ class NAdam(Optimizer):
 
     def _fused(self, group, params, grads, states, kernels, **amp):
         t = _scalars.advance(states)
-        c_grad, c_avg = _scalars.nadam(
+        c_grad, c_avg = step_sizes(
             group, t, [s["mu_product"] for s in states], amp.get("found_inf")
         )
         l2, decay = _scalars.decay(group)
@@ -110,3 +110,26 @@ class NAdam(Optimizer):
             maximize=group["maximize"],
             **amp,
         )
+
+
+def step_sizes(
+    group: dict[str, Any],
+    t: torch.Tensor,
+    mu_product: list[torch.Tensor],
+    found_inf: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """NAdam's momentum schedule (1): advance each ``mu_product`` (float32, as torch keeps it) in
+    place (not where GradScaler's ``found_inf`` is set: that step changes nothing), and return
+    the two step sizes of (3) per tensor."""
+    b1, psi, lr = group["betas"][0], group["momentum_decay"], group["lr"]
+    mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))  # (1)
+    mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+    if found_inf is not None:
+        mu = torch.where(found_inf.to(mu.device) != 0, 1.0, mu)
+    module = _scalars.cpu_kernels(mu_product[0]) if mu_product[0].dtype == torch.float32 else None
+    if module is not None:
+        prod = module.scale_scalars(mu_product, mu)
+    else:
+        torch._foreach_mul_(mu_product, mu.to(mu_product[0].dtype).unbind())
+        prod = torch.stack(mu_product).to(t.dtype)
+    return -lr * (1.0 - mu) / (1.0 - prod), -lr * mu_next / (1.0 - prod * mu_next)

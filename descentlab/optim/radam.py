@@ -16,7 +16,7 @@ from . import _checks as c
 from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
 from .kernels import _scalars
 
-__all__ = ["RAdam"]
+__all__ = ["RAdam", "rectified"]
 
 
 class RAdam(Optimizer):
@@ -66,8 +66,8 @@ class RAdam(Optimizer):
     @staticmethod
     def rectification(beta2: float, t: int) -> float | None:
         """:math:`r_t` of (2), or ``None`` below the threshold :math:`\\rho_t \\le 5`
-        (:func:`.kernels._scalars.radam`, which the fast paths take for all tensors at once)."""
-        r = _scalars.radam({"betas": (0.0, beta2)}, _scalars.at(t))[1].item()
+        (:func:`rectified`, which the fast paths take for all tensors at once)."""
+        r = rectified({"betas": (0.0, beta2)}, _scalars.at(t))[1].item()
         return None if r < 0 else r
 
     def _reference(self, group, p, g, state, t):
@@ -84,7 +84,7 @@ class RAdam(Optimizer):
             p.add_(m_hat * lr * adaptive * r, alpha=-1.0)  # (3)
 
     def _fused(self, group, params, grads, states, kernels, **amp):
-        bc1, rect, adapt = _scalars.radam(group, _scalars.advance(states))
+        bc1, rect, adapt = rectified(group, _scalars.advance(states))
         l2, decay = _scalars.decay(group)
         b1, b2 = group["betas"]
         kernels.radam(
@@ -104,3 +104,18 @@ class RAdam(Optimizer):
             maximize=group["maximize"],
             **amp,
         )
+
+
+def rectified(
+    group: dict[str, Any], t: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """RAdam's ``1 - beta1^t``, the rectification r_t of (2) (-1 where rho_t <= 5: an SGD step)
+    and ``sqrt(1 - beta2^t)``."""
+    b1, b2 = group["betas"]
+    rho_inf = 2 / (1 - b2) - 1
+    bc2 = 1 - b2**t
+    rho = rho_inf - 2 * t * b2**t / bc2  # (1)
+    # (rho - 4) (rho - 2) < 0 only where rho <= 5 is thrown away: clamp so no NaN is computed
+    ratio = (rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)
+    rect = torch.where(rho > 5.0, ratio.clamp(min=0).sqrt(), -1.0)  # (2)
+    return 1 - b1**t, rect, bc2.sqrt()

@@ -24,7 +24,7 @@ from .base import (
 )
 from .kernels import _scalars
 
-__all__ = ["SWATS"]
+__all__ = ["SWATS", "adam_coefficient"]
 
 
 class SWATS(Optimizer):
@@ -101,7 +101,7 @@ class SWATS(Optimizer):
         m = state["exp_avg"].lerp_(g, 1 - b1)  # (1)
         a = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
         step = a.sqrt().add_(group["eps"])
-        torch.div(m, step, out=step).mul_(_scalars.swats(group, _scalars.at(t)).item())  # (2)
+        torch.div(m, step, out=step).mul_(adam_coefficient(group, _scalars.at(t)).item())  # (2)
         p.add_(step)
         self._projection(group, state, t, step, g)
 
@@ -167,7 +167,7 @@ class SWATS(Optimizer):
                 exp_avg_sq=[s["exp_avg_sq"] for s in states],
                 momentum_buffer=[s["momentum_buffer"] for s in states],
                 **{key: [s[key] for s in states] for key in _SWITCH_STATE},
-                coef=_scalars.swats(group, t),
+                coef=adam_coefficient(group, t),
                 bc2=1 - b2**t,
                 steps=t,
                 lr=group["lr"],
@@ -208,7 +208,7 @@ class SWATS(Optimizer):
             grads=[grads[i] for i in adam],
             exp_avg=[states[i]["exp_avg"] for i in adam],
             exp_avg_sq=[states[i]["exp_avg_sq"] for i in adam],
-            coef=_scalars.swats(group, steps),
+            coef=adam_coefficient(group, steps),
             beta1=b1,
             beta2=group["betas"][1],
             eps=group["eps"],
@@ -273,3 +273,9 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
         # the products is a Partial scalar that full_tensor() all-reduces.
         return (a * b).sum().full_tensor().item()
     return torch.dot(a.reshape(-1), b.reshape(-1)).item()
+
+
+def adam_coefficient(group: dict[str, Any], t: torch.Tensor) -> torch.Tensor:
+    """The coefficient of SWATS's Adam step (2): ``-lr sqrt(1 - beta2^t) / (1 - beta1^t)``."""
+    b1, b2 = group["betas"]
+    return -group["lr"] * (1 - b2**t).sqrt() / (1 - b1**t)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from descentlab.optim import adabound, nadam, radam, swats
 from descentlab.optim.kernels import _scalars as S
 from descentlab.optim.kernels import cpu, foreach
 
@@ -56,15 +57,15 @@ def _case(name, dtype, lr):
         return [p, g, v, ga, m], kw
     if name == "nadam":
         mus = [torch.tensor(0.5, dtype=torch.float32) for _ in SIZES]
-        c_grad, c_avg = S.nadam(group, t, mus)
+        c_grad, c_avg = nadam.step_sizes(group, t, mus)
         kw = dict(c_grad=c_grad, c_avg=c_avg, bc2=1 - 0.99**t, l2_weight_decay=0.0, decay=0.99)
         return [p, g, m, v], {**common, **kw}
     if name == "radam":
-        bc1, rect, adapt = S.radam(group, t)
+        bc1, rect, adapt = radam.rectified(group, t)
         kw = dict(bc1=bc1, rect=rect, adapt=adapt, lr=lr, l2_weight_decay=0.01, decay=1.0)
         return [p, g, m, v], {**common, **kw}
     if name == "adabound":
-        step_size, lower, upper = S.adabound(group, t)
+        step_size, lower, upper = adabound.step_bounds(group, t)
         kw = dict(step_size=step_size, lower=lower, upper=upper, l2_weight_decay=0.01)
         return [p, g, m, v, vmax], {**common, **kw}
     if name == "momentum_sgd":
@@ -72,7 +73,7 @@ def _case(name, dtype, lr):
         kw.update(dampening=0.1, nesterov=False, l2_weight_decay=0.0, decay=1 - lr * 0.1)
         return [p, g, m], {**kw, "maximize": False}
     if name == "swats_adam":
-        kw = dict(coef=S.swats(group, t), l2_weight_decay=0.01)
+        kw = dict(coef=swats.adam_coefficient(group, t), l2_weight_decay=0.01)
         return [p, g, m, v], {**common, **kw}
     assert name == "lookahead_sync"
     return [p, m], dict(alpha=0.3)
@@ -145,7 +146,7 @@ def test_a_compiled_step_is_one_graph_that_steps_and_lr_do_not_recompile(ops):
 
     def step(lists, states):
         group = {"lr": lr, "betas": (0.8, 0.99)}
-        bc1, rect, adapt = S.radam(group, S.advance(states))
+        bc1, rect, adapt = radam.rectified(group, S.advance(states))
         ops.radam(
             *lists,
             bc1=bc1,
