@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..checks import HyperparameterError
-from .base import _describe, copy_state, hooked_load, hooked_state_dict, restore_state
+from ._persist import copy_state, describe, hooked_load, hooked_state_dict, restore_state
 
 __all__ = ["Wrapper", "capturable", "inner_step", "set_count"]
 
@@ -289,13 +289,13 @@ class Wrapper(torch.optim.Optimizer):
             if not isinstance(got, dict) or sorted(got) != want:
                 raise ValueError(
                     f"{name}.load_state_dict: the saved wrapper state of parameter {i} has "
-                    f"{sorted(got) if isinstance(got, dict) else _describe(got)}, expected {want}"
+                    f"{sorted(got) if isinstance(got, dict) else describe(got)}, expected {want}"
                 )
             for key, value in got.items():
                 if not torch.is_tensor(value) or value.shape != p.shape:
                     raise ValueError(
                         f"{name}.load_state_dict: saved {key!r} of parameter {i} is "
-                        f"{_describe(value)}, the parameter has shape {tuple(p.shape)}"
+                        f"{describe(value)}, the parameter has shape {tuple(p.shape)}"
                     )
 
 

@@ -128,9 +128,9 @@ def test_grad_scaler_hands_the_kernels_its_scale_and_inf_flag(gpu_path, case, mo
     """As with a CUDA flag (not read on the host): the kernels unscale (no separate division
     pass) and change nothing on an inf step, step counters included; every step equals the
     readable path's under its own GradScaler."""
-    from descentlab.optim import base
+    from descentlab.optim import _stepping
 
-    monkeypatch.setattr(base, "_read_on_host", lambda flag: False)
+    monkeypatch.setattr(_stepping, "_read_on_host", lambda flag: False)
     (fast, groups), (slow, twin) = _pair(case.name, case.groups, torch.float64, case.fixed)
     scalers = [torch.amp.GradScaler("cpu", init_scale=2.0**10) for _ in range(2)]
     divide, divisions = torch._foreach_div_, []
