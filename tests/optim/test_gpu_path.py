@@ -187,3 +187,55 @@ def test_wrappers_step_on_the_gpu_kernels_as_the_foreach_path(gpu_path, name, ca
         assert_close(p.detach(), q.detach(), *TOL[torch.float32], f"param {i}")
     syncs = (9 if capturable else 3) if "lookahead" in name else 0
     assert calls == {"lookahead_sync": syncs, "noise_add": 9 if "noisy" in name else 0}
+
+
+def _cpu_choice(device, **kwargs):
+    return kernels.select(device, **kwargs)
+
+
+@pytest.mark.parametrize("path", ["gpu kernels", "cpu kernels", "foreach", "forloop"])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_every_path_leaves_the_gradients_as_torchs_fused_kernels_do(case, path, monkeypatch):
+    """After a GradScaler step every path leaves ``p.grad`` unscaled, as torch's fused kernels
+    (``_fused_adam_``: ``grads`` is a mutated argument) and ``GradScaler.unscale_`` leave it:
+    the Triton and C++ kernels store the unscaled gradient in their pass, the foreach and
+    readable paths divide before the step. The operators declare ``grads`` mutated."""
+    from descentlab.optim import _stepping
+
+    monkeypatch.setattr(_stepping, "_read_on_host", lambda flag: False)  # a device flag
+    if path == "gpu kernels":
+        monkeypatch.setattr(kernels, "select", _cuda_choice)
+    impl = {"foreach": "foreach", "forloop": "forloop"}.get(path, "auto")
+    groups = _contiguous_groups(torch.float32)
+    opt = descentlab.create(
+        case.name, [dict(params=g, **h) for g, h in zip(groups, case.groups)], **case.fixed,
+        **({"impl": impl} if "(" not in case.name else {}),
+    )  # fmt: skip
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    for t in (1, 2):
+        set_grads(groups, t)
+        want = [p.grad.clone() for p in flat(groups)]
+        for p in flat(groups):
+            p.grad = scaler.scale(p.grad)
+        scaler.step(opt)
+        scaler.update()
+        for i, (p, g) in enumerate(zip(flat(groups), want)):
+            assert_close(p.grad, g, 1e-6, 1e-8, f"{path}, step {t}: gradient {i}")
+
+
+@pytest.mark.parametrize("name", ["rmsprop", "nadam", "radam", "adabound", "momentum_sgd",
+                                  "swats", "swats_adam"])  # fmt: skip
+def test_cpu_and_gpu_operators_declare_the_same_mutated_lists(name):
+    """One contract per kernel: the C++ operator and the Triton one mutate the same lists."""
+    from descentlab.optim.kernels import ops  # noqa: F401 - registers descentlab::<name>
+
+    def mutated(op):
+        return {
+            a.name
+            for a in op.default._schema.arguments
+            if a.alias_info and a.alias_info.is_write
+        }
+
+    cpu = getattr(torch.ops.descentlab, name)
+    gpu = getattr(torch.ops.descentlab, f"triton_{name}")
+    assert mutated(cpu) == mutated(gpu) >= {"params", "grads"}

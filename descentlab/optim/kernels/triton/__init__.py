@@ -17,7 +17,8 @@ is called **by keyword**. The contract, for every function:
   or 0-d tensors (a scheduler's tensor ``lr``); no kernel calls ``.item()``. A tensor weight
   decay is taken as possibly nonzero.
 * **AMP**: ``grad_scale`` (0-d float32 device tensor or None) divides the gradients in the
-  kernel, as torch's fused optimizers do for ``GradScaler``; ``found_inf`` (0-d float32 or None)
+  kernel and stores them unscaled (``grads`` is a mutated list, as in torch's fused optimizers
+  and the C++ kernels: ``p.grad`` is left as ``GradScaler.unscale_`` leaves it); ``found_inf`` (0-d float32 or None)
   nonzero means the call changes nothing at all (the caller reverts its step counters, as torch
   does). ``lookahead_sync`` takes ``found_inf`` only; ``noise_add`` neither.
 * **Precision**: the math is float32 for float16/bfloat16/float32 parameters and float64 for

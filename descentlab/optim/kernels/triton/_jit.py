@@ -106,10 +106,13 @@ def grad(
     L2: tl.constexpr,
     CT: tl.constexpr,
 ):
-    """The gradient in compute precision: unscaled (GradScaler), negated (maximize), + wd p (L2)."""
+    """The gradient in compute precision: unscaled (GradScaler), negated (maximize), + wd p (L2).
+    Unscaled, it is also stored back, as torch's fused kernels and the C++ kernels leave
+    ``p.grad`` after a GradScaler step (the operators declare ``grads`` mutated)."""
     g = tl.load(G + i, mask=mask).to(CT)
     if HAS_SCALE:
         g = div(g, scale)
+        tl.store(G + i, g.to(G.dtype.element_ty), mask=mask)
     if MAXIMIZE:
         g = -g
     if L2:

@@ -78,7 +78,7 @@ def _launch(
     )
 
 
-_op = register("adabound", _launch, ("params", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
+_op = register("adabound", _launch, ("params", "grads", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
 
 
 def adabound(

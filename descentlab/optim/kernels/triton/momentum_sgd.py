@@ -71,7 +71,7 @@ def _launch(
     )
 
 
-_op = register("momentum_sgd", _launch, ("params", "momentum_buffer"))
+_op = register("momentum_sgd", _launch, ("params", "grads", "momentum_buffer"))
 
 
 def momentum_sgd(

@@ -68,7 +68,7 @@ def _launch(
     )
 
 
-_op = register("nadam", _launch, ("params", "exp_avg", "exp_avg_sq"))
+_op = register("nadam", _launch, ("params", "grads", "exp_avg", "exp_avg_sq"))
 
 
 def nadam(

@@ -70,7 +70,7 @@ def _launch(
     )
 
 
-_op = register("radam", _launch, ("params", "exp_avg", "exp_avg_sq"))
+_op = register("radam", _launch, ("params", "grads", "exp_avg", "exp_avg_sq"))
 
 
 def radam(

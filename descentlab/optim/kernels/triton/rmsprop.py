@@ -75,7 +75,7 @@ def _launch(
     )
 
 
-_op = register("rmsprop", _launch, ("params", "square_avg", "grad_avg", "momentum_buffer"))
+_op = register("rmsprop", _launch, ("params", "grads", "square_avg", "grad_avg", "momentum_buffer"))
 
 
 def rmsprop(
