@@ -16,6 +16,9 @@ the same parameters and gradient; their steps are interleaved round-robin with t
   access pattern of an optimizer step, streams read and written back in place; a plain copy
   with ordinary stores also reads each destination line before writing it, so counting it
   as 8 bytes per value would understate the bandwidth);
+* ``paired``: the roofline round by round, each round's step against the reference timed in
+  the same round, the median over the rounds (robust where the machine's bandwidth drifts
+  between rounds, as on our VM: its reference ranged over 26-38 GB/s between races of one run);
 * ``best ms``: the fastest of the rounds (what an idle machine would give, about);
 * ``first``: the first step (state allocation, kernel loading or compiling);
 * ``faults/page``: minor page faults per 4 KiB page of parameters per step, over the timed
@@ -135,6 +138,12 @@ def race(name: str, params: list[torch.Tensor], rounds: int, steps: int) -> dict
                 ms=1e3 * t,
                 best_ms=1e3 * min(c.times),
                 roofline=bytes_per_param(name) * numel / t / copy_bw,
+                # round by round against the reference timed in the same round (neighbours in
+                # time: a VM whose bandwidth drifts by 20 % over a race moves both)
+                paired=statistics.median(
+                    bytes_per_param(name) / 12 * ref / mine
+                    for mine, ref in zip(c.times, copy.times)
+                ),
                 first_ms=1e3 * c.first,
                 faults_per_page=c.faults / pages / c.steps,
                 times=[1e3 * t for t in c.times],  # per round, for paired ratios
@@ -155,10 +164,10 @@ def print_header(setting: str, params: list[torch.Tensor]) -> None:
     numel = sum(p.numel() for p in params)
     print(f"\n### ({setting}) {len(params)} float32 tensors, {numel / 1e6:.1f}M values\n")
     print(
-        "| algorithm | contestant | ms/step | best ms | vs torch | vs peer | roofline | first ms "
-        "| faults/page |"
+        "| algorithm | contestant | ms/step | best ms | vs torch | vs peer | roofline | paired "
+        "| first ms | faults/page |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def print_rows(result: dict) -> None:
@@ -166,7 +175,8 @@ def print_rows(result: dict) -> None:
         print(
             f"| {r['algorithm']} | {r['contestant']} | {r['ms']:.2f} | {r['best_ms']:.2f} | "
             f"{_fmt(r['vs_torch'], '.2f')} | {_fmt(r['vs_peer'], '.2f')} | "
-            f"{r['roofline']:.0%} | {r['first_ms']:.0f} | {r['faults_per_page']:.3f} |"
+            f"{r['roofline']:.0%} | {_fmt(r.get('paired'), '.0%')} | {r['first_ms']:.0f} | "
+            f"{r['faults_per_page']:.3f} |"
         )
     sys.stdout.flush()
 
@@ -190,10 +200,10 @@ def print_summary(setting: str, results: list[dict]) -> None:
     print(f"\n#### ({setting}) summary: descentlab auto against the fastest alternative\n")
     print("x torch, x peer: the other's step time over descentlab's, per round; median (IQR).\n")
     print(
-        "| algorithm | descentlab ms | roofline | faults/page | first ms | forloop ms "
+        "| algorithm | descentlab ms | roofline | paired | faults/page | first ms | forloop ms "
         "| fastest torch.optim (ms) | fastest peer (ms) | x torch | x peer |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|---|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|")
     for res in results:
         rows = {r["contestant"]: r for r in res["rows"]}
         fast, slow = rows["descentlab auto"], rows["descentlab forloop"]
@@ -208,6 +218,7 @@ def print_summary(setting: str, results: list[dict]) -> None:
         ratios = [_paired(best[k], fast) for k in ("torch", "peer")]
         print(
             f"| {fast['algorithm']} | {fast['ms']:.1f} | {fast['roofline']:.0%} | "
+            f"{_fmt(fast.get('paired'), '.0%')} | "
             f"{fast['faults_per_page']:.3f} | {fast['first_ms']:.0f} | {slow['ms']:.1f} | "
             f"{cells[0]} | {cells[1]} | {ratios[0]} | {ratios[1]} |"
         )
