@@ -20,7 +20,9 @@ from descentlab.report._resolution import (
     load_resolutions,
     resolution,
 )
-from descentlab.store import Store, Stored, Trial, TrialResult
+from descentlab.store import Store
+
+from ._groups import group as _group
 
 TINY = "tests.lab.tiny:problem"
 LRS = [1e-3, 2e-3, 4e-3, 8e-3]
@@ -94,20 +96,6 @@ def test_flags_are_typed_records():
 
 
 # --- two searches -----------------------------------------------------------------------------
-
-
-def _group(label: str, values: list[float]) -> Group:
-    runs = []
-    for seed, v in enumerate(values):
-        trial = Trial(problem="p", seed=seed, epochs=1, batch_size=1, optimizer=label)
-        summary = {
-            "main_metric": "accuracy",
-            "higher_is_better": True,
-            "final": {"test": {"accuracy": v}},
-        }
-        result = TrialResult("finished", summary=summary)
-        runs.append(Stored(trial.key(), trial, "0.1.0", "finished", 0.0, 1.0, result))
-    return Group("e", "p", label, runs)
 
 
 def _search(medians: dict[str, float], spread: float = 0.01) -> dict[str, Group]:

@@ -11,24 +11,11 @@ from descentlab.lab import parse, run_experiment
 from descentlab.report import write_report
 from descentlab.report._data import Group
 from descentlab.report._noise import tables, tuning_noise
-from descentlab.store import Store, Stored, Trial, TrialResult
+from descentlab.store import Store
+
+from ._groups import group as _group
 
 TINY = "tests.lab.tiny:problem"
-
-
-def _group(label: str, values: list[float], *, higher: bool = True) -> Group:
-    """A group of finished runs whose final test accuracies are ``values``."""
-    runs = []
-    for seed, v in enumerate(values):
-        trial = Trial(problem="p", seed=seed, epochs=1, batch_size=1, optimizer=label)
-        summary = {
-            "main_metric": "accuracy",
-            "higher_is_better": higher,
-            "final": {"test": {"accuracy": v}},
-        }
-        result = TrialResult("finished", summary=summary)
-        runs.append(Stored(trial.key(), trial, "0.1.0", "finished", 0.0, 1.0, result))
-    return Group("e", "p", label, runs)
 
 
 def _search(medians: dict[str, float], *, higher: bool = True) -> dict[str, Group]:
