@@ -213,6 +213,30 @@ def test_a_lock_left_by_a_killed_build_is_removed_and_a_fresh_one_kept(tmp_path)
     assert clear_stale_lock(tmp_path) and not lock.exists()
 
 
+def test_a_built_extension_loads_past_a_lock_that_a_killed_process_left():
+    """A new process loads the built kernels without torch's build lock: the lab's SIGKILLed
+    workers can leave it behind (torch's load() takes it for a no-op ninja in every process),
+    and every later process would wait on it forever."""
+    import os
+    import subprocess
+    import sys
+
+    from descentlab.optim.kernels import cpu
+
+    if cpu.unavailable_reason() is not None:
+        pytest.skip(f"compiled kernels unavailable here: {cpu.unavailable_reason()}")
+    lock = cpu.build_directory() / "lock"
+    lock.touch()  # fresh: no stale-lock rule would clear it
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from descentlab.optim.kernels import cpu; cpu.build()"],
+            env={**os.environ}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        lock.unlink()
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_the_build_is_announced_once_whatever_the_processes_and_within_80_columns(
     tmp_path, monkeypatch, caplog
 ):

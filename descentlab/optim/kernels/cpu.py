@@ -16,6 +16,8 @@ GPU its import logs "No CUDA runtime is found", which says nothing about CPU ker
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import logging
 import os
 import threading
@@ -65,7 +67,15 @@ def _capability() -> str:
 
 
 def _name() -> str:
-    return f"descentlab_cpu_{_capability().lower()}"
+    """The extension's name: the CPU capability and a digest of what the build depends on (the
+    source, the flags, torch's version), so that a cached build is never a stale one."""
+    return f"descentlab_cpu_{_capability().lower()}_{_digest()}"
+
+
+@functools.cache
+def _digest() -> str:
+    flags = [*_CFLAGS, *_ARCH_FLAGS.get(_capability(), []), torch.__version__]
+    return hashlib.sha256(SOURCE.read_bytes() + repr(flags).encode()).hexdigest()[:12]
 
 
 def build_directory() -> Path:
@@ -124,8 +134,14 @@ def _announce(directory: Path) -> Path | None:
 
 def _load(verbose: bool = False) -> ModuleType:
     directory = build_directory()
+    if (directory / f"{_name()}.so").exists():
+        # Built (its name carries the digest of its source and flags): imported as it is.
+        # torch's load() would take the build lock to run a no-op ninja in every new process;
+        # a process killed in that window (the lab's workers are) leaves the lock behind, and
+        # every later process waits on it forever.
+        return _cpp_extension()._import_module_from_library(_name(), str(directory), True)
     clear_stale_lock(directory)
-    marker = None if (directory / f"{_name()}.so").exists() else _announce(directory)
+    marker = _announce(directory)
     try:
         return _cpp_extension().load(
             name=_name(),
