@@ -231,9 +231,7 @@ def test_cpu_and_gpu_operators_declare_the_same_mutated_lists(name):
 
     def mutated(op):
         return {
-            a.name
-            for a in op.default._schema.arguments
-            if a.alias_info and a.alias_info.is_write
+            a.name for a in op.default._schema.arguments if a.alias_info and a.alias_info.is_write
         }
 
     cpu = getattr(torch.ops.descentlab, name)

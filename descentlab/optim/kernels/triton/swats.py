@@ -210,7 +210,9 @@ def _dots_like(params, *args) -> torch.Tensor:
     return params[0].new_empty((len(params), 2), dtype=torch.float64)
 
 
-_adam_op = register("swats_adam", _swats_adam, ("params", "grads", "exp_avg", "exp_avg_sq"), _dots_like)
+_adam_op = register(
+    "swats_adam", _swats_adam, ("params", "grads", "exp_avg", "exp_avg_sq"), _dots_like
+)
 _op = register(
     "swats",
     _swats,
