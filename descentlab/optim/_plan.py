@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["Bucket", "Plan"]
+__all__ = ["Bucket", "Plan", "native_checks"]
 
 _DTYPE = attrgetter("dtype")
 _IS_CPU = attrgetter("is_cpu")
@@ -54,10 +54,24 @@ class Bucket:
     device: torch.device
     dtype: torch.dtype
     kernels: ModuleType | None  # the kernel functions (see kernels.select); None: torch's
+    native: Any = None  # the compiled CPU kernels' module, for their one-call ``fits`` check
 
     def grads(self, grads: list[Any]) -> list[torch.Tensor]:
         """This bucket's gradients out of the group's gradient list."""
         return grads if self.index is None else [grads[i] for i in self.index]
+
+    def fits(self, grads: list[Any]) -> bool:
+        """Whether the parameters still have this call's dtype and device and are contiguous,
+        and their gradients are dense and contiguous (``grads``: the group's)."""
+        grads = self.grads(grads)
+        if self.native is not None:  # the same checks in one C++ pass (0.1 ms less a step)
+            return self.native.fits(self.params, grads, self.dtype)
+        try:  # is_contiguous raises for a sparse gradient
+            if not all(map(_contiguous, grads)):
+                return False
+        except RuntimeError:
+            return False
+        return self.unchanged()
 
     def unchanged(self) -> bool:
         """Whether the parameters still have this call's dtype and device and are contiguous."""
@@ -69,6 +83,15 @@ class Bucket:
         else:
             on_device = list(map(_DEVICE, params)).count(self.device) == len(params)
         return on_device and all(map(_contiguous, params))
+
+
+def native_checks(device: torch.device) -> Any:
+    """The compiled CPU kernels where ``device`` is the CPU and they are built, else None."""
+    if device.type != "cpu":
+        return None
+    from .kernels import cpu
+
+    return cpu.ready()
 
 
 @dataclass(eq=False)
@@ -93,11 +116,6 @@ class Plan:
             return False
         if list(map(is_, grads, repeat(None))) != self.missing:
             return False
-        try:  # is_contiguous raises for a sparse gradient
-            if not all(all(map(_contiguous, b.grads(grads))) for b in self.buckets):
-                return False
-        except RuntimeError:
-            return False
         if any(grads[i].is_sparse for i, _ in self.slow):
             return False
-        return all(b.unchanged() for b in self.buckets)
+        return all(b.fits(grads) for b in self.buckets)

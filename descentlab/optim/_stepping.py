@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 
 from ._persist import new_step
-from ._plan import Bucket, Plan
+from ._plan import Bucket, Plan, native_checks
 
 __all__ = ["NonFiniteGradientError", "Stepping", "outside_graph"]
 
@@ -160,6 +160,7 @@ class Stepping:
                 device,
                 dtype,
                 self._kernels(group, device),  # chosen (and built) once per plan
+                native_checks(device),
             )
             for (device, dtype), idx in fast.items()
         ]

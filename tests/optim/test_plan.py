@@ -202,3 +202,32 @@ def test_a_plan_holds_no_gradient():
     grad = weakref.ref(p.grad)
     opt.zero_grad(set_to_none=True)
     assert grad() is None
+
+
+def _fits_cases():
+    """(what changed, params, grads) for one float32 CPU bucket of two tensors."""
+    p, q = torch.randn(4, 3), torch.randn(5)
+    g, h = torch.randn(4, 3), torch.randn(5)
+    return [
+        ("nothing", [p, q], [g, h]),
+        ("a float64 parameter", [p, q.double()], [g, h]),
+        ("a parameter on meta", [p, q.to("meta")], [g, h]),
+        ("a transposed parameter", [p.t(), q], [g, h]),
+        ("a transposed gradient", [p, q], [g.t(), h]),
+        ("a sparse gradient", [p, q], [g, h.to_sparse()]),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_fits_cases())))
+def test_the_compiled_plan_check_answers_as_the_python_one(case):
+    """``Bucket.fits`` in one C++ call (where the CPU kernels are built) and in Python."""
+    from descentlab.optim._plan import Bucket
+    from descentlab.optim.kernels import cpu
+
+    what, params, grads = _fits_cases()[case]
+    native = cpu.ready() or pytest.skip("the CPU kernels are not built here")
+    cpu_bucket = Bucket(None, params, [{}, {}], torch.device("cpu"), torch.float32, None)
+    expected = what == "nothing"
+    assert cpu_bucket.fits(grads) is expected, what
+    cpu_bucket.native = native
+    assert cpu_bucket.fits(grads) is expected, what

@@ -612,6 +612,24 @@ void lookahead_sync(const TensorList& slow, const TensorList& fast, double alpha
   });
 }
 
+// ------------------------------------------------------------------------------- plans
+// Whether a planned bucket still fits its kernel call (optim/_plan.py): every parameter a
+// contiguous CPU tensor of `dtype`, every gradient dense and contiguous. One pass in C++ over
+// both lists: the same checks as C-level map passes in Python cost 0.4 us a tensor.
+bool fits(const TensorList& params, const TensorList& grads, at::ScalarType dtype) {
+  for (const auto& p : params) {
+    if (!p.device().is_cpu() || p.scalar_type() != dtype || !p.is_contiguous()) {
+      return false;
+    }
+  }
+  for (const auto& g : grads) {
+    if (g.layout() != at::kStrided || !g.is_contiguous()) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // ------------------------------------------------------------------------------- steps
 // Add one to each 0-d float32 CPU step counter; their new values as one float64 vector (one
 // call: torch._foreach_add_ on 0-d CPU tensors dispatches per tensor, 4 us each).
@@ -689,6 +707,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         arg("grad_scale") = py::none(), arg("found_inf") = py::none());
   m.def("lookahead_sync", &lookahead_sync, "Lookahead's slow-weight update and reset, one pass",
         arg("slow"), arg("fast"), py::kw_only(), arg("alpha"));
+  m.def("fits", &fits, "whether a planned bucket still fits its kernel call", arg("params"),
+        arg("grads"), arg("dtype"));
   m.def("advance_steps", &advance_steps, "increment the step counters, their new values",
         arg("steps"));
   m.def("scale_scalars", &scale_scalars, "scale 0-d float32 tensors, their new values",
