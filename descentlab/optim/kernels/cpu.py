@@ -31,12 +31,14 @@ __all__ = [
     "build",
     "build_directory",
     "clear_stale_lock",
+    "generated",
     "kernels",
     "ready",
     "unavailable_reason",
 ]
 
 SOURCE = Path(__file__).with_name("csrc") / "kernels.cpp"
+RUNTIME = SOURCE.with_name("runtime.h")  # shared with the kernels generated from rules
 
 # -O3 vectorizes the per-element loops; -fno-math-errno lets sqrt vectorize; OpenMP runs
 # at::parallel_for on torch's own thread pool (the process already holds torch's libgomp).
@@ -74,8 +76,17 @@ def _name() -> str:
 
 @functools.cache
 def _digest() -> str:
-    flags = [*_CFLAGS, *_ARCH_FLAGS.get(_capability(), []), torch.__version__]
-    return hashlib.sha256(SOURCE.read_bytes() + repr(flags).encode()).hexdigest()[:12]
+    return _hash(SOURCE.read_bytes(), _flags())
+
+
+def _flags() -> list[str]:
+    return [*_CFLAGS, *_ARCH_FLAGS.get(_capability(), [])]
+
+
+def _hash(source: bytes, flags: list[str]) -> str:
+    """What a build depends on: its source, the shared runtime, the flags, torch's version."""
+    text = source + RUNTIME.read_bytes() + repr([*flags, torch.__version__]).encode()
+    return hashlib.sha256(text).hexdigest()[:12]
 
 
 def build_directory() -> Path:
@@ -133,27 +144,67 @@ def _announce(directory: Path) -> Path | None:
 
 
 def _load(verbose: bool = False) -> ModuleType:
-    directory = build_directory()
-    if (directory / f"{_name()}.so").exists():
+    return _load_extension(_name(), build_directory(), [SOURCE], _flags(), verbose)
+
+
+def _load_extension(
+    name: str, directory: Path, sources: list[Path], flags: list[str], verbose: bool
+) -> ModuleType:
+    if (directory / f"{name}.so").exists():
         # Built (its name carries the digest of its source and flags): imported as it is.
         # torch's load() would take the build lock to run a no-op ninja in every new process;
         # a process killed in that window (the lab's workers are) leaves the lock behind, and
         # every later process waits on it forever.
-        return _cpp_extension()._import_module_from_library(_name(), str(directory), True)
+        return _cpp_extension()._import_module_from_library(name, str(directory), True)
     clear_stale_lock(directory)
     marker = _announce(directory)
     try:
         return _cpp_extension().load(
-            name=_name(),
-            sources=[str(SOURCE)],
-            extra_cflags=[*_CFLAGS, *_ARCH_FLAGS.get(_capability(), [])],
+            name=name,
+            sources=[str(s) for s in sources],
+            extra_cflags=flags,
             extra_ldflags=["-fopenmp"],
+            extra_include_paths=[str(RUNTIME.parent)],
             verbose=verbose,
         )
     finally:
         if marker is not None:
             with contextlib.suppress(OSError):
                 marker.unlink()
+
+
+# Generated kernels keep the order of a rule's operations: no fused multiply-add, so that the
+# compiled path rounds as the readable path (the rule run with torch's ops) does.
+_GENERATED_FLAGS = ["-ffp-contract=off"]
+_generated: dict[str, ModuleType] = {}
+_failed: dict[str, str] = {}  # why a build failed, by extension name
+
+
+def generated(stem: str, source: str, *, verbose: bool = False) -> ModuleType:
+    """The extension built from generated C++ ``source`` (an optimizer's rule), built on first
+    use and cached like the hand-written kernels; ``RuntimeError`` when it cannot be built."""
+    flags = [*_flags(), *_GENERATED_FLAGS]
+    name = f"descentlab_{stem}_{_capability().lower()}_{_hash(source.encode(), flags)}"
+    with _lock:
+        if name in _generated:
+            return _generated[name]
+        if name in _failed or os.environ.get("DESCENTLAB_KERNELS", "1") == "0":
+            reason = _failed.get(name, "disabled by DESCENTLAB_KERNELS=0")
+            raise RuntimeError(f"descentlab: {stem}'s kernel cannot be built: {reason}")
+        try:
+            directory = Path(_cpp_extension()._get_build_directory(name, verbose=False))
+            path = directory / f"{name}.cpp"
+            if not path.exists() or path.read_text() != source:
+                partial = path.with_suffix(f".{os.getpid()}.tmp")
+                partial.write_text(source)
+                os.replace(partial, path)  # never a half-written source for another process
+            _generated[name] = _load_extension(name, directory, [path], flags, verbose)
+        except Exception as exc:  # remembered: a failed build is not tried again
+            _failed[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"
+            raise RuntimeError(
+                f"descentlab: {stem}'s kernel cannot be built: {_failed[name]}"
+            ) from exc
+        return _generated[name]
 
 
 def build(*, verbose: bool = False) -> ModuleType:

@@ -1,0 +1,162 @@
+"""A rule as the optimizer classes use it: its programs (one per setting of the flags), the
+kernel signature, and the group's values in the form each path takes."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..kernels import _scalars
+from .cpp import Signature, source
+from .graph import Program, RuleError, trace
+
+__all__ = ["Rule"]
+
+
+class Values:
+    """Attribute access to a group's (or the defaults') hyperparameters, for ``scalars(h, t)``."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            known = ", ".join(k for k in self._values if k != "params")
+            raise AttributeError(f"no hyperparameter {name!r}; there are {known}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """An elementwise rule, traced for every setting of its flags."""
+
+    name: str
+    defaults: dict[str, Any]  # the hyperparameters and their defaults, ``maximize`` included
+    state: tuple[str, ...]
+    flags: tuple[str, ...]
+    per_tensor: tuple[str, ...]  # hyperparameters given to the kernels as vectors
+    scalars: Callable[[Any, torch.Tensor], dict[str, Any]]
+    programs: dict[tuple[bool, ...], Program]
+    signature: Signature
+    sources: dict[str, tuple[str, int | None]]  # a kernel's float argument -> (name, index)
+
+    @classmethod
+    def define(
+        cls,
+        name: str,
+        update: Callable[[Any, Any], None],
+        *,
+        hyperparameters: dict[str, Any],
+        state: tuple[str, ...],
+        per_tensor: tuple[str, ...],
+        scalars: Callable[[Any, torch.Tensor], dict[str, Any]],
+        reserved: tuple[str, ...],
+    ) -> Rule:
+        """Check and trace a rule; :class:`RuleError` naming what is wrong."""
+        if len(inspect.signature(update).parameters) != 2:
+            raise RuleError(f"{name}.update must take (x, h), not {inspect.signature(update)}")
+        defaults = {**hyperparameters}
+        defaults.setdefault("maximize", False)
+        taken = {"param", "grad", "step", *reserved}
+        for key, value in defaults.items():
+            _check_hyperparameter(name, key, value, taken)
+        for key in state:
+            if not key.isidentifier() or key in taken or key in defaults:
+                raise RuleError(
+                    f"{name}: state tensor {key!r} must be an identifier other than "
+                    f"{', '.join(sorted(taken | set(defaults)))}"
+                )
+        flags = tuple(k for k, v in defaults.items() if isinstance(v, bool))
+        per = tuple(n for n in per_tensor if n in defaults)
+        try:
+            made = scalars(Values(defaults), _scalars.at(1))
+        except Exception as exc:
+            raise RuleError(f"{name}.scalars(h, t) failed: {type(exc).__name__}: {exc}") from exc
+        for key in made:
+            if not key.isidentifier() or key in defaults or key in state or key in taken:
+                raise RuleError(
+                    f"{name}.scalars returns {key!r}, which must be a new identifier "
+                    "(not a hyperparameter, a state tensor, param, grad or step)"
+                )
+        vectors = (*per, *made)
+        programs = {
+            combo: trace(
+                update,
+                state=state,
+                defaults=defaults,
+                vectors=vectors,
+                flags=dict(zip(flags, combo)),
+            )
+            for combo in itertools.product((False, True), repeat=len(flags))
+        }
+        hypers = list(dict.fromkeys(h for p in programs.values() for h in p.hypers))
+        sig = Signature(("params", "grads", *state), vectors, tuple(hypers), flags)
+        sources: dict[str, tuple[str, int | None]] = {}
+        for key, value in defaults.items():
+            if isinstance(value, tuple):
+                sources.update({f"{key}_{i}": (key, i) for i in range(len(value))})
+            else:
+                sources[key] = (key, None)
+        return cls(name, defaults, state, flags, per, scalars, programs, sig, sources)
+
+    def program(self, group: dict[str, Any], *, maximize: bool | None = None) -> Program:
+        """The program for the group's flags (``maximize`` overridden where given)."""
+        key = tuple(
+            maximize if f == "maximize" and maximize is not None else bool(group[f])
+            for f in self.flags
+        )
+        return self.programs[key]
+
+    def hypers(self, group: dict[str, Any]) -> dict[str, float]:
+        """The float hyperparameters the kernels take, by their argument names."""
+        out = {}
+        for arg in self.signature.hypers:
+            key, index = self.sources[arg]
+            value = group[key] if index is None else group[key][index]
+            out[arg] = float(value)
+        return out
+
+    def vectors(self, group: dict[str, Any], t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The per-tensor scalars: 1-D float64 vectors like the step vector ``t``."""
+        out = {n: _vector(group[n], t) for n in self.per_tensor}
+        for key, value in self.scalars(Values(group), t).items():
+            out[key] = _vector(value, t)
+        return out
+
+    def cpp(self) -> str:
+        """The C++ source of the rule's kernel."""
+        return source(self.name, list(self.programs.values()), self.signature)
+
+
+def _vector(value: Any, t: torch.Tensor) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        value = value.to(device=t.device, dtype=t.dtype)
+        return value if value.shape == t.shape else torch.zeros_like(t) + value
+    return torch.full_like(t, float(value))
+
+
+def _check_hyperparameter(name: str, key: str, value: Any, taken: set[str]) -> None:
+    if not key.isidentifier() or key in taken:
+        raise RuleError(
+            f"{name}: hyperparameter {key!r} must be an identifier other than "
+            f"{', '.join(sorted(taken))}"
+        )
+    numbers = (int, float)
+    ok = isinstance(value, (bool, *numbers)) or (
+        isinstance(value, tuple)
+        and value
+        and all(isinstance(v, numbers) and not isinstance(v, bool) for v in value)
+    )
+    if not ok:
+        raise RuleError(
+            f"{name}: hyperparameter {key}={value!r} must default to a number, a bool (a flag) "
+            "or a tuple of numbers"
+        )

@@ -1,0 +1,163 @@
+"""A traced rule run with torch's ops: on one tensor (the readable path) and on lists of
+tensors (the foreach path, for devices without a compiled kernel).
+
+Both follow the arithmetic of the generated C++ kernel (:mod:`.cpp`): a scalar node is a Python
+float (or, on the foreach path, a float64 vector with one value per tensor), an element node a
+tensor of the compute dtype, and a scalar meets the elements rounded to that dtype (a 0-d
+tensor of it), as the kernel's ``T(s)`` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .graph import OPS, Node, Program
+
+__all__ = ["run_lists", "run_tensor"]
+
+_TORCH = {
+    "add": torch.add,
+    "sub": torch.sub,
+    "mul": torch.mul,
+    "div": torch.div,
+    "pow": torch.pow,
+    "neg": torch.neg,
+    "sqrt": torch.sqrt,
+    "exp": torch.exp,
+    "log": torch.log,
+    "abs": torch.abs,
+    "sign": torch.sign,
+    "maximum": torch.maximum,
+    "minimum": torch.minimum,
+    "lerp": torch.lerp,
+    "where": torch.where,
+    "gt": torch.gt,
+    "lt": torch.lt,
+    "ge": torch.ge,
+    "le": torch.le,
+}
+
+
+def _leaf(node: Node, env: dict[str, Any]) -> Any:
+    if node.op == "const":
+        return node.value
+    return env[node.name]
+
+
+def run_tensor(program: Program, env: dict[str, Any], like: Tensor) -> dict[str, Tensor]:
+    """The rule's new values for one tensor; ``env``: the inputs as tensors of ``like``'s dtype
+    and device, the hyperparameters and per-tensor scalars as Python floats."""
+    values: dict[int, Any] = {}
+    for node in program.nodes:
+        if not node.args:
+            values[id(node)] = _leaf(node, env)
+            continue
+        args = [values[id(a)] for a in node.args]
+        if node.scalar:
+            values[id(node)] = OPS[node.op][1](*args)
+            continue
+        args = [a if isinstance(a, Tensor) else _number(a, like) for a in args]
+        values[id(node)] = _TORCH[node.op](*args)
+    return {k: _value(values[id(n)], like) for k, n in program.outputs.items()}
+
+
+def _number(value: float, like: Tensor) -> Tensor:
+    """A scalar as the element arithmetic takes it: rounded to the compute dtype."""
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
+
+
+def _value(value: Any, like: Tensor) -> Tensor:
+    return value if isinstance(value, Tensor) else _number(value, like).expand_as(like)
+
+
+# foreach ops for (list, list), (list, number) and (list, list of 0-d tensors)
+_FOREACH = {
+    "add": torch._foreach_add,
+    "sub": torch._foreach_sub,
+    "mul": torch._foreach_mul,
+    "div": torch._foreach_div,
+    "neg": torch._foreach_neg,
+    "sqrt": torch._foreach_sqrt,
+    "exp": torch._foreach_exp,
+    "log": torch._foreach_log,
+    "abs": torch._foreach_abs,
+    "sign": torch._foreach_sign,
+    "maximum": torch._foreach_maximum,
+    "minimum": torch._foreach_minimum,
+}
+
+
+def run_lists(program: Program, env: dict[str, Any], like: list[Tensor]) -> dict[str, list[Tensor]]:
+    """The rule's new values for lists of tensors of one dtype and device; ``env``: the inputs
+    as lists, the hyperparameters as Python floats, the per-tensor scalars as 1-D float64
+    tensors (one value per tensor, computed on as float64 vectors)."""
+    dtype = like[0].dtype
+    values: dict[int, Any] = {}
+    for node in program.nodes:
+        if not node.args:
+            values[id(node)] = _leaf(node, env)
+            continue
+        args = [values[id(a)] for a in node.args]
+        if node.scalar:
+            if any(isinstance(a, Tensor) for a in args):  # a per-tensor vector (float64)
+                args = [
+                    a
+                    if isinstance(a, Tensor)
+                    else torch.tensor(a, dtype=_vector(args).dtype, device=_vector(args).device)
+                    for a in args
+                ]
+                values[id(node)] = _TORCH[node.op](*args)
+            else:
+                values[id(node)] = OPS[node.op][1](*args)
+            continue
+        args = [_each(a, dtype) if isinstance(a, Tensor) else a for a in args]
+        values[id(node)] = _list_op(node.op, args, like)
+    out = {}
+    for k, n in program.outputs.items():
+        v = values[id(n)]
+        if isinstance(v, list) and not isinstance(v, _PerTensor):
+            out[k] = v
+        else:
+            out[k] = [_value(x, t) for x, t in zip(_per(v, like), like)]
+    return out
+
+
+def _vector(args: list[Any]) -> Tensor:
+    return next(a for a in args if isinstance(a, Tensor))
+
+
+class _PerTensor(list):
+    """One 0-d tensor per tensor of the call: a per-tensor scalar, as foreach ops broadcast it."""
+
+
+def _each(vector: Tensor, dtype: torch.dtype) -> _PerTensor:
+    """A per-tensor vector as 0-d tensors of the compute dtype."""
+    return _PerTensor(vector.to(dtype).unbind())
+
+
+def _per(value: Any, like: list[Tensor]) -> list[Any]:
+    return value if isinstance(value, list) else [value] * len(like)
+
+
+def _list_op(op: str, args: list[Any], like: list[Tensor]) -> list[Tensor]:
+    """One element operation over the lists: a foreach op where torch has one, else per tensor."""
+    lists = [isinstance(a, list) and not isinstance(a, _PerTensor) for a in args]
+    fn = _FOREACH.get(op)
+    if fn is not None and lists[0]:
+        if len(args) == 1:
+            return list(fn(args[0]))
+        other = args[1]
+        if isinstance(other, float) or lists[1] or op not in ("maximum", "minimum"):
+            return list(fn(args[0], other))
+    if op in ("add", "mul") and lists[1] and not lists[0]:
+        return _list_op(op, [args[1], args[0]], like)  # commutative: the list first
+    if op == "lerp" and lists[0] and lists[1] and not isinstance(args[2], list):
+        return list(torch._foreach_lerp(args[0], args[1], args[2]))
+    columns = [_per(a, like) for a in args]
+    return [
+        _TORCH[op](*(a if isinstance(a, Tensor) else _number(a, t) for a in row))
+        for t, *row in zip(like, *columns)
+    ]

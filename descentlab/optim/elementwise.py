@@ -1,0 +1,236 @@
+"""Optimizers written as one elementwise rule: the paper's equations once, every path derived.
+
+Subclass :class:`Elementwise` with the hyperparameters, the state tensors and the rule
+``update(x, h)``; the readable per-tensor path, the fused CPU kernel (C++ generated from the
+rule, built once per machine and cached), its ``torch.library`` operator (for
+``torch.compile``), the foreach path for other devices, GradScaler, the non-finite policy,
+state dicts and hyperparameter checks all come from the base classes. ``docs/custom.md``
+walks through Lion::
+
+    class Lion(Elementwise):
+        hyperparameters = {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.0}
+        state_tensors = ("exp_avg",)
+
+        def update(x, h):
+            c = lerp(x.exp_avg, x.grad, 1 - h.betas[0])  # (1)
+            x.param = x.param * (1 - h.lr * h.weight_decay) - h.lr * sign(c)  # (2)
+            x.exp_avg = lerp(x.exp_avg, x.grad, 1 - h.betas[1])  # (3)
+
+The rule is traced when the class is defined, once per setting of its flags (bool
+hyperparameters, and ``maximize``, which negates ``x.grad`` before the rule): a rule that reads
+an unknown name, leaves a state tensor unassigned, or uses an operation the generator cannot
+translate raises :class:`RuleError` there, naming the line.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any, ClassVar
+
+import torch
+
+from ..checks import HyperparameterError, Interval
+from . import _checks as c
+from . import _checks as checks  # the checks a rule's class may name
+from ._rules.graph import Node, RuleError, _apply
+from ._rules.rule import Rule
+from ._rules.run import run_tensor
+from .base import OPTIONS, Optimizer, split_options, zeros
+from .kernels import _scalars
+
+__all__ = [
+    "Elementwise",
+    "RuleError",
+    "abs",
+    "checks",
+    "clamp",
+    "exp",
+    "lerp",
+    "log",
+    "maximum",
+    "minimum",
+    "sign",
+    "sqrt",
+    "where",
+]
+
+Value = Node | float
+
+
+def sqrt(x: Value) -> Value:
+    """Square root."""
+    return _apply("sqrt", x)
+
+
+def exp(x: Value) -> Value:
+    """Exponential."""
+    return _apply("exp", x)
+
+
+def log(x: Value) -> Value:
+    """Natural logarithm."""
+    return _apply("log", x)
+
+
+def abs(x: Value) -> Value:
+    """Absolute value."""
+    return _apply("abs", x)
+
+
+def sign(x: Value) -> Value:
+    """-1, 0 or 1, as ``torch.sign``."""
+    return _apply("sign", x)
+
+
+def maximum(a: Value, b: Value) -> Value:
+    """The larger of two values (NaN if either is), as ``torch.maximum``."""
+    return _apply("maximum", a, b)
+
+
+def minimum(a: Value, b: Value) -> Value:
+    """The smaller of two values (NaN if either is), as ``torch.minimum``."""
+    return _apply("minimum", a, b)
+
+
+def clamp(x: Value, lo: Value, hi: Value) -> Value:
+    """``x`` kept within ``[lo, hi]``."""
+    return minimum(maximum(x, lo), hi)
+
+
+def lerp(start: Value, end: Value, weight: Value) -> Value:
+    """``start + weight (end - start)``, rounded as ``torch.lerp``."""
+    return _apply("lerp", start, end, weight)
+
+
+def where(condition: Node, a: Value, b: Value) -> Value:
+    """``a`` where ``condition`` (a comparison) holds, else ``b``."""
+    return _apply("where", condition, a, b)
+
+
+_ANY_REAL = c.number(Interval())
+
+
+def _tuple_of(n: int) -> Callable[[str, Any], Any]:
+    """A check for ``n`` finite reals (a hyperparameter such as ``betas``)."""
+
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, (tuple, list)) or len(value) != n:
+            raise HyperparameterError(f"Invalid {name}: {value!r}; expected {n} numbers")
+        for i, item in enumerate(value):
+            _ANY_REAL(f"{name}[{i}]", item)
+        return value
+
+    return check
+
+
+class Elementwise(Optimizer):
+    """An optimizer defined by an elementwise rule (see the module's docstring).
+
+    Class attributes a subclass sets:
+
+    * ``hyperparameters``: names and defaults, in the constructor's order (numbers, pairs of
+      numbers such as ``betas``, and bools, which are flags);
+    * ``checks``: a check per hyperparameter (``descentlab.optim._checks``); numbers without
+      one must be finite reals;
+    * ``state_tensors``: the per-element state, created as zeros;
+    * ``per_tensor``: hyperparameters the kernels take as tensors (``lr``, so that a tensor
+      ``lr`` changed by a scheduler needs no host read and no recompile);
+    * ``update(x, h)``: the rule; ``scalars(h, t)`` (optional): step-dependent scalars, a
+      dict of values computed with tensor ops from the vector ``t`` of step counts (one per
+      tensor), read in the rule as ``h.<name>``.
+    """
+
+    hyperparameters: ClassVar[dict[str, Any]] = {}
+    checks: ClassVar[dict[str, Callable[[str, Any], Any]]] = {}
+    state_tensors: ClassVar[tuple[str, ...]] = ()
+    per_tensor: ClassVar[tuple[str, ...]] = ("lr",)
+    _rule: ClassVar[Rule]
+    _compiled = True
+
+    update: ClassVar[Callable[[Any, Any], None]]
+
+    @staticmethod
+    def scalars(h: Any, t: torch.Tensor) -> dict[str, Any]:
+        """Step-dependent per-tensor scalars (override); ``t``: the step counts."""
+        return {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "update" not in cls.__dict__:
+            return
+        update = cls.__dict__["update"]
+        update = update.__func__ if isinstance(update, staticmethod) else update
+        cls.update = staticmethod(update)
+        cls._rule = Rule.define(
+            cls.__name__,
+            update,
+            hyperparameters=cls.hyperparameters,
+            state=cls.state_tensors,
+            per_tensor=cls.per_tensor,
+            scalars=cls.scalars,
+            reserved=(*OPTIONS, "params"),
+        )
+        checks = {
+            n: _tuple_of(len(v)) if isinstance(v, tuple) else _ANY_REAL
+            for n, v in cls._rule.defaults.items()
+            if not isinstance(v, bool)
+        }
+        checks.update({f: c.flag for f in cls._rule.flags})
+        cls._checks = {**checks, **cls.checks}
+        cls.__signature__ = _signature(cls._rule.defaults)  # type: ignore[attr-defined]
+
+    def __init__(self, params: Iterable[Any], *args: Any, **kwargs: Any) -> None:
+        defaults = dict(self._rule.defaults)
+        names = list(defaults)
+        if len(args) > len(names):
+            raise TypeError(
+                f"{type(self).__name__} takes {len(names)} hyperparameters by position "
+                f"({', '.join(names)}), got {len(args)}"
+            )
+        for name, value in zip(names, args):
+            if name in kwargs:
+                raise TypeError(f"{type(self).__name__} got {name!r} twice")
+            defaults[name] = value
+        for name in [k for k in kwargs if k in defaults]:
+            defaults[name] = kwargs.pop(name)
+        super().__init__(params, defaults, **split_options(kwargs))
+
+    def _init_state(self, group: dict[str, Any], p: torch.Tensor, state: dict[str, Any]) -> None:
+        zeros(state, p, *self.state_tensors)
+
+    def _reference(self, group, p, g, state, t):
+        rule = self._rule
+        program = rule.program(group, maximize=False)  # g arrives negated under maximize
+        vectors = rule.vectors(group, _scalars.at(t, p.device))
+        env = {
+            "param": p,
+            "grad": g,
+            **{n: state[n] for n in self.state_tensors},
+            **rule.hypers(group),
+            **{n: float(v[0]) for n, v in vectors.items()},
+        }
+        for name, value in run_tensor(program, env, p).items():
+            (p if name == "param" else state[name]).copy_(value)
+
+    def _fused(self, group, params, grads, states, kernels, **amp):
+        vectors = self._rule.vectors(group, _scalars.advance(states))
+        lists = {n: [s[n] for s in states] for n in self.state_tensors}
+        kernels.step(self._rule, group, params, grads, lists, vectors, **amp)
+
+    def _kernels(self, group: dict[str, Any], device: torch.device) -> ModuleType | Any:
+        from .kernels import rules
+
+        return rules.select(self._rule, device, impl=self.impl, owner=type(self).__name__)
+
+
+def _signature(defaults: dict[str, Any]) -> inspect.Signature:
+    """``(params, <hyperparameters>, *, impl, nonfinite, capturable)`` for help() and IDEs."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter("params", kind)]
+    params += [inspect.Parameter(n, kind, default=v) for n, v in defaults.items()]
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    options = {"impl": "auto", "nonfinite": "ignore", "capturable": False}
+    params += [inspect.Parameter(n, keyword, default=v) for n, v in options.items()]
+    return inspect.Signature(params)

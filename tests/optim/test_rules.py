@@ -1,0 +1,257 @@
+"""Optimizers written as one elementwise rule (descentlab.optim.elementwise), with Lion
+(examples/custom_optimizer.py) as the worked example: every derived path against the paper's
+algorithm written here, against each other, and the rules the generator refuses."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from descentlab.optim.elementwise import Elementwise, RuleError, lerp, sqrt, where
+
+from ._harness import assert_close, clone_groups, flat, make_groups, set_grads, with_hparams
+
+_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_optimizer.py"
+_spec = importlib.util.spec_from_file_location("custom_optimizer", _EXAMPLE)
+example = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(example)
+Lion = example.Lion
+
+GROUPS = [
+    {"lr": 0.01, "betas": (0.9, 0.99), "weight_decay": 0.1},
+    {"lr": 0.003, "betas": (0.8, 0.9)},
+]
+STEPS = 120
+IMPLS = ["forloop", "foreach", "fused"]
+
+
+def lion_paper(p, g, m, *, lr, betas, weight_decay=0.0):
+    """Chen et al. 2023, Algorithm 2, written from the paper (not from our rule)."""
+    b1, b2 = betas
+    c = b1 * m + (1 - b1) * g
+    p_new = p - lr * (torch.sign(c) + weight_decay * p)
+    return p_new, b2 * m + (1 - b2) * g
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_lion_follows_the_papers_algorithm(impl):
+    groups = make_groups(torch.float64)
+    real = [[p for p in g if not p.dtype.is_complex] for g in groups]
+    opt = Lion(with_hparams(real, GROUPS), impl=impl)
+    ref = [p.detach().clone() for p in flat(real)]
+    moments = [torch.zeros_like(p) for p in ref]
+    hparams = [{**Lion.hyperparameters, **h} for h, g in zip(GROUPS, real) for _ in g]
+    for t in range(1, STEPS + 1):
+        set_grads(real, t)
+        grads = [p.grad.clone() for p in flat(real)]
+        opt.step()
+        for i, h in enumerate(hparams):
+            h = {k: h[k] for k in ("lr", "betas", "weight_decay")}
+            ref[i], moments[i] = lion_paper(ref[i], grads[i], moments[i], **h)
+        for i, p in enumerate(flat(real)):
+            assert_close(p.detach(), ref[i], 1e-12, 1e-14, f"step {t} param {i}")
+            assert_close(opt.state[p]["exp_avg"], moments[i], 1e-12, 1e-14, f"step {t} m {i}")
+            assert int(opt.state[p]["step"]) == t
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_every_fast_path_equals_the_readable_one(impl, dtype):
+    """On parameters and every state tensor, with maximize in one group."""
+    groups = [[p.to(dtype) for p in g if not p.dtype.is_complex] for g in make_groups()]
+    groups = [[torch.nn.Parameter(p.detach()) for p in g] for g in groups]
+    twin = clone_groups(groups)
+    hparams = [{**GROUPS[0], "maximize": True}, GROUPS[1]]
+    slow = Lion(with_hparams(groups, hparams), impl="forloop")
+    fast = Lion(with_hparams(twin, hparams), impl=impl)
+    tol = {torch.float64: (1e-13, 1e-15), torch.float32: (1e-6, 1e-7)}.get(dtype, (1e-2, 1e-3))
+    for t in range(1, 31):
+        set_grads(groups, t)
+        set_grads(twin, t)
+        slow.step()
+        fast.step()
+        for i, (p, q) in enumerate(zip(flat(groups), flat(twin))):
+            assert_close(p.detach(), q.detach(), *tol, f"{impl} step {t} param {i}")
+            m, n = slow.state[p]["exp_avg"], fast.state[q]["exp_avg"]
+            assert_close(m, n, *tol, f"{impl} step {t} exp_avg {i}")
+
+
+def test_a_state_dict_resumes_through_a_file_bit_for_bit(tmp_path):
+    groups = [[p for p in g if not p.dtype.is_complex] for g in make_groups(torch.float32)]
+    twin = clone_groups(groups)
+    a = Lion(with_hparams(groups, GROUPS))
+    for t in range(1, 6):
+        set_grads(groups, t)
+        a.step()
+    torch.save(a.state_dict(), tmp_path / "opt.pt")
+    for p, q in zip(flat(groups), flat(twin)):
+        q.data.copy_(p.detach())
+    b = Lion(with_hparams(twin, GROUPS))
+    b.load_state_dict(torch.load(tmp_path / "opt.pt"))
+    for t in range(6, 11):
+        set_grads(groups, t)
+        set_grads(twin, t)
+        a.step()
+        b.step()
+    for p, q in zip(flat(groups), flat(twin)):
+        assert torch.equal(p.detach(), q.detach())
+        assert torch.equal(a.state[p]["exp_avg"], b.state[q]["exp_avg"])
+
+
+def test_gradscaler_skips_an_inf_step_and_unscales_the_gradients():
+    p = torch.nn.Parameter(torch.ones(5))
+    opt = Lion([p], lr=0.1)
+    opt.grad_scale = torch.tensor(4.0)
+    opt.found_inf = torch.tensor(1.0)
+    p.grad = torch.full((5,), 8.0)
+    opt.step()
+    assert torch.equal(p.detach(), torch.ones(5)) and not opt.state[p]  # no lazy state either
+    opt.found_inf = torch.tensor(0.0)
+    opt.step()
+    assert torch.equal(p.grad, torch.full((5,), 2.0))  # unscaled in place, as torch's fused
+    assert torch.allclose(p.detach(), torch.full((5,), 0.9))
+
+
+def test_hyperparameters_are_checked_with_the_valid_range():
+    p = [torch.nn.Parameter(torch.ones(2))]
+    with pytest.raises(ValueError, match=r"lr.*-1"):
+        Lion(p, lr=-1.0)
+    with pytest.raises(ValueError, match=r"beta"):
+        Lion(p, betas=(1.5, 0.9))
+    with pytest.raises(TypeError, match="momentum"):
+        Lion(p, momentum=0.9)
+    with pytest.raises(TypeError, match="by position"):
+        Lion(p, 1e-3, (0.9, 0.99), 0.0, False, 7)
+
+
+def test_the_compiled_kernel_is_a_torch_library_operator():
+    from descentlab.optim.kernels import rules
+
+    kernel = rules.compiled(Lion._rule)
+    schema = str(kernel.op._schema)
+    assert "Tensor(a!)[] params" in schema and "Tensor(c!)[] exp_avg" in schema
+    args = ([torch.randn(3, 2), torch.randn(4)], [torch.randn(3, 2), torch.randn(4)])
+    kwargs = {
+        "lr": torch.full((2,), 0.1, dtype=torch.float64),
+        "betas_0": 0.9,
+        "betas_1": 0.99,
+        "weight_decay": 0.0,
+        "maximize": False,
+    }
+    state = [torch.zeros(3, 2), torch.zeros(4)]
+    torch.library.opcheck(kernel.op, (*args, state), kwargs)
+
+
+def test_compile_takes_the_step_without_recompiling():
+    torch._dynamo.reset()
+    model = torch.nn.Linear(4, 3)
+    opt = Lion(model.parameters(), lr=torch.tensor(0.01))
+    step = torch.compile(opt.step, fullgraph=False)
+    x = torch.randn(8, 4)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for t in range(4):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            step()
+            opt.param_groups[0]["lr"].fill_(0.01 / (t + 2))  # a scheduler, in place
+
+
+# ----------------------------------------------------------------------------- refused rules
+def _define(update, **attrs):
+    return type("Bad", (Elementwise,), {"update": update, **attrs})
+
+
+_BASE = {"hyperparameters": {"lr": 0.1, "beta": 0.9}, "state_tensors": ("m",)}
+
+
+def test_an_unknown_hyperparameter_is_named_with_its_line():
+    def update(x, h):
+        x.m = x.grad
+        x.param = x.param - h.lr * h.momentum  # reads a name the class does not have
+
+    with pytest.raises(RuleError, match=r"h\.momentum.*beta, lr.*\n?.*|h\.momentum") as err:
+        _define(update, **_BASE)
+    assert "test_rules.py" in str(err.value) and "h.lr * h.momentum" in str(err.value)
+
+
+def test_a_state_tensor_never_assigned_is_refused():
+    def update(x, h):
+        x.param = x.param - h.lr * x.grad
+
+    with pytest.raises(RuleError, match=r"never assigns x\.m"):
+        _define(update, **_BASE)
+
+
+def test_an_operation_without_translation_is_named_with_its_line():
+    def update(x, h):
+        x.m = x.grad
+        x.param = x.param - h.lr * math.sqrt(x.m)
+
+    with pytest.raises(RuleError, match=r"math\.sqrt\(x\.m\)"):
+        _define(update, **_BASE)
+
+    def branchy(x, h):
+        x.m = x.grad
+        if x.m > 0:
+            x.param = x.param - h.lr
+
+    with pytest.raises(RuleError, match=r"where\(condition"):
+        _define(branchy, **_BASE)
+
+    def torchy(x, h):
+        x.m = torch.sqrt(x.grad)
+        x.param = x.param
+
+    with pytest.raises(RuleError, match=r"torch\.sqrt\(x\.grad\)"):
+        _define(torchy, **_BASE)
+
+
+def test_bad_names_and_defaults_are_refused():
+    def update(x, h):
+        x.m = x.grad
+        x.param = x.param - h.lr * x.m
+
+    with pytest.raises(RuleError, match=r"assigns x\.grad"):
+        _define(lambda x, h: setattr(x, "grad", 0.0), **_BASE)
+    with pytest.raises(RuleError, match="state tensor 'lr'"):
+        _define(update, hyperparameters={"lr": 0.1}, state_tensors=("lr",))
+    with pytest.raises(RuleError, match="schedule='cosine'"):
+        _define(update, hyperparameters={"lr": 0.1, "schedule": "cosine"}, state_tensors=("m",))
+    with pytest.raises(RuleError, match=r"take \(x, h\)"):
+        _define(lambda x: None, **_BASE)
+
+
+def test_flags_step_scalars_and_where_in_one_rule():
+    """An AMSGrad-style rule with a flag, bias corrections from ``scalars`` and ``where``: the
+    fused path equals the readable one, and the flag picks the program."""
+
+    class Clipped(Elementwise):
+        hyperparameters = {"lr": 0.01, "beta": 0.9, "eps": 1e-8, "keep_max": False}
+        state_tensors = ("v", "v_max")
+
+        @staticmethod
+        def scalars(h, t):
+            return {"bc": 1 - h.beta**t}
+
+        def update(x, h):
+            x.v = lerp(x.v, x.grad * x.grad, 1 - h.beta)
+            x.v_max = where(x.v > x.v_max, x.v, x.v_max) if h.keep_max else x.v
+            x.param = x.param - h.lr * x.grad / (sqrt(x.v_max / h.bc) + h.eps)
+
+    for keep in (False, True):
+        groups = [[p for p in g if not p.dtype.is_complex] for g in make_groups(torch.float64)]
+        twin = clone_groups(groups)
+        a = Clipped(with_hparams(groups, [{"keep_max": keep}, {"lr": 0.1}]), impl="forloop")
+        b = Clipped(with_hparams(twin, [{"keep_max": keep}, {"lr": 0.1}]), impl="fused")
+        for t in range(1, 21):
+            set_grads(groups, t)
+            set_grads(twin, t)
+            a.step()
+            b.step()
+        for p, q in zip(flat(groups), flat(twin)):
+            assert_close(p.detach(), q.detach(), 1e-12, 1e-14, f"keep_max={keep}")
+            assert_close(a.state[p]["v_max"], b.state[q]["v_max"], 1e-12, 1e-14, "v_max")
