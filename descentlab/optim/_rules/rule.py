@@ -3,6 +3,8 @@ kernel signature, and the group's values in the form each path takes."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import inspect
 import itertools
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from typing import Any
 import torch
 
 from ..kernels import _scalars
+from . import tri
 from .cpp import Signature, source
 from .graph import Program, RuleError, trace
 
@@ -34,7 +37,7 @@ class Values:
             raise AttributeError(f"no hyperparameter {name!r}; there are {known}") from None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Rule:
     """An elementwise rule, traced for every setting of its flags."""
 
@@ -134,6 +137,16 @@ class Rule:
     def cpp(self) -> str:
         """The C++ source of the rule's kernel."""
         return source(self.name, list(self.programs.values()), self.signature)
+
+    def triton(self) -> str:
+        """The Python source of the rule's Triton kernels."""
+        return tri.source(self.name, list(self.programs.values()), self.signature)
+
+    @functools.cached_property
+    def stem(self) -> str:
+        """The name of its operator and builds: the rule's name and a digest of its kernel."""
+        digest = hashlib.sha256(self.cpp().encode()).hexdigest()[:10]
+        return f"rule_{self.name.lower()}_{digest}"
 
 
 def _vector(value: Any, t: torch.Tensor) -> torch.Tensor:

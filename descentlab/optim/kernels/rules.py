@@ -1,17 +1,19 @@
 """The fast paths of a rule optimizer (:class:`descentlab.optim.elementwise.Elementwise`).
 
 * CPU: the C++ kernel printed from the rule (``Rule.cpp``), built once per machine and cached
-  (:func:`.cpu.generated`), registered as the ``torch.library`` operator
-  ``descentlab::rule_<name>_<digest>`` with the schema of the rule's :class:`Signature` and a
-  fake implementation, so that ``torch.compile`` traces a step as one node. Outside a compiled
-  graph the kernel is called directly (the dispatcher's checks cost about 2 us per tensor);
+  (:func:`.cpu.generated`); CUDA: the Triton kernels printed from it (``Rule.triton``), one
+  multi-tensor launch for the whole blocks and one for the tails (:mod:`.triton._table`).
+  Both implement one ``torch.library`` operator, ``descentlab::rule_<name>_<digest>``, whose
+  schema comes from the rule's :class:`Signature` (so the two cannot disagree on what they
+  mutate), with a fake implementation, so that ``torch.compile`` traces a step as one node.
+  Outside a compiled graph the kernel is called directly (the dispatcher's checks cost about
+  2 us per tensor);
 * any other device, and ``impl="foreach"``: the rule run over the lists with ``torch._foreach_*``
   ops (:func:`.._rules.run.run_lists`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import torch
@@ -48,12 +50,13 @@ class Foreach:
 
 
 class Compiled:
-    """A rule's generated C++ kernel, called directly or through its operator."""
+    """A rule's generated kernel (C++ on CPU, Triton on CUDA), called directly or, under
+    ``torch.compile``, through its operator."""
 
-    AMP = True  # the kernel takes GradScaler's grad_scale and found_inf
+    AMP = True  # the kernels take GradScaler's grad_scale and found_inf
 
-    def __init__(self, rule: Rule, module: Any, op: Any) -> None:
-        self.module, self.op = module, op
+    def __init__(self, run: Any, op: Any) -> None:
+        self.run, self.op = run, op
 
     def step(
         self,
@@ -70,46 +73,110 @@ class Compiled:
         if torch.compiler.is_compiling():
             self.op(params, grads, **kw)
         else:
-            self.module.step(params, grads, **kw)
+            self.run(params, grads, **kw)
 
 
-_compiled: dict[int, Compiled] = {}
+_compiled: dict[tuple[int, str], Compiled] = {}
 
 
-def compiled(rule: Rule) -> Compiled:
-    """The rule's kernel, built (or loaded from the cache) and registered on first use;
-    ``RuntimeError`` where it cannot be built."""
-    found = _compiled.get(id(rule))
+def compiled(rule: Rule, device: str = "cpu") -> Compiled:
+    """The rule's kernel for ``device`` ("cpu": C++, "cuda": Triton), built (or loaded from
+    the cache) and registered on first use; ``RuntimeError`` where it cannot be had."""
+    key = (id(rule), device)
+    found = _compiled.get(key)
     if found is None:
-        from . import cpu
-
-        source = rule.cpp()
-        digest = hashlib.sha256(source.encode()).hexdigest()[:10]
-        stem = f"rule_{rule.name.lower()}_{digest}"
-        module = cpu.generated(stem, source)
-        found = _compiled[id(rule)] = Compiled(rule, module, _register(stem, rule, module))
+        run = _cpu(rule) if device == "cpu" else _triton(rule)
+        op = _operator(rule)
+        _implement(rule.stem, "CPU" if device == "cpu" else "CUDA", rule, run)
+        found = _compiled[key] = Compiled(run, op)
     return found
 
 
+def _cpu(rule: Rule) -> Any:
+    from . import cpu
+
+    return cpu.generated(rule.stem, rule.cpp()).step
+
+
+def _triton(rule: Rule) -> Any:
+    from . import triton_unavailable_reason
+
+    reason = triton_unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(reason)
+    from .triton import _table
+
+    kernels = _load_module(rule.stem, rule.triton()).KERNELS
+    signature = rule.signature
+
+    def run(params, grads, *, grad_scale=None, found_inf=None, **kw):
+        if not params:
+            return
+        states = [kw.pop(n) for n in signature.lists[2:]]
+        device = params[0].device
+        hyper = _table.hyper([kw[n] for n in signature.hypers] or [0.0], device)
+        vectors = [_table.scalars(kw[n], len(params), n) for n in signature.vectors]
+        matrix = torch.stack(vectors) if vectors else hyper
+        combo = sum(1 << i for i, f in enumerate(signature.flags) if kw[f])
+        _table.run(
+            kernels[combo], [params, grads, *states], hyper, grad_scale, found_inf,
+            matrix, len(params),
+        )  # fmt: skip
+
+    return run
+
+
+def _load_module(stem: str, source: str) -> Any:
+    """Import generated Python ``source`` (Triton reads a kernel's source from its file)."""
+    import importlib.util
+    import os
+    import tempfile
+    from pathlib import Path
+
+    root = Path(os.environ.get("DESCENTLAB_CACHE", Path.home() / ".cache" / "descentlab"))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        root = Path(tempfile.gettempdir()) / "descentlab"
+        root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{stem}.py"
+    if not path.exists() or path.read_text() != source:
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(source)
+        os.replace(partial, path)  # never a half-written module for another process
+    spec = importlib.util.spec_from_file_location(f"descentlab_generated.{stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 _LIBRARY: list[torch.library.Library] = []
+_IMPLEMENTED: set[tuple[str, str]] = set()
 
 
-def _register(stem: str, rule: Rule, module: Any) -> Any:
-    """``descentlab::<stem>`` with the rule's schema: the kernel on CPU, nothing when fake."""
-    name = f"descentlab::{stem}"
-    if not hasattr(torch.ops.descentlab, stem):
+def _operator(rule: Rule) -> Any:
+    """``descentlab::<stem>``, its schema from the rule's signature (written nowhere else)."""
+    if not hasattr(torch.ops.descentlab, rule.stem):
         if not _LIBRARY:
             _LIBRARY.append(torch.library.Library("descentlab", "FRAGMENT"))
-        _LIBRARY[0].define(rule.signature.schema(stem))
+        _LIBRARY[0].define(rule.signature.schema(rule.stem))
+        torch.library.register_fake(
+            f"descentlab::{rule.stem}", lambda *args, **kwargs: None, lib=_LIBRARY[0]
+        )
+    return getattr(torch.ops.descentlab, rule.stem).default
 
-        def kernel(params, grads, *args, **kwargs):
-            lists = rule.signature.lists[2:]
-            named = dict(zip(lists, args))
-            module.step(params, grads, **named, **kwargs)
 
-        torch.library.impl(name, "CPU", lib=_LIBRARY[0])(kernel)
-        torch.library.register_fake(name, lambda *args, **kwargs: None, lib=_LIBRARY[0])
-    return getattr(torch.ops.descentlab, stem).default
+def _implement(stem: str, key: str, rule: Rule, run: Any) -> None:
+    """The operator's implementation for dispatch key ``key`` ("CPU" or "CUDA")."""
+    if (stem, key) in _IMPLEMENTED:
+        return
+    lists = rule.signature.lists[2:]
+
+    def kernel(params, grads, *states, **kwargs):
+        run(params, grads, **dict(zip(lists, states)), **kwargs)
+
+    torch.library.impl(f"descentlab::{stem}", key, lib=_LIBRARY[0])(kernel)
+    _IMPLEMENTED.add((stem, key))
 
 
 def select(rule: Rule, device: torch.device, *, impl: str, owner: str) -> Any:
@@ -117,10 +184,10 @@ def select(rule: Rule, device: torch.device, *, impl: str, owner: str) -> Any:
     (``impl="fused"`` raises where no compiled kernel can run; ``"auto"`` warns once)."""
     if impl == "foreach":
         return Foreach
-    reason = "no compiled kernel for rules on this device yet"
-    if device.type == "cpu":
+    reason = f"no compiled kernel for {device.type}"
+    if device.type in ("cpu", "cuda"):
         try:
-            return compiled(rule)
+            return compiled(rule, device.type)
         except RuntimeError as exc:
             reason = str(exc)
     if impl == "fused":
