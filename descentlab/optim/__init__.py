@@ -10,7 +10,7 @@ from .nadam import NAdam
 from .noise import GradientNoise
 from .param_groups import param_groups
 from .radam import RAdam
-from .registry import REGISTRY, WRAPPERS, Entry, create, names
+from .registry import REGISTRY, WRAPPERS, Entry, create, names, register, unregister
 from .rmsprop import RMSprop
 from .sgd import SGD, SGDW
 from .swats import SWATS
@@ -37,4 +37,6 @@ __all__ = [
     "create",
     "names",
     "param_groups",
+    "register",
+    "unregister",
 ]

@@ -22,7 +22,7 @@ from .rmsprop import RMSprop
 from .sgd import SGD, SGDW
 from .swats import SWATS
 
-__all__ = ["REGISTRY", "WRAPPERS", "Entry", "create", "names"]
+__all__ = ["REGISTRY", "WRAPPERS", "Entry", "create", "names", "register", "unregister"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,34 @@ WRAPPERS: dict[str, type[torch.optim.Optimizer]] = {
 }
 
 _WRAPPED = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def register(entry: Entry, *, replace: bool = False) -> Entry:
+    """Add ``entry`` to the registry, so that ``create(entry.name, ...)`` and the lab know it
+    (wrapped names included). A name that exists is refused unless ``replace``."""
+    if not _NAME.match(entry.name) or entry.name in WRAPPERS:
+        raise HyperparameterError(
+            f"Invalid optimizer name {entry.name!r}: lowercase letters, digits, '-' and '_', "
+            f"starting with a letter, and not a wrapper ({', '.join(WRAPPERS)})"
+        )
+    if not (isinstance(entry.cls, type) and issubclass(entry.cls, torch.optim.Optimizer)):
+        raise HyperparameterError(
+            f"Invalid optimizer class for {entry.name!r}: {entry.cls!r} is not a "
+            "torch.optim.Optimizer subclass"
+        )
+    if entry.name in REGISTRY and not replace:
+        raise HyperparameterError(
+            f"Optimizer {entry.name!r} is already registered ({REGISTRY[entry.name].cls.__name__}); "
+            "pass replace=True to replace it"
+        )
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def unregister(name: str) -> Entry:
+    """Remove a registered name (``KeyError`` if unknown); the entry that was there."""
+    return REGISTRY.pop(name)
 
 
 def names(*, wrapped: bool = False) -> list[str]:

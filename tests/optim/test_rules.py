@@ -255,3 +255,27 @@ def test_flags_step_scalars_and_where_in_one_rule():
         for p, q in zip(flat(groups), flat(twin)):
             assert_close(p.detach(), q.detach(), 1e-12, 1e-14, f"keep_max={keep}")
             assert_close(a.state[p]["v_max"], b.state[q]["v_max"], 1e-12, 1e-14, "v_max")
+
+
+@pytest.fixture
+def lion_registered():
+    from descentlab.optim import Entry, register, unregister
+
+    register(Entry("lion", Lion, {}, 1e-4, "Chen et al. 2023", "Algorithm 2, in the tests"))
+    yield
+    unregister("lion")
+
+
+def test_a_rule_optimizer_joins_the_registry(lion_registered):
+    import descentlab
+    from descentlab.optim import Entry, HyperparameterError, register
+
+    model = torch.nn.Linear(3, 2)
+    opt = descentlab.create("lookahead(lion)", model.parameters(), lr=1e-3, k=2)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    assert "lion" in descentlab.names()
+    with pytest.raises(HyperparameterError, match="already registered"):
+        register(Entry("lion", Lion))
+    with pytest.raises(HyperparameterError, match="Invalid optimizer name"):
+        register(Entry("Lion!", Lion))
