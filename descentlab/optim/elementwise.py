@@ -137,6 +137,10 @@ class Elementwise(Optimizer):
     * ``state_tensors``: the per-element state, created as zeros;
     * ``per_tensor``: hyperparameters the kernels take as tensors (``lr``, so that a tensor
       ``lr`` changed by a scheduler needs no host read and no recompile);
+    * ``derived``: flags computed from a group's values (``{"l2": lambda h: h.weight_decay
+      != 0}``), read in the rule as ``h.l2``;
+    * ``state_when``: state tensors that exist only where a flag is set (``{"grad_avg":
+      "centered"}``; torch.optim's state dicts have them only then);
     * ``update(x, h)``: the rule; ``scalars(h, t)`` (optional): step-dependent scalars, a
       dict of values computed with tensor ops from the vector ``t`` of step counts (one per
       tensor), read in the rule as ``h.<name>``.
@@ -146,6 +150,8 @@ class Elementwise(Optimizer):
     checks: ClassVar[dict[str, Callable[[str, Any], Any]]] = {}
     state_tensors: ClassVar[tuple[str, ...]] = ()
     per_tensor: ClassVar[tuple[str, ...]] = ("lr",)
+    derived: ClassVar[dict[str, Callable[[Any], bool]]] = {}
+    state_when: ClassVar[dict[str, str]] = {}
     _rule: ClassVar[Rule]
     _compiled = True
 
@@ -171,13 +177,15 @@ class Elementwise(Optimizer):
             per_tensor=cls.per_tensor,
             scalars=cls.scalars,
             reserved=(*OPTIONS, "params"),
+            derived=cls.derived,
+            state_when=cls.state_when,
         )
         checks = {
             n: _tuple_of(len(v)) if isinstance(v, tuple) else _ANY_REAL
             for n, v in cls._rule.defaults.items()
             if not isinstance(v, bool)
         }
-        checks.update({f: c.flag for f in cls._rule.flags})
+        checks.update({f: c.flag for f in cls._rule.flags if f not in cls._rule.derived})
         cls._checks = {**checks, **cls.checks}
         cls.__signature__ = _signature(cls._rule.defaults)  # type: ignore[attr-defined]
 
@@ -198,7 +206,7 @@ class Elementwise(Optimizer):
         super().__init__(params, defaults, **split_options(kwargs))
 
     def _init_state(self, group: dict[str, Any], p: torch.Tensor, state: dict[str, Any]) -> None:
-        zeros(state, p, *self.state_tensors)
+        zeros(state, p, *self._rule.present(group))
 
     def _reference(self, group, p, g, state, t):
         rule = self._rule
@@ -207,7 +215,7 @@ class Elementwise(Optimizer):
         env = {
             "param": p,
             "grad": g,
-            **{n: state[n] for n in self.state_tensors},
+            **{n: state[n] for n in rule.present(group)},
             **rule.hypers(group),
             **{n: float(v[0]) for n, v in vectors.items()},
         }
@@ -216,7 +224,8 @@ class Elementwise(Optimizer):
 
     def _fused(self, group, params, grads, states, kernels, **amp):
         vectors = self._rule.vectors(group, _scalars.advance(states))
-        lists = {n: [s[n] for s in states] for n in self.state_tensors}
+        present = self._rule.present(group)
+        lists = {n: [s[n] for s in states] if n in present else [] for n in self.state_tensors}
         kernels.step(self._rule, group, params, grads, lists, vectors, **amp)
 
     def _kernels(self, group: dict[str, Any], device: torch.device) -> ModuleType | Any:

@@ -279,3 +279,38 @@ def test_a_rule_optimizer_joins_the_registry(lion_registered):
         register(Entry("lion", Lion))
     with pytest.raises(HyperparameterError, match="Invalid optimizer name"):
         register(Entry("Lion!", Lion))
+
+
+def test_derived_flags_and_state_that_only_some_settings_have():
+    """RMSprop-style: a heavy-ball buffer only where momentum > 0 (a flag derived from a number),
+    created, saved and updated only then, on every path alike."""
+
+    class Heavy(Elementwise):
+        hyperparameters = {"lr": 0.01, "momentum": 0.0}
+        state_tensors = ("buf",)
+        derived = {"heavy_ball": lambda h: h.momentum > 0}
+        state_when = {"buf": "heavy_ball"}
+
+        def update(x, h):
+            if h.heavy_ball:
+                x.buf = x.buf * h.momentum + x.grad
+                x.param = x.param - h.lr * x.buf
+            else:
+                x.param = x.param - h.lr * x.grad
+
+    runs = {}
+    for impl in ("forloop", "foreach", "fused"):
+        groups = [[p for p in g if not p.dtype.is_complex] for g in make_groups(torch.float64)]
+        opt = Heavy(with_hparams(groups, [{"momentum": 0.9}, {}]), impl=impl)
+        for t in range(1, 8):
+            set_grads(groups, t)
+            opt.step()
+        assert [sorted(opt.state[p]) for p in flat(groups)] == [["buf", "step"]] * 2 + [
+            ["step"]
+        ] * 2
+        runs[impl] = [p.detach().clone() for p in flat(groups)]
+    for impl in ("foreach", "fused"):
+        for p, q in zip(runs["forloop"], runs[impl]):
+            assert_close(p, q, 1e-13, 1e-15, impl)
+    with pytest.raises(RuleError, match="state_when"):
+        type("Bad", (Heavy,), {"update": Heavy.update, "state_when": {"buf": "nothing"}})

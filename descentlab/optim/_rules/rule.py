@@ -44,7 +44,9 @@ class Rule:
     name: str
     defaults: dict[str, Any]  # the hyperparameters and their defaults, ``maximize`` included
     state: tuple[str, ...]
-    flags: tuple[str, ...]
+    flags: tuple[str, ...]  # bool hyperparameters, then derived flags
+    derived: dict[str, Callable[[Any], bool]]  # flags computed from a group's values
+    state_when: dict[str, str]  # a state tensor that exists only where a flag is set
     per_tensor: tuple[str, ...]  # hyperparameters given to the kernels as vectors
     scalars: Callable[[Any, torch.Tensor], dict[str, Any]]
     programs: dict[tuple[bool, ...], Program]
@@ -62,6 +64,8 @@ class Rule:
         per_tensor: tuple[str, ...],
         scalars: Callable[[Any, torch.Tensor], dict[str, Any]],
         reserved: tuple[str, ...],
+        derived: dict[str, Callable[[Any], bool]] | None = None,
+        state_when: dict[str, str] | None = None,
     ) -> Rule:
         """Check and trace a rule; :class:`RuleError` naming what is wrong."""
         if len(inspect.signature(update).parameters) != 2:
@@ -77,7 +81,25 @@ class Rule:
                     f"{name}: state tensor {key!r} must be an identifier other than "
                     f"{', '.join(sorted(taken | set(defaults)))}"
                 )
-        flags = tuple(k for k, v in defaults.items() if isinstance(v, bool))
+        derived, state_when = dict(derived or {}), dict(state_when or {})
+        for key, fn in derived.items():
+            if not key.isidentifier() or key in taken or key in defaults or key in state:
+                raise RuleError(f"{name}: derived flag {key!r} must be a new identifier")
+            try:
+                value = fn(Values(defaults))
+            except Exception as exc:
+                raise RuleError(
+                    f"{name}: derived flag {key!r} failed on the defaults: {exc}"
+                ) from exc
+            if not isinstance(value, bool):
+                raise RuleError(f"{name}: derived flag {key!r} must return a bool, not {value!r}")
+        flags = (*(k for k, v in defaults.items() if isinstance(v, bool)), *derived)
+        for key, flag in state_when.items():
+            if key not in state or flag not in flags:
+                raise RuleError(
+                    f"{name}: state_when maps {key!r} to {flag!r}; it must map a state tensor "
+                    f"({', '.join(state)}) to a flag ({', '.join(flags)})"
+                )
         per = tuple(n for n in per_tensor if n in defaults)
         try:
             made = scalars(Values(defaults), _scalars.at(1))
@@ -90,16 +112,13 @@ class Rule:
                     "(not a hyperparameter, a state tensor, param, grad or step)"
                 )
         vectors = (*per, *made)
-        programs = {
-            combo: trace(
-                update,
-                state=state,
-                defaults=defaults,
-                vectors=vectors,
-                flags=dict(zip(flags, combo)),
+        programs = {}
+        for combo in itertools.product((False, True), repeat=len(flags)):
+            setting = dict(zip(flags, combo))
+            present = tuple(k for k in state if setting.get(state_when.get(k, ""), True))
+            programs[combo] = trace(
+                update, state=present, defaults=defaults, vectors=vectors, flags=setting
             )
-            for combo in itertools.product((False, True), repeat=len(flags))
-        }
         hypers = list(dict.fromkeys(h for p in programs.values() for h in p.hypers))
         sig = Signature(("params", "grads", *state), vectors, tuple(hypers), flags)
         sources: dict[str, tuple[str, int | None]] = {}
@@ -108,15 +127,31 @@ class Rule:
                 sources.update({f"{key}_{i}": (key, i) for i in range(len(value))})
             else:
                 sources[key] = (key, None)
-        return cls(name, defaults, state, flags, per, scalars, programs, sig, sources)
+        return cls(
+            name, defaults, state, flags, derived, state_when, per, scalars, programs, sig, sources
+        )
+
+    def flag_values(self, group: dict[str, Any]) -> dict[str, bool]:
+        """The group's flags, derived ones included."""
+        values = Values(group)
+        return {
+            f: bool(self.derived[f](values)) if f in self.derived else bool(group[f])
+            for f in self.flags
+        }
+
+    def present(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The state tensors the group's flags call for."""
+        if not self.state_when:
+            return self.state
+        flags = self.flag_values(group)
+        return tuple(k for k in self.state if flags.get(self.state_when.get(k, ""), True))
 
     def program(self, group: dict[str, Any], *, maximize: bool | None = None) -> Program:
         """The program for the group's flags (``maximize`` overridden where given)."""
-        key = tuple(
-            maximize if f == "maximize" and maximize is not None else bool(group[f])
-            for f in self.flags
-        )
-        return self.programs[key]
+        flags = self.flag_values(group)
+        if maximize is not None:
+            flags["maximize"] = maximize
+        return self.programs[tuple(flags[f] for f in self.flags)]
 
     def hypers(self, group: dict[str, Any]) -> dict[str, float]:
         """The float hyperparameters the kernels take, by their argument names."""

@@ -68,8 +68,7 @@ class Compiled:
         vectors: dict[str, Tensor],
         **amp: Tensor,
     ) -> None:
-        flags = {f: bool(group[f]) for f in rule.flags}
-        kw = {**lists, **vectors, **rule.hypers(group), **flags, **amp}
+        kw = {**lists, **vectors, **rule.hypers(group), **rule.flag_values(group), **amp}
         if torch.compiler.is_compiling():
             self.op(params, grads, **kw)
         else:
