@@ -9,6 +9,7 @@ tensor of it), as the kernel's ``T(s)`` does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -47,20 +48,36 @@ def _leaf(node: Node, env: dict[str, Any]) -> Any:
     return env[node.name]
 
 
-def run_tensor(program: Program, env: dict[str, Any], like: Tensor) -> dict[str, Tensor]:
-    """The rule's new values for one tensor; ``env``: the inputs as tensors of ``like``'s dtype
-    and device, the hyperparameters and per-tensor scalars as Python floats."""
+def _walk(
+    program: Program,
+    env: dict[str, Any],
+    scalar: Callable[[str, list[Any]], Any],
+    element: Callable[[str, list[Any]], Any],
+) -> dict[int, Any]:
+    """Every node's value, by ``id``: leaves from ``env``, the rest by ``scalar`` or
+    ``element`` (the operation's name and its arguments' values)."""
     values: dict[int, Any] = {}
     for node in program.nodes:
         if not node.args:
             values[id(node)] = _leaf(node, env)
-            continue
-        args = [values[id(a)] for a in node.args]
-        if node.scalar:
-            values[id(node)] = OPS[node.op][1](*args)
-            continue
-        args = [a if isinstance(a, Tensor) else _number(a, like) for a in args]
-        values[id(node)] = _TORCH[node.op](*args)
+        else:
+            args = [values[id(a)] for a in node.args]
+            values[id(node)] = (scalar if node.scalar else element)(node.op, args)
+    return values
+
+
+def _python(op: str, args: list[Any]) -> Any:
+    return OPS[op][1](*args)
+
+
+def run_tensor(program: Program, env: dict[str, Any], like: Tensor) -> dict[str, Tensor]:
+    """The rule's new values for one tensor; ``env``: the inputs as tensors of ``like``'s dtype
+    and device, the hyperparameters and per-tensor scalars as Python floats."""
+
+    def element(op: str, args: list[Any]) -> Tensor:
+        return _TORCH[op](*(a if isinstance(a, Tensor) else _number(a, like) for a in args))
+
+    values = _walk(program, env, _python, element)
     return {k: _value(values[id(n)], like) for k, n in program.outputs.items()}
 
 
@@ -95,26 +112,25 @@ def run_lists(program: Program, env: dict[str, Any], like: list[Tensor]) -> dict
     as lists, the hyperparameters as Python floats, the per-tensor scalars as 1-D float64
     tensors (one value per tensor, computed on as float64 vectors)."""
     dtype = like[0].dtype
-    values: dict[int, Any] = {}
-    for node in program.nodes:
-        if not node.args:
-            values[id(node)] = _leaf(node, env)
-            continue
-        args = [values[id(a)] for a in node.args]
-        if node.scalar:
-            if any(isinstance(a, Tensor) for a in args):  # a per-tensor vector (float64)
-                args = [
-                    a
-                    if isinstance(a, Tensor)
-                    else torch.tensor(a, dtype=_vector(args).dtype, device=_vector(args).device)
-                    for a in args
-                ]
-                values[id(node)] = _TORCH[node.op](*args)
-            else:
-                values[id(node)] = OPS[node.op][1](*args)
-            continue
-        args = [_each(a, dtype) if isinstance(a, Tensor) else a for a in args]
-        values[id(node)] = _list_op(node.op, args, like)
+
+    def scalar(op: str, args: list[Any]) -> Any:
+        vector = next((a for a in args if isinstance(a, Tensor)), None)
+        if vector is None:
+            return _python(op, args)
+        # a per-tensor vector (float64): the scalars of every tensor at once
+        return _TORCH[op](
+            *(
+                a
+                if isinstance(a, Tensor)
+                else torch.tensor(a, dtype=vector.dtype, device=vector.device)
+                for a in args
+            )
+        )
+
+    def element(op: str, args: list[Any]) -> list[Tensor]:
+        return _list_op(op, [_each(a, dtype) if isinstance(a, Tensor) else a for a in args], like)
+
+    values = _walk(program, env, scalar, element)
     out = {}
     for k, n in program.outputs.items():
         v = values[id(n)]
@@ -123,10 +139,6 @@ def run_lists(program: Program, env: dict[str, Any], like: list[Tensor]) -> dict
         else:
             out[k] = [_value(x, t) for x, t in zip(_per(v, like), like)]
     return out
-
-
-def _vector(args: list[Any]) -> Tensor:
-    return next(a for a in args if isinstance(a, Tensor))
 
 
 class _PerTensor(list):
