@@ -7,9 +7,7 @@ error input that torch tests, and holds the runs and comparisons that ``test_opt
 from __future__ import annotations
 
 import copy
-import io
 import math
-import pickle
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from torch.testing._internal.common_optimizers import (
 )
 
 import descentlab.optim
+from descentlab import testing
 
 from ._harness import ALIASES, compare_states, flat, set_grads
 
@@ -119,23 +118,14 @@ def params_of(opt: torch.optim.Optimizer) -> list[list[nn.Parameter]]:
     return [list(g["params"]) for g in opt.param_groups]
 
 
-def _torch_save(obj: Any, *, weights_only: bool) -> Any:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=weights_only)
-
-
 COPIES: dict[str, Callable[[Any], Any]] = {
-    "deepcopy": copy.deepcopy,
-    "pickle": lambda opt: pickle.loads(pickle.dumps(opt)),
-    "torch_save": lambda opt: _torch_save(opt, weights_only=False),
+    k.replace(".", "_"): f for k, f in testing.COPIES.items()
 }
 
 
 def saved_state_dict(opt: torch.optim.Optimizer) -> dict[str, Any]:
     """``opt.state_dict()`` through ``torch.save`` and ``torch.load(weights_only=True)``."""
-    return _torch_save(opt.state_dict(), weights_only=True)
+    return testing.torch_round_trip(opt.state_dict(), weights_only=True)
 
 
 # ----------------------------------------------------------------------------------- comparing

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import adabound
@@ -20,7 +21,8 @@ from . import references as ref
 class Case:
     name: str  # registry name
     groups: tuple[dict[str, Any], dict[str, Any]]  # hyperparameters of the two parameter groups
-    reference: Callable[..., torch.optim.Optimizer] | None  # built with the same groups
+    # built with the same groups; a class or a partial of one (what check_optimizer takes)
+    reference: Callable[..., torch.optim.Optimizer] | None
     complex_ok: bool = False  # the reference supports complex parameters
     steps: int = 100
     fixed: dict[str, Any] = field(default_factory=dict)  # passed to both (the name's fixed args)
@@ -30,7 +32,7 @@ class Case:
 
 
 def _torch(cls, **fixed):
-    return lambda groups: cls(groups, foreach=False, **fixed)
+    return partial(cls, foreach=False, **fixed)
 
 
 CASES = [
@@ -119,29 +121,29 @@ CASES = [
             {"lr": 0.01, "final_lr": 0.05, "gamma": 1e-2, "weight_decay": 0.01},
             {"lr": 0.003, "betas": (0.8, 0.99)},
         ),
-        lambda groups: adabound.AdaBound(groups),
+        adabound.AdaBound,
     ),
     Case(
         "amsbound",
         ({"lr": 0.01, "final_lr": 0.05, "gamma": 1e-2}, {"lr": 0.003, "weight_decay": 0.02}),
-        lambda groups: adabound.AdaBound(groups, amsbound=True),
+        partial(adabound.AdaBound, amsbound=True),
         fixed={"amsbound": True},
     ),
     Case(
         "sgdw",
         ({"lr": 0.05, "weight_decay": 0.01}, {"lr": 0.02, "weight_decay": 0.1}),
-        lambda groups: ref.SGDWReference(groups, lr=0.1),
+        partial(ref.SGDWReference, lr=0.1),
     ),
     Case(
         "sgdwm",
         ({"lr": 0.02, "weight_decay": 0.01}, {"lr": 0.01, "weight_decay": 0.1}),
-        lambda groups: ref.SGDWReference(groups, lr=0.1, momentum=0.9),
+        partial(ref.SGDWReference, lr=0.1, momentum=0.9),
         fixed={"momentum": 0.9},
     ),
     Case(
         "swats",
         ({"lr": 0.01, "switch_tol": 1e-4}, {"lr": 0.003, "betas": (0.8, 0.99), "switch_tol": 1e-5}),
-        lambda groups: ref.SWATSReference(groups),
+        ref.SWATSReference,
         steps=150,
     ),
 ]

@@ -6,9 +6,7 @@ Each test names the item of issue 13 that it covers.
 from __future__ import annotations
 
 import copy
-import io
 import math
-import pickle
 
 import pytest
 import torch
@@ -20,6 +18,7 @@ from torch.optim.optimizer import (
 import descentlab
 from descentlab.optim import SWATS, AdaBound, GradientNoise, HyperparameterError, Lookahead, NAdam
 from descentlab.optim.kernels import cpu as _kernels
+from descentlab.testing import COPIES
 
 from ._harness import flat, make_groups, set_grads
 
@@ -66,20 +65,6 @@ def _assert_same(a, b, what):
             _assert_same(x, y, f"{what}[{i}]")
     else:
         assert a == b, f"{what}: {a!r} != {b!r}"
-
-
-def _torch_round_trip(obj):
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    buf.seek(0)
-    return torch.load(buf, weights_only=False)
-
-
-COPIES = {
-    "deepcopy": copy.deepcopy,
-    "pickle": lambda obj: pickle.loads(pickle.dumps(obj)),
-    "torch.save": _torch_round_trip,
-}
 
 
 # ----------------------------------------------------------------- 1. copies
