@@ -10,7 +10,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["DEVICE_HELP", "WIDTH", "details", "device", "fail", "show", "table", "unknown"]
+__all__ = [
+    "DEVICE_HELP",
+    "WIDTH",
+    "details",
+    "device",
+    "device_failure",
+    "fail",
+    "show",
+    "table",
+    "unknown",
+]
 
 WIDTH = 80  # every listing and detail page fits 80 columns (tested)
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (auto: a GPU when torch sees one)."
@@ -31,8 +41,13 @@ def device(name: str) -> object:
     try:
         return resolve(name)
     except DeviceError as e:
-        why = str(e).removeprefix(f"device {name!r}: ").removeprefix(f"device: {name!r}; ")
-        raise fail(f"--device {name}: {why}") from None
+        raise device_failure(name, e) from None
+
+
+def device_failure(name: str, error: Exception) -> typer.Exit:
+    """The one-line error (exit 2) for ``--device name`` that ``error`` (a DeviceError) refused."""
+    why = str(error).removeprefix(f"device {name!r}: ").removeprefix(f"device: {name!r}; ")
+    return fail(f"--device {name}: {why}")
 
 
 def unknown(kind: str, name: str, known: Iterable[str], command: str) -> typer.Exit:

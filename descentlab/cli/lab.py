@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from ..report._format import median_iqr, rounded
-from ._common import DEVICE_HELP, details, device, fail, show, table, unknown
+from ..report.rounding import median_iqr, rounded
+from ._common import DEVICE_HELP, details, device, device_failure, fail, show, table, unknown
+
+if TYPE_CHECKING:
+    from ..report import SummaryRow
 
 
 def _target(p: Any) -> str:
@@ -49,7 +52,7 @@ def _problem(name: str) -> None:
     )
 
 
-def _results(rows: Sequence[Mapping[str, Any]], metric: str) -> Table:
+def _results(rows: Sequence[SummaryRow], metric: str) -> Table:
     """``compare``'s table: one row per optimizer, the test metric as median [IQR]."""
     header = ("optimizer", "lr", "runs", "diverged", "train\nloss", f"test {metric}\nmedian [IQR]")
     t = table(*header, "s/run")
@@ -57,12 +60,12 @@ def _results(rows: Sequence[Mapping[str, Any]], metric: str) -> Table:
         column.justify = "right"
     t.columns[5].no_wrap = True  # "0.9694 [0.9667, 0.9694]" stays on one line
     for r in rows:
-        test, loss, wall = r["test"], r["train_loss"], r["wall_time"]
+        test, loss, wall = r.test, r.train_loss, r.wall_time
         t.add_row(
-            r["label"],
-            ", ".join(f"{lr:g}" for lr in r["lrs"]),
-            str(r["runs"]),
-            str(r["diverged"]),
+            r.label,
+            ", ".join(f"{lr:g}" for lr in r.lrs),
+            str(r.runs),
+            str(r.diverged),
             rounded(loss.median, loss.q3 - loss.q1),
             median_iqr(test.median, test.q1, test.q3),
             f"{wall.median:.1f}",
@@ -136,8 +139,7 @@ def register(app: typer.Typer) -> None:
         """
         import os
 
-        from ..lab import SpecError, default_experiment, run_experiment
-        from ..problems import get
+        from ..lab import DeviceError, SpecError, default_experiment, run_experiment
         from ..report import summary, write_report
         from ..store import Store, StoreError
 
@@ -151,8 +153,7 @@ def register(app: typer.Typer) -> None:
         except SpecError as e:
             hint = "--optimizer" if str(e).startswith("optimizers") else "--problem"
             raise typer.BadParameter(str(e), param_hint=hint) from e
-        device(device_name)
-        try:
+        try:  # the device is resolved once, before anything is written
             run_experiment(
                 exp,
                 db=db,
@@ -161,12 +162,14 @@ def register(app: typer.Typer) -> None:
                 device=device_name,
                 trials_per_gpu=trials_per_gpu,
             )
+        except DeviceError as e:
+            raise device_failure(device_name, e) from None
         except StoreError as e:
             raise fail(str(e)) from e
-        n_epochs = exp.epochs or get(problem).budget.epochs
+        n_epochs = exp.epochs_for(exp.problems[0])
         with Store(db) as store:
             rows = next(iter(summary(store, exp.name).values()), [])
-        metric = rows[0]["metric"] if rows else "metric"
+        metric = rows[0].metric if rows else "metric"
         typer.echo(
             f"{problem}: {n_epochs} epochs, seed {seed} + {seeds - 1} more, "
             f"learning rate tuned (grid of {exp.tuning.budget})"
@@ -205,7 +208,7 @@ def _register_engine(app: typer.Typer) -> None:
 
         Prints the store's path.
         """
-        from ..lab import SpecError, load, run_experiment
+        from ..lab import DeviceError, SpecError, load, run_experiment
 
         if device_name is not None:
             device(device_name)
@@ -215,7 +218,6 @@ def _register_engine(app: typer.Typer) -> None:
             raise fail(f"no experiment file {experiment}") from e
         except SpecError as e:
             raise fail(f"{experiment}: {e}") from e
-        device(device_name or spec.device)
         try:
             s = run_experiment(
                 spec,
@@ -228,6 +230,8 @@ def _register_engine(app: typer.Typer) -> None:
                 device=device_name,
                 trials_per_gpu=trials_per_gpu,
             )
+        except DeviceError as e:  # resolved once, before anything is written
+            raise device_failure(device_name or spec.device, e) from None
         except (ValueError, RuntimeError) as e:
             raise fail(str(e)) from e
         typer.echo(

@@ -9,14 +9,10 @@ optimizer's own range.
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Mapping
 
 import numpy as np
-import torch
 
-from ._build import build_optimizer, default_lr
 from ._points import log_scale, unit_points
 from .axes import Variant
 from .spec import OptimizerSpec, Tuning
@@ -33,26 +29,19 @@ __all__ = [
 
 
 def center(opt: OptimizerSpec) -> float:
-    """The optimizer's own learning rate: its ``hparams.lr``, else its default."""
-    return float(opt.hparams.get("lr", default_lr(opt.name)))
-
-
-@functools.lru_cache(maxsize=256)
-def _decoupled(name: str, hparams: str) -> bool:
-    dummy = [torch.zeros(1, requires_grad=True)]
-    optimizer = build_optimizer(name, dummy, json.loads(hparams))
-    return bool(optimizer.param_groups[0].get("decoupled_weight_decay", False))
+    """The optimizer's own learning rate: its ``hparams.lr``, else its default (``opt.lr0``)."""
+    return opt.lr0
 
 
 def decoupled(opt: OptimizerSpec) -> bool:
     """Whether ``opt``'s weight decay is decoupled from the gradient (Loshchilov & Hutter 2019).
 
-    Read from the built optimizer's ``decoupled_weight_decay`` flag, the one torch.optim and
-    the registry's classes set: true for ``adamw``, ``sgdw``, ``sgdwm``, ``torch.optim.AdamW``
-    and ``adam`` with ``decoupled_weight_decay = true``, false for an optimizer without the flag.
+    Read, when the experiment was read, from the built optimizer's ``decoupled_weight_decay``
+    flag, the one torch.optim and the registry's classes set: true for ``adamw``, ``sgdw``,
+    ``sgdwm``, ``torch.optim.AdamW`` and ``adam`` with ``decoupled_weight_decay = true``, false
+    for an optimizer without the flag.
     """
-    hparams = json.dumps({**opt.hparams, "lr": center(opt)}, sort_keys=True, default=str)
-    return _decoupled(opt.name, hparams)
+    return opt.decoupled
 
 
 def tunes_weight_decay(opt: OptimizerSpec, tuning: Tuning, variant: Variant | None = None) -> bool:

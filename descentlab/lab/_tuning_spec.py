@@ -8,10 +8,10 @@ does with these keys).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ..checks import MAX_INT, Checks
+from ..store import Tuning
 from ._errors import SpecError
 
 __all__ = ["MAX_COUNT", "METHODS", "Tuning", "check", "integer", "parse_tuning", "seeds"]
@@ -31,29 +31,6 @@ _TUNING = (
     "refine",
     "refine_factor",
 )
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """How learning rates are searched: the same ``budget`` for every optimizer.
-
-    ``weight_decay_range``: also search the weight decay of decoupled-decay optimizers (in the
-    same budget). ``seeds``: one search per tuning seed (``None``: one search, on ``seed``).
-    ``refine``: the last ``refine`` settings of the budget are drawn around the first
-    ``budget - refine``'s best, within a factor ``refine_factor`` on each side.
-    """
-
-    method: str = "random"
-    budget: int = 6
-    lr_factor: float = 10.0
-    lr_range: tuple[float, float] | None = None
-    seed: int | None = None
-    defaults: bool = False
-    epochs: int | None = None
-    weight_decay_range: tuple[float, float] | None = None
-    seeds: tuple[int, ...] | None = None
-    refine: int = 0
-    refine_factor: float = 3.0
 
 
 check = Checks(SpecError)

@@ -38,7 +38,7 @@ from ..store import PRECISIONS
 from . import tricks as tr
 from ._errors import SpecError
 
-__all__ = ["AXES", "DESIGNS", "PHASES", "Axis", "Variant", "variants"]
+__all__ = ["AXES", "DESIGNS", "PHASES", "Axis", "Variant", "axis_options", "hooks", "variants"]
 
 DESIGNS = ("grid", "one-at-a-time")
 PHASES = ("model", "data", "weights", "wrap", "optimizer", "schedule")
@@ -286,6 +286,11 @@ def hooks(tricks: Mapping[str, Any], phase: str) -> list[Hook]:
     return out
 
 
+def axis_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The problem options in ``options`` that axes set (``normalization``, ``dropout``)."""
+    return {k: v for k, v in options.items() if k in AXES and AXES[k].where == "option"}
+
+
 @dataclass(frozen=True)
 class Variant:
     """One combination of axis values: ``settings`` maps an axis to its (parsed) value.
@@ -298,7 +303,7 @@ class Variant:
 
     def options(self) -> dict[str, Any]:
         """The problem options this variant sets (``normalization``, ``dropout``)."""
-        return {k: v for k, v in self.settings.items() if AXES[k].where == "option"}
+        return axis_options(self.settings)
 
     def tricks(self) -> dict[str, Any]:
         """What the trial runner applies: the trick axes whose value is not the 'off' one."""

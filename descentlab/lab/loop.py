@@ -26,10 +26,10 @@ import torch
 
 from ..optim import NonFiniteGradientError
 from ..problems import SPLITS, Amp, train
-from ..store import Curve, Placement, Trial, TrialResult
+from ..store import Curve, Placement, Summary, Target, Trial, TrialResult
 from . import tricks as tr
 from ._build import build_optimizer, build_schedule, load_problem
-from .axes import hooks
+from .axes import axis_options, hooks
 
 __all__ = ["run_trial"]
 
@@ -99,7 +99,8 @@ class _Runner:
         give it the trial's precision."""
         t = self.trial
         task = problem.build(t.seed, data_dir=self.data_dir, batch_size=t.batch_size, **options)
-        ctx = tr.Context(t, problem, task, pretrain=self.pretrain)
+        options = axis_options(t.options)  # what a pre-training problem may take too
+        ctx = tr.Context(t, problem, task, pretrain=self.pretrain, axis_options=options)
         for phase in ("model", "data"):
             _run_hooks(ctx, phase)
         if self.device.type != "cpu":
@@ -165,7 +166,7 @@ class _Runner:
 
 
 def _train(trial: Trial, data_dir: str | None, device: torch.device) -> TrialResult:
-    problem = load_problem(trial.problem)
+    problem = load_problem(trial.problem)  # a trial is a plain configuration: loaded where it runs
     runner = _Runner(trial, data_dir, device)
     ctx = runner.build(problem, trial.options)
     _run_hooks(ctx, "weights")
@@ -186,11 +187,15 @@ def _train(trial: Trial, data_dir: str | None, device: torch.device) -> TrialRes
     except NonFiniteGradientError:
         diverged = True
     curves, summary = _record(problem, steps, epoch_evals, seconds)
-    summary["steps_per_epoch"] = len(task.train_loader)
-    summary["examples_per_epoch"] = _examples(task, trial)
-    summary.update(ctx.summary)
-    if trial.sharpness and not diverged:
-        summary["sharpness"] = _sharpness(task)
+    summary = dataclasses.replace(
+        summary,
+        steps_per_epoch=len(task.train_loader),
+        examples_per_epoch=_examples(task, trial),
+        pretrained=ctx.pretrained,
+    )
+    if trial.sharpness and not diverged:  # a task without a sharpness records null
+        nulls = summary.nulls | {"sharpness"}
+        summary = dataclasses.replace(summary, sharpness=_sharpness(task), nulls=nulls)
     return TrialResult("finished", diverged, summary=summary, curves=curves)
 
 
@@ -218,7 +223,7 @@ def _record(
     steps: list[float],
     evals: list[dict[str, dict[str, float]]],
     seconds: list[float],
-) -> tuple[tuple[Curve, ...], dict[str, Any]]:
+) -> tuple[tuple[Curve, ...], Summary]:
     curves = [Curve("train", "step_loss", "step", steps)]
     curves.append(Curve("time", "train_seconds", "epoch", seconds))
     for split in SPLITS:
@@ -230,22 +235,17 @@ def _record(
         (e for e in range(1, len(evals)) if target.reached(evals[e][target_split][target.metric])),
         None,
     )
-    summary = {
-        "main_metric": problem.main_metric,
-        "higher_is_better": problem.higher_is_better,
-        "target": {
-            "metric": target.metric,
-            "value": target.value,
-            "higher_is_better": target.higher_is_better,
-            "split": target_split,
-        },
-        "epochs_done": len(evals) - 1,
-        "steps": len(steps),
-        "final": evals[-1],
-        "train_seconds": seconds[-1],
-        "epochs_to_target": hit,
-        "seconds_to_target": None if hit is None else seconds[hit],
-    }
+    summary = Summary(
+        main_metric=problem.main_metric,
+        higher_is_better=problem.higher_is_better,
+        target=Target(target.metric, target.value, target.higher_is_better, target_split),
+        epochs_done=len(evals) - 1,
+        steps=len(steps),
+        final=evals[-1],
+        train_seconds=seconds[-1],
+        epochs_to_target=hit,
+        seconds_to_target=None if hit is None else seconds[hit],
+    )
     return tuple(curves), summary
 
 

@@ -49,8 +49,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -61,7 +62,10 @@ from ._tuning_spec import check as _check
 from ._tuning_spec import integer as _int
 from ._tuning_spec import seeds as _seeds
 from .axes import AXES, Variant, variants
-from .devices import DeviceError, check_name
+from .devices import DeviceError, check_name, resolve
+
+if TYPE_CHECKING:
+    from ..problems import Problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,12 +103,17 @@ _PROBLEM = ("name", "options", "epochs", "axes")
 
 @dataclass(frozen=True)
 class ProblemSpec:
-    """One problem of an experiment, with the options its ``build`` takes (its ``axes``)."""
+    """One problem of an experiment, with the options its ``build`` takes (its ``axes``).
+
+    ``problem`` is the :class:`~descentlab.problems.Problem` that ``name`` names, loaded once
+    when the experiment is read.
+    """
 
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
     variants: tuple[Variant, ...] | None = None  # its own axes, instead of the experiment's
     epochs: int | None = None  # its own budget, instead of the experiment's and the problem's
+    problem: Problem = field(kw_only=True, compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -116,7 +125,12 @@ class ProblemSpec:
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """One optimizer entry of an experiment."""
+    """One optimizer entry of an experiment.
+
+    Resolved once, when the experiment is read, from the optimizer built on a dummy parameter:
+    ``lr0``, its own learning rate (``hparams.lr``, else its default), and ``decoupled``,
+    whether its weight decay is decoupled (:func:`descentlab.lab.tuning.decoupled`).
+    """
 
     name: str
     label: str
@@ -124,6 +138,8 @@ class OptimizerSpec:
     schedule: str | None = None
     schedule_args: Mapping[str, Any] = field(default_factory=dict)
     tune: bool = True
+    lr0: float = field(kw_only=True)
+    decoupled: bool = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,19 @@ class Experiment:
     def variants_for(self, problem: ProblemSpec) -> tuple[Variant, ...]:
         """The variants run on ``problem``: its own axes if it has them, else the experiment's."""
         return problem.variants if problem.variants is not None else self.variants
+
+    def epochs_for(self, problem: ProblemSpec, *, tuning: bool = False) -> int:
+        """A trial's epochs: the tuning's (search runs), else the problem entry's, the
+        experiment's, the problem's own budget, the first given."""
+        own = problem.epochs or self.epochs or problem.problem.budget.epochs
+        return (self.tuning.epochs or own) if tuning else own
+
+    @cached_property
+    def where(self) -> torch.device:
+        """The ``torch.device`` that ``device`` means on this machine, resolved once (on first
+        use, not when the file is read: ``--device`` may replace a file's ``cuda`` on a CPU
+        machine); a DeviceError if it is not here."""
+        return resolve(self.device)
 
 
 def _entry(key: str, value: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -178,7 +207,7 @@ def _problem(i: int, value: Any, design: str) -> ProblemSpec:
             own = variants(axes, design)
         except SpecError as e:
             raise SpecError(f"{key}.axes.{e}") from e
-    return ProblemSpec(name, options, own, epochs)
+    return ProblemSpec(name, options, own, epochs, problem=problem)
 
 
 def _problems(value: Any, design: str) -> tuple[ProblemSpec, ...]:
@@ -197,8 +226,12 @@ def _problems(value: Any, design: str) -> tuple[ProblemSpec, ...]:
 
 def _check_optimizer(
     key: str, name: str, hparams: dict[str, Any], schedule: str | None, args: dict[str, Any]
-) -> None:
-    """Build the optimizer (and schedule) once on a dummy parameter: bad names fail here."""
+) -> tuple[float, bool]:
+    """Build the optimizer (and schedule) once on a dummy parameter: bad names fail here.
+
+    Returns its own learning rate and whether its weight decay is decoupled: the flag
+    ``decoupled_weight_decay`` that torch.optim and the registry's classes set.
+    """
     try:
         lr = hparams.get("lr", default_lr(name))
         dummy = [torch.zeros(1, requires_grad=True)]
@@ -207,6 +240,7 @@ def _check_optimizer(
             build_schedule(schedule, optimizer, total_steps=10**6, args=args)
     except (ValueError, TypeError, ImportError) as e:
         raise SpecError(f"{key}: {e}") from e
+    return float(lr), bool(optimizer.param_groups[0].get("decoupled_weight_decay", False))
 
 
 def _optimizer(i: int, value: Any) -> OptimizerSpec:
@@ -219,7 +253,9 @@ def _optimizer(i: int, value: Any) -> OptimizerSpec:
     schedule = o.get("schedule")
     schedule = None if schedule is None else _check.string(f"{key}.schedule", schedule)
     args = _check.table(f"{key}.schedule_args", o.get("schedule_args", {}))
-    _check_optimizer(f"{key} (name, hparams, schedule)", name, hparams, schedule, args)
+    lr0, decoupled = _check_optimizer(
+        f"{key} (name, hparams, schedule)", name, hparams, schedule, args
+    )
     return OptimizerSpec(
         name=name,
         label=_check.string(f"{key}.label", o.get("label", name)),
@@ -227,6 +263,8 @@ def _optimizer(i: int, value: Any) -> OptimizerSpec:
         schedule=schedule,
         schedule_args=args,
         tune=_check.boolean(f"{key}.tune", o.get("tune", True)),
+        lr0=lr0,
+        decoupled=decoupled,
     )
 
 
@@ -287,7 +325,7 @@ def _check_axes(
     """Every axis value fits the problem and the optimizers it meets (the axes' own rules, and
     the rules of where their values go), or a SpecError names both."""
     used = {k: [v.settings[k] for v in combos] for k in combos[0].settings}
-    problem = load_problem(p.name)
+    problem = p.problem
     where = f"problems[{i}] ({p.label})"
     for name, values in used.items():
         axis = AXES[name]

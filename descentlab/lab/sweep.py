@@ -30,13 +30,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..store import Store, Trial
+from ..store import Row, Store, Trial
 from ._backends import Backend, open_backend
-from .devices import check_name, resolve
-from .spec import Experiment
+from .axes import Variant
+from .devices import check_name
+from .spec import Experiment, OptimizerSpec, ProblemSpec
 from .tuning import Planned, Score, plan_final, plan_initial, plan_refine, row_label
 
-__all__ = ["SweepSummary", "run_experiment"]
+__all__ = ["SweepSummary", "document", "run_experiment"]
 
 
 @dataclass
@@ -110,25 +111,59 @@ class _Runner:
             self.progress.update(task, advance=1, running=running)
 
 
-def _rows(exp: Experiment) -> list[dict[str, Any]]:
+def _rows(exp: Experiment) -> list[Row]:
     """The report's rows in order (each optimizer, then its variants) and the axes each changes."""
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, Row] = {}
     for problem in exp.problems:
         variants = exp.variants_for(problem)
         base = variants[0].settings
         for o in exp.optimizers:
             for v in variants:
-                changed = [k for k, x in v.settings.items() if x != base[k]]
-                rows.setdefault(
-                    row_label(o, v),
-                    {
-                        "label": row_label(o, v),
-                        "optimizer": o.label,
-                        "variant": v.label,
-                        "changed": changed,
-                    },
-                )
+                changed = tuple(k for k, x in v.settings.items() if x != base[k])
+                rows.setdefault(row_label(o, v), Row(row_label(o, v), o.label, v.label, changed))
     return list(rows.values())
+
+
+def _variant(v: Variant) -> dict[str, Any]:
+    return {"settings": dict(v.settings), "label": v.label}
+
+
+def _problem(p: ProblemSpec) -> dict[str, Any]:
+    own = None if p.variants is None else [_variant(v) for v in p.variants]
+    return {"name": p.name, "options": dict(p.options), "variants": own, "epochs": p.epochs}
+
+
+def _optimizer(o: OptimizerSpec) -> dict[str, Any]:
+    return {
+        "name": o.name,
+        "label": o.label,
+        "hparams": dict(o.hparams),
+        "schedule": o.schedule,
+        "schedule_args": dict(o.schedule_args),
+        "tune": o.tune,
+    }  # lr0 and decoupled are resolved from these
+
+
+def document(exp: Experiment) -> dict[str, Any]:
+    """The experiment as the store keeps it (JSON; :class:`~descentlab.store.StoredExperiment`
+    reads it back): what the file says, once resolved, with the problems' labels and the
+    report's rows in the report's order. The names it resolved to objects stay names."""
+    return {
+        "name": exp.name,
+        "problems": [_problem(p) for p in exp.problems],
+        "optimizers": [_optimizer(o) for o in exp.optimizers],
+        "seeds": list(exp.seeds),
+        "tuning": dataclasses.asdict(exp.tuning),
+        "epochs": exp.epochs,
+        "description": exp.description,
+        "sharpness": exp.sharpness,
+        "variants": [_variant(v) for v in exp.variants],
+        "design": exp.design,
+        "device": exp.device,
+        "deterministic": exp.deterministic,
+        "problem_labels": [p.label for p in exp.problems],  # report order
+        "rows": [dataclasses.asdict(r) for r in _rows(exp)],
+    }
 
 
 def _score(store: Store, trial: Trial) -> tuple[bool, Score | None]:
@@ -138,7 +173,7 @@ def _score(store: Store, trial: Trial) -> tuple[bool, Score | None]:
     r = stored.result
     if not r.ok:
         return True, None
-    return True, (r.final("val", r.summary["main_metric"]), r.final("val", "loss"))
+    return True, (r.final("val", r.summary.main_metric), r.final("val", "loss"))
 
 
 def run_experiment(
@@ -181,7 +216,7 @@ def run_experiment(
         raise ValueError(f"max_trials: {max_trials}; expected an integer >= 0")
     if device is not None:
         experiment = dataclasses.replace(experiment, device=check_name(device))
-    where = resolve(experiment.device)
+    where = experiment.where  # resolved once: the trials' device type, the backend's slots
     summary = SweepSummary(Path(db))
     executor = open_backend(
         backend,
@@ -204,10 +239,7 @@ def run_experiment(
     )
     try:
         with Store(db) as store, bar:
-            spec = dataclasses.asdict(experiment)
-            spec["problem_labels"] = [p.label for p in experiment.problems]  # report order
-            spec["rows"] = _rows(experiment)
-            store.save_experiment(experiment.name, spec)
+            store.save_experiment(experiment.name, document(experiment))
             store.clear_tags(experiment.name)  # its trials are those of its current plan
             initial = plan_initial(experiment)
             _tag(store, experiment.name, initial)

@@ -27,14 +27,14 @@ phase by phase, without knowing any of them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from ..optim import GradientNoise
-from ..store import Trial
+from ..store import Pretrained, Trial
 from ._build import load_problem
 from ._errors import SpecError
 
@@ -62,8 +62,9 @@ class Context:
     ``problem`` and ``task`` are the ones being built (for fine-tuning, first the pre-training
     problem's); ``optimizer`` is set in the optimizer phases, ``schedule`` and ``schedule_args``
     in the schedule phase. ``pretrain(problem, options, epochs)`` builds a task of ``problem``
-    with the trial's model and data hooks and trains it with the trial's optimizer; hooks add
-    to ``summary``.
+    with the trial's model and data hooks and trains it with the trial's optimizer; the
+    ``finetune`` hook records it in ``pretrained`` (the trial's summary keeps it).
+    ``axis_options`` are the trial's options that its axes set (``normalization``, ``dropout``).
     """
 
     trial: Trial
@@ -73,8 +74,9 @@ class Context:
     schedule: str | None = None
     schedule_args: dict[str, Any] = field(default_factory=dict)
     total_steps: int = 0
-    summary: dict[str, Any] = field(default_factory=dict)
+    pretrained: Pretrained | None = None
     pretrain: Callable[[Any, dict[str, Any], int], Any] | None = None
+    axis_options: Mapping[str, Any] = field(default_factory=dict)
 
     def value(self, axis: str, default: Any = None) -> Any:
         """The trial's value of ``axis`` (``default`` when it is off)."""
@@ -120,16 +122,11 @@ def order(ctx: Context) -> None:
 
 
 def finetune(ctx: Context) -> None:
-    """``finetune``: pre-train on the source problem, then load its weights into the task."""
-    from .axes import AXES
-
+    """``finetune``: pre-train on the source problem (with the axes' options it has a place
+    for), then load its weights into the task."""
     ft = ctx.value("finetune")
-    source = load_problem(ft["problem"])
-    shared = {
-        k: v
-        for k, v in ctx.trial.options.items()
-        if k in source.axes and k in AXES and AXES[k].where == "option"
-    }
+    source = load_problem(ft["problem"])  # the trial names it: it is loaded where the trial runs
+    shared = {k: v for k, v in ctx.axis_options.items() if k in source.axes}
     start = time.perf_counter()
     pre = ctx.pretrain(source, {**shared, **ft["options"]}, ft["epochs"])
     try:
@@ -139,11 +136,7 @@ def finetune(ctx: Context) -> None:
             f"finetune: the model of {ft['problem']!r} does not fit the model of "
             f"{ctx.trial.problem!r}: {str(e).splitlines()[0]}"
         ) from e
-    ctx.summary["pretrained"] = {
-        "problem": ft["problem"],
-        "epochs": ft["epochs"],
-        "seconds": time.perf_counter() - start,
-    }
+    ctx.pretrained = Pretrained(ft["problem"], ft["epochs"], time.perf_counter() - start)
 
 
 def noise(ctx: Context) -> None:

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..store import Trial
-from ._build import load_problem
 from ._points import round_setting
 from ._settings import (
     candidates,
@@ -52,7 +51,6 @@ from ._settings import (
     tunes_weight_decay,
 )
 from .axes import Variant
-from .devices import resolve
 from .spec import Experiment, OptimizerSpec, ProblemSpec
 
 __all__ = [
@@ -110,13 +108,6 @@ class Planned:
         return self.role if self.repeat is None else f"{self.role}@{self.repeat}"
 
 
-def _epochs(exp: Experiment, problem: ProblemSpec, *, tuning: bool) -> int:
-    """A trial's epochs: the tuning's (search runs), else the problem entry's, the experiment's,
-    the problem's own budget, the first given."""
-    own = problem.epochs or exp.epochs or load_problem(problem.name).budget.epochs
-    return (exp.tuning.epochs or own) if tuning else own
-
-
 def _trial(
     exp: Experiment,
     opt: OptimizerSpec,
@@ -134,15 +125,15 @@ def _trial(
         problem=problem.name,
         options={**problem.options, **variant.options()},
         seed=seed,
-        epochs=_epochs(exp, problem, tuning=tuning),
-        batch_size=fields.pop("batch_size", None) or load_problem(problem.name).budget.batch_size,
+        epochs=exp.epochs_for(problem, tuning=tuning),
+        batch_size=fields.pop("batch_size", None) or problem.problem.budget.batch_size,
         optimizer=opt.name,
         hparams={**opt.hparams, **setting},
         schedule=opt.schedule,
         schedule_args=dict(opt.schedule_args),
         tricks=variant.tricks(),
         sharpness=exp.sharpness,
-        device=resolve(exp.device).type,
+        device=exp.where.type,
         deterministic=exp.deterministic,
         **fields,
     )
@@ -262,7 +253,7 @@ def _chosen(
         results = [score(p.trial) for p in runs]
         if not all(done for done, _ in results):
             continue
-        higher = load_problem(problem.name).higher_is_better
+        higher = problem.problem.higher_is_better
         trials = [p.trial for p in runs]
         best = choose(zip(trials, (s for _, s in results)), higher_is_better=higher)
         if best is None:  # every setting diverged: the smallest, the report shows it

@@ -11,16 +11,17 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
-from ..store import Store, Stored, TrialResult
+from ..store import Store, Stored, Target, TrialResult
 
 __all__ = [
     "Group",
     "Stats",
+    "SummaryRow",
     "band",
     "best_label",
     "load_groups",
@@ -94,12 +95,12 @@ class Group:
     @property
     def main_metric(self) -> str:
         """The problem's main metric (from the first finished run)."""
-        return next((r.summary["main_metric"] for r in self._results()), "loss")
+        return next((r.summary.main_metric or "loss" for r in self._results()), "loss")
 
     @property
     def higher_is_better(self) -> bool:
         """Whether a larger main metric is better."""
-        return next((r.summary["higher_is_better"] for r in self._results()), False)
+        return next((bool(r.summary.higher_is_better) for r in self._results()), False)
 
     def final(self, split: str, metric: str) -> list[float]:
         """The final value of ``metric`` on ``split`` of each finished run (NaN if diverged)."""
@@ -109,22 +110,25 @@ class Group:
         """One row per finished run of the curve ``(split, metric)``, padded with NaN."""
         return stack([r.curve(split, metric) for r in self._results()])
 
-    def per_epoch(self, key: str) -> float:
-        """``steps_per_epoch`` or ``examples_per_epoch`` of the runs (NaN for older runs)."""
-        values = [r.summary.get(key) for r in self._results()]
-        return float(next((v for v in values if v is not None), math.nan))
+    @property
+    def steps_per_epoch(self) -> float:
+        """The runs' optimizer steps per epoch (NaN for older runs)."""
+        return _first([r.summary.steps_per_epoch for r in self._results()])
+
+    @property
+    def examples_per_epoch(self) -> float:
+        """The training examples the runs saw per epoch (NaN for older runs)."""
+        return _first([r.summary.examples_per_epoch for r in self._results()])
 
     def sharpness(self, key: str) -> list[float]:
         """A sharpness measure of each finished run's final point (NaN where not measured)."""
-        return [
-            float((r.summary.get("sharpness") or {}).get(key, math.nan)) for r in self._results()
-        ]
+        return [float((r.summary.sharpness or {}).get(key, math.nan)) for r in self._results()]
 
     def epochs_to_target(self) -> list[float]:
         """Epochs to reach the problem's target per finished run; a miss is ``inf``."""
         out = []
         for r in self._results():
-            e = r.summary.get("epochs_to_target")
+            e = r.summary.epochs_to_target
             out.append(math.inf if e is None or r.diverged else float(e))
         return out
 
@@ -154,9 +158,13 @@ class Group:
         return [r.wall_time for r in self._results()]
 
     @property
-    def target(self) -> Mapping[str, Any] | None:
+    def target(self) -> Target | None:
         """The problem's target as its finished runs recorded it."""
-        return next((r.summary["target"] for r in self._results()), None)
+        return next((r.summary.target for r in self._results()), None)
+
+
+def _first(values: list[int | None]) -> float:
+    return float(next((v for v in values if v is not None), math.nan))
 
 
 def _order(names: list[str], preferred: list[str]) -> list[str]:
@@ -193,10 +201,9 @@ def load_groups(store: Store, role: str = "final") -> dict[str, dict[str, dict[s
         labels.setdefault(tag.label, Group(tag.experiment, tag.problem, tag.label)).runs.append(t)
     specs = store.experiments()
     for name, problems in out.items():
-        spec = specs.get(name, {})
-        rows = [r["label"] for r in spec.get("rows", [])]
-        labels = rows or [o["label"] for o in spec.get("optimizers", [])]
-        ordered = _order(list(problems), spec.get("problem_labels", []))
+        spec = specs.get(name)
+        labels = spec.labels if spec is not None else []
+        ordered = _order(list(problems), list(spec.problem_labels) if spec is not None else [])
         out[name] = {
             p: {k: problems[p][k] for k in _order(list(problems[p]), labels)} for p in ordered
         }
@@ -210,7 +217,7 @@ def load_searches(store: Store) -> dict[str, dict[str, dict[str, list[tuple[floa
     for t in store.records(role="tune"):
         r = t.result
         ok = r is not None and r.ok
-        score = r.final("val", r.summary["main_metric"]) if ok else math.nan
+        score = r.final("val", r.summary.main_metric) if ok else math.nan
         runs = out.setdefault(t.tag.experiment, {}).setdefault(t.tag.problem, {})
         runs.setdefault(t.tag.label, []).append((t.trial.hparams["lr"], score))
     for problems in out.values():
@@ -244,25 +251,50 @@ def performance_profile(
     return {s: np.array([sum(r <= t for r in ratios[s]) / n for t in taus]) for s in solvers}
 
 
-def summary(store: Store, experiment: str) -> dict[str, list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class SummaryRow:
+    """One optimizer label on one problem, over its seeds: the row of ``descentlab compare``.
+
+    ``row["label"]`` reads a field too, as the plain dicts of earlier releases did.
+    """
+
+    label: str
+    lrs: list[float]
+    runs: int
+    diverged: int
+    metric: str
+    test: Stats
+    train_loss: Stats
+    wall_time: Stats
+    device: str
+    epochs_to_target: float
+
+    @classmethod
+    def of(cls, label: str, g: Group) -> SummaryRow:
+        """The row of the group ``g``."""
+        return cls(
+            label=label,
+            lrs=g.lrs,
+            runs=len(g.runs),
+            diverged=sum(1 for i in g.finished if g.runs[i].result.diverged),
+            metric=g.main_metric,
+            test=stats(g.final("test", g.main_metric)),
+            train_loss=stats(g.final("train", "loss")),
+            wall_time=stats(g.wall_times()),
+            device=", ".join(g.devices),
+            epochs_to_target=g.median_epochs_to_target(),
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in {f.name for f in fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+def summary(store: Store, experiment: str) -> dict[str, list[SummaryRow]]:
     """Per problem, one row per optimizer label: lr, runs, diverged, test main metric statistics,
     where the runs ran (``device``) and their wall time."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for problem, groups in load_groups(store).get(experiment, {}).items():
-        rows = out.setdefault(problem, [])
-        for label, g in groups.items():
-            rows.append(
-                {
-                    "label": label,
-                    "lrs": g.lrs,
-                    "runs": len(g.runs),
-                    "diverged": sum(1 for i in g.finished if g.runs[i].result.diverged),
-                    "metric": g.main_metric,
-                    "test": stats(g.final("test", g.main_metric)),
-                    "train_loss": stats(g.final("train", "loss")),
-                    "wall_time": stats(g.wall_times()),
-                    "device": ", ".join(g.devices),
-                    "epochs_to_target": g.median_epochs_to_target(),
-                }
-            )
-    return out
+    return {
+        problem: [SummaryRow.of(label, g) for label, g in groups.items()]
+        for problem, groups in load_groups(store).get(experiment, {}).items()
+    }

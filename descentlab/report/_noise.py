@@ -17,12 +17,11 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from ..store import Store
+from ..store import Store, StoredExperiment
 from ._data import Group, best_label, load_groups, stats
-from ._format import median_iqr, number
 from ._resolution import Disagreement, Resolution, Resolutions, disagreements
+from .rounding import median_iqr, number
 
 __all__ = [
     "Noise",
@@ -193,9 +192,9 @@ Repeats = Mapping[int, Mapping[str, Mapping[str, Group]]]
 """The repeated searches of one experiment: ``{tuning seed: {problem: {label: Group}}}``."""
 
 
-def load_repeats(store: Store, name: str, spec: Mapping[str, Any]) -> Repeats:
+def load_repeats(store: Store, name: str, spec: StoredExperiment) -> Repeats:
     """The final groups of every repeated search of experiment ``name`` (``final@<seed>``)."""
-    seeds = spec.get("tuning", {}).get("seeds") or []
+    seeds = spec.tuning.seeds or ()
     return {s: load_groups(store, role=f"final@{s}").get(name, {}) for s in seeds[1:]}
 
 
@@ -203,11 +202,11 @@ def problem_noise(
     problem: str,
     groups: Mapping[str, Group],
     repeats: Repeats,
-    spec: Mapping[str, Any],
+    spec: StoredExperiment,
     resolutions: Resolutions | None = None,
 ) -> Noise | None:
     """A problem's searches compared, if its search was repeated with other seeds."""
-    seeds = spec.get("tuning", {}).get("seeds") or []
+    seeds = spec.tuning.seeds or ()
     others = [s for s in seeds[1:] if problem in repeats.get(s, {})]
     if not others:
         return None

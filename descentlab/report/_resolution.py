@@ -27,10 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..store import Store
+from ..store import Store, StoredExperiment
 from ._data import Group, stats
-from ._format import number
 from ._protocol import tuning_seeds
+from .rounding import number
 
 __all__ = [
     "RESOLUTION",
@@ -185,7 +185,7 @@ Resolutions = Mapping[tuple[str, str, int], Resolution]
 def load_resolutions(
     store: Store,
     name: str,
-    spec: Mapping[str, Any],
+    spec: StoredExperiment,
     finals: Mapping[int, Mapping[str, Mapping[str, Group]]],
 ) -> Resolutions:
     """The resolution of every search of experiment ``name``: ``finals[s]`` are the reruns of

@@ -48,7 +48,7 @@ def export_runs(store: Store, out: Path, experiments: Collection[str]) -> list[s
             "error": None if r is None else r.error,
             "placement": None if r is None else dataclasses.asdict(r.placement),
             "tags": tagged,
-            "summary": {} if r is None else r.summary,
+            "summary": {} if r is None else r.summary.to_json(),
             "curves": [] if r is None else [dataclasses.asdict(c) for c in r.curves],
         }
         (runs / f"{key}.json").write_text(json.dumps(_clean(record), indent=1), encoding="utf-8")

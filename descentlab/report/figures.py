@@ -113,7 +113,7 @@ def cost_figure(groups: Mapping[str, Group], palette: dict, path: Path) -> Path:
     example counts (from the runs' summaries) and the mean cumulative training seconds.
     """
     first = next(iter(groups.values()))
-    axes_x = [("steps_per_epoch", "optimizer steps"), ("examples_per_epoch", "examples seen")]
+    titles = ["optimizer steps", "examples seen", "training seconds"]
     fig, axes = plt.subplots(1, 3, figsize=(13.0, 3.8))
     for label, g in groups.items():
         rows = g.curve("train", "loss")
@@ -122,11 +122,11 @@ def cost_figure(groups: Mapping[str, Group], palette: dict, path: Path) -> Path:
         mean, q1, q3 = band(rows)
         epochs = np.arange(mean.size)
         seconds = band(g.curve("time", "train_seconds"))[0]
-        xs = [epochs * g.per_epoch(key) for key, _ in axes_x] + [seconds[: mean.size]]
+        xs = [epochs * g.steps_per_epoch, epochs * g.examples_per_epoch, seconds[: mean.size]]
         for ax, x in zip(axes, xs):
             ax.plot(x, mean, color=palette[label], label=label, lw=1.4)
             ax.fill_between(x, q1, q3, color=palette[label], alpha=0.2, lw=0)
-    for ax, title in zip(axes, [t for _, t in axes_x] + ["training seconds"]):
+    for ax, title in zip(axes, titles):
         ax.set_xlabel(title)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_yscale("log")

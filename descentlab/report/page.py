@@ -12,11 +12,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..store import Store
+from ..store import Store, StoredExperiment
 from ._data import Group, best_label, load_groups, load_searches, stats
-from ._format import mean_std, median_iqr, number, rounded
 from ._noise import Noise, Repeats, load_repeats, problem_noise
 from ._noise import tables as noise_tables
 from ._protocol import describe, searched_weight_decay, tuning_seeds
@@ -33,6 +31,7 @@ from .figures import (
     search_figure,
     target_figure,
 )
+from .rounding import mean_std, median_iqr, number, rounded
 
 __all__ = ["write_report"]
 
@@ -130,13 +129,13 @@ def _md(head: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
-def _table(groups: Mapping[str, Group], spec: Mapping[str, Any]) -> str:
+def _table(groups: Mapping[str, Group], spec: StoredExperiment) -> str:
     head, rows = _final_metrics(groups, weight_decay=searched_weight_decay(spec))
     return _html(head, rows, "final-metrics")
 
 
 def _sections(
-    problem: str, groups: Mapping[str, Group], spec: Mapping[str, Any]
+    problem: str, groups: Mapping[str, Group], spec: StoredExperiment
 ) -> list[tuple[str, dict[str, Group], bool]]:
     """A problem's tables: ``(title, groups, show the cost figure)``.
 
@@ -144,15 +143,14 @@ def _sections(
     and the rows that change that axis. The cost figure (loss against steps, examples and
     seconds) is shown where the batch size varies.
     """
-    changed = {r["label"]: r["changed"] for r in spec.get("rows", [])}
-    steps = {g.per_epoch("steps_per_epoch") for g in groups.values()}
+    steps = {g.steps_per_epoch for g in groups.values()}
     costly = len({x for x in steps if math.isfinite(x)}) > 1
-    if spec.get("design") != "one-at-a-time" or not any(changed.get(k) for k in groups):
+    if spec.design != "one-at-a-time" or not any(spec.changed(k) for k in groups):
         return [(problem, dict(groups), costly)]
-    axes = list(dict.fromkeys(a for k in groups for a in changed.get(k, [])))
+    axes = list(dict.fromkeys(a for k in groups for a in spec.changed(k)))
     sections = []
     for axis in axes:
-        sub = {k: g for k, g in groups.items() if changed.get(k, []) in ([], [axis])}
+        sub = {k: g for k, g in groups.items() if spec.changed(k) in ((), (axis,))}
         sections.append((f"{problem}: {axis}", sub, axis == "batch_size"))
     return sections
 
@@ -164,12 +162,18 @@ class _Searches:
     repeats: Repeats
     resolutions: Resolutions
 
-    def noise(self, problem: str, groups: Mapping[str, Group], spec: Mapping) -> Noise | None:
+    def noise(
+        self, problem: str, groups: Mapping[str, Group], spec: StoredExperiment
+    ) -> Noise | None:
         """The problem's searches compared (:func:`problem_noise`)."""
         return problem_noise(problem, groups, self.repeats, spec, self.resolutions)
 
     def table(
-        self, problem: str, groups: Mapping[str, Group], rows: Mapping[str, Group], spec: Mapping
+        self,
+        problem: str,
+        groups: Mapping[str, Group],
+        rows: Mapping[str, Group],
+        spec: StoredExperiment,
     ) -> tuple[list[str], list[list[str]]] | None:
         """The search-resolution table of the rows ``rows`` of the problem's ``groups``."""
         noise = self.noise(problem, groups, spec)
@@ -178,7 +182,7 @@ class _Searches:
 
 
 def _searches_of(
-    store: Store, name: str, spec: Mapping, groups: Mapping, repeats: Repeats
+    store: Store, name: str, spec: StoredExperiment, groups: Mapping, repeats: Repeats
 ) -> _Searches:
     """Every search of experiment ``name`` and its resolution, from the store."""
     seeds = tuning_seeds(spec)
@@ -195,7 +199,10 @@ _RESOLUTION = (
 
 
 def _markdown(
-    name: str, problems: Mapping[str, Mapping[str, Group]], searches: _Searches, spec: Mapping
+    name: str,
+    problems: Mapping[str, Mapping[str, Group]],
+    searches: _Searches,
+    spec: StoredExperiment,
 ) -> str:
     """The experiment's final-metrics, search-resolution and tuning-noise tables in Markdown
     (for a README)."""
@@ -221,8 +228,8 @@ def _target(groups: Mapping[str, Group]) -> str:
     t = next((g.target for g in groups.values() if g.target is not None), None)
     if t is None:
         return "No finished runs."
-    sign = ">=" if t["higher_is_better"] else "<="
-    return f"Target for time-to-target: {t['split']} {t['metric']} {sign} {t['value']:g}."
+    sign = ">=" if t.higher_is_better else "<="
+    return f"Target for time-to-target: {t.split} {t.metric} {sign} {t.value:g}."
 
 
 def _img(path: Path, out: Path, alt: str) -> str:
@@ -238,7 +245,7 @@ _JOINT = (
 def _noise_section(
     problems: Mapping[str, Mapping[str, Group]],
     searches: _Searches,
-    spec: Mapping[str, Any],
+    spec: StoredExperiment,
     palette: dict,
     figure: Path,
 ) -> list[str]:
@@ -268,7 +275,7 @@ def _experiment(
     problems: Mapping[str, Mapping[str, Group]],
     tuning: _Searches,
     searches: Mapping[str, Mapping[str, list[tuple[float, float]]]],
-    spec: Mapping[str, Any],
+    spec: StoredExperiment,
     out: Path,
 ) -> str:
     figs = out / "figures"
@@ -276,8 +283,8 @@ def _experiment(
     labels = list(dict.fromkeys(label for groups in problems.values() for label in groups))
     palette = colors(labels)
     parts = [f"<h2 id='{slug}'>Experiment {html.escape(name)}</h2>"]
-    if spec.get("description"):
-        parts.append(f"<p>{html.escape(spec['description'])}</p>")
+    if spec.description:
+        parts.append(f"<p>{html.escape(spec.description)}</p>")
     parts.append(f"<p class=note>{html.escape(describe(spec))}</p>")
     sections = [(p, *s) for p, g in problems.items() for s in _sections(p, g, spec)]
     for problem, title, groups, costly in sections:

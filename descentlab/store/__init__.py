@@ -1,5 +1,7 @@
 """The results store (SQLite, resumable), the records it keeps, and its exports (CSV, pandas)."""
 
+from ._experiment import Row, StoredExperiment, Tuning
+from ._summary import Pretrained, Summary, Target
 from .db import Store, StoreError
 from .export import load_results, results, to_csv
 from .records import (
@@ -19,12 +21,18 @@ __all__ = [
     "PRECISIONS",
     "Curve",
     "Placement",
+    "Pretrained",
+    "Row",
     "Store",
     "StoreError",
     "Stored",
+    "StoredExperiment",
+    "Summary",
     "Tag",
+    "Target",
     "Trial",
     "TrialResult",
+    "Tuning",
     "load_results",
     "results",
     "to_csv",

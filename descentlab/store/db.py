@@ -32,69 +32,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import __version__
+from ._experiment import StoredExperiment
 from ._file import StoreError, check_file
+from ._schema import ADDED, SCHEMA, table_columns
+from ._summary import Summary
 from .records import Curve, Placement, Stored, Tag, Trial, TrialResult
 
 __all__ = ["Store", "StoreError"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-_ADDED = {"trials": ("placement",)}
-"""Columns added after release 0.1.0, last in their table; an older store gains them on opening."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS trials (
-    key TEXT PRIMARY KEY,
-    config TEXT NOT NULL,
-    version TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed')),
-    started REAL NOT NULL,
-    finished REAL,
-    wall_time REAL,
-    diverged INTEGER,
-    error TEXT,
-    summary TEXT,
-    placement TEXT
-);
-CREATE TABLE IF NOT EXISTS curves (
-    key TEXT NOT NULL REFERENCES trials (key) ON DELETE CASCADE,
-    split TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    unit TEXT NOT NULL CHECK (unit IN ('step', 'epoch')),
-    vals TEXT NOT NULL,
-    PRIMARY KEY (key, split, metric)
-);
-CREATE TABLE IF NOT EXISTS tags (
-    experiment TEXT NOT NULL,
-    role TEXT NOT NULL,
-    problem TEXT NOT NULL,
-    label TEXT NOT NULL,
-    key TEXT NOT NULL,
-    PRIMARY KEY (experiment, role, problem, label, key)
-);
-CREATE TABLE IF NOT EXISTS experiments (
-    name TEXT PRIMARY KEY,
-    spec TEXT NOT NULL,
-    updated REAL NOT NULL
-);
-"""
-
-
-@functools.cache
-def _columns() -> dict[str, list[str]]:
-    """Each table of the schema and its columns, read from the schema itself (in memory)."""
-    db = sqlite3.connect(":memory:")
-    try:
-        db.executescript(_SCHEMA)
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables}
-    finally:
-        db.close()
+_T = TypeVar("_T")
 
 
 def _dumps(obj: Any) -> str:
@@ -155,7 +107,7 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._transaction():
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
             if missing:  # a store of release 0.1.0; another process may have just added them
@@ -165,10 +117,10 @@ class Store:
 
     def _check_schema(self) -> tuple[bool, list[str]]:
         """Whether the file already holds a store, and the columns that releases after it added
-        (:data:`_ADDED`); a StoreError if it holds something else."""
+        (:data:`ADDED`); a StoreError if it holds something else."""
         rows = self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         tables = {r[0] for r in rows}
-        expected = _columns()
+        expected = table_columns()
         if not tables & set(expected):
             if tables:
                 raise StoreError(
@@ -181,7 +133,7 @@ class Store:
             if table not in tables:
                 raise StoreError(f"{self.path}: not a complete results store: no table {table!r}")
             found = [r[1] for r in self._db.execute(f"PRAGMA table_info({table})")]
-            added = [c for c in _ADDED.get(table, ()) if c not in found]
+            added = [c for c in ADDED.get(table, ()) if c not in found]
             if found + added != columns:
                 raise StoreError(
                     f"{self.path}: table {table!r} has the columns {', '.join(found)}; "
@@ -211,12 +163,17 @@ class Store:
         except (TypeError, ValueError) as e:
             raise StoreError(f"{self.path}: {where} is not valid JSON ({e})") from e
 
-    def _trial(self, text: Any, key: str) -> Trial:
-        config = self._json(text, f"trial {key}: config")
+    def _read(self, read: Callable[[Any], _T], text: Any, where: str, kind: str = "one") -> _T:
+        """``read`` of the JSON ``text`` (``where``: ``"trial <key>: config"``); a StoreError
+        names ``where`` if it is not JSON or ``read`` refuses it (``"... is not a trial"``)."""
+        value = self._json(text, where)
         try:
-            return Trial.from_config(config)
+            return read(value)
         except (TypeError, ValueError) as e:
-            raise StoreError(f"{self.path}: trial {key}: config is not a trial ({e})") from e
+            raise StoreError(f"{self.path}: {where} is not {kind} ({e})") from e
+
+    def _trial(self, text: Any, key: str) -> Trial:
+        return self._read(Trial.from_config, text, f"trial {key}: config", "a trial")
 
     def close(self) -> None:
         """Close the connection."""
@@ -301,7 +258,7 @@ class Store:
                     result.wall_time,
                     int(result.diverged),
                     result.error,
-                    _dumps(result.summary),
+                    _dumps(result.summary.to_json()),
                     _dumps(asdict(result.placement)),
                 ),
             )
@@ -359,9 +316,9 @@ class Store:
                 diverged=bool(row["diverged"]),
                 wall_time=row["wall_time"] or 0.0,
                 error=row["error"],
-                summary=self._json(row["summary"], f"trial {key}: summary")
-                if row["summary"]
-                else {},
+                summary=self._read(
+                    Summary.from_json, row["summary"] or "{}", f"trial {key}: summary"
+                ),
                 curves=self._curves(key) if curves else (),
                 placement=self._placement(row["placement"], key),
             )
@@ -382,10 +339,7 @@ class Store:
     def _placement(self, text: str | None, key: str) -> Placement:
         if text is None:
             return Placement.unrecorded()
-        try:
-            return Placement(**self._json(text, f"trial {key}: placement"))
-        except TypeError as e:
-            raise StoreError(f"{self.path}: trial {key}: placement is not one ({e})") from e
+        return self._read(lambda p: Placement(**p), text, f"trial {key}: placement")
 
     def _curves(self, key: str) -> tuple[Curve, ...]:
         rows = self._db.execute("SELECT * FROM curves WHERE key=? ORDER BY rowid", (key,))
@@ -400,7 +354,13 @@ class Store:
         )
 
     @_guarded
-    def experiments(self) -> dict[str, dict[str, Any]]:
-        """Every stored experiment's specification, by name."""
+    def experiments(self) -> dict[str, StoredExperiment]:
+        """Every stored experiment (what the report reads of its specification), by name."""
         rows = self._db.execute("SELECT name, spec FROM experiments ORDER BY name")
-        return {r["name"]: self._json(r["spec"], f"experiment {r['name']}: spec") for r in rows}
+        read = StoredExperiment.from_json
+        return {
+            r["name"]: self._read(
+                partial(read, r["name"]), r["spec"], f"experiment {r['name']}: spec"
+            )
+            for r in rows
+        }

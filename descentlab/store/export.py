@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ._summary import Summary
 from .db import Store
 from .records import Stored
 
@@ -30,7 +31,7 @@ _FIRST = (
 
 def _row(t: Stored) -> dict[str, Any]:
     c, r, tag = t.trial, t.result, t.tag
-    s = r.summary if r is not None else {}
+    s = r.summary if r is not None else Summary()
     row = {
         "experiment": tag.experiment,
         "role": tag.role,
@@ -42,10 +43,10 @@ def _row(t: Stored) -> dict[str, Any]:
         "status": t.status,
         "diverged": r.diverged if r is not None else False,
         "wall_time": r.wall_time if r is not None else None,
-        "epochs_to_target": s.get("epochs_to_target"),
-        "seconds_to_target": s.get("seconds_to_target"),
+        "epochs_to_target": s.epochs_to_target,
+        "seconds_to_target": s.seconds_to_target,
     }
-    for split, metrics in s.get("final", {}).items():
+    for split, metrics in (s.final or {}).items():
         row.update({f"{split}_{m}": v for m, v in metrics.items()})
     row.update(
         key=t.key,

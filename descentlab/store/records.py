@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from ._summary import Summary
+
 __all__ = [
     "KEY_VERSION",
     "PRECISIONS",
@@ -155,7 +157,8 @@ class TrialResult:
     """What a trial produced.
 
     ``summary`` holds the final metrics (``final[split][metric]``), the problem's ``main_metric``
-    and target, time-to-target, steps; ``curves`` the training loss of every step, each split's
+    and target, time-to-target, steps (a :class:`~descentlab.store.Summary`; a plain mapping, as
+    the store keeps it, is read into one); ``curves`` the training loss of every step, each split's
     loss and metrics after every epoch (epoch 0 is before training) and the cumulative training
     seconds (``time/train_seconds``).
     """
@@ -164,9 +167,13 @@ class TrialResult:
     diverged: bool = False
     wall_time: float = 0.0
     error: str | None = None
-    summary: Mapping[str, Any] = field(default_factory=dict)
+    summary: Summary = field(default_factory=Summary)
     curves: tuple[Curve, ...] = ()
     placement: Placement = field(default_factory=Placement.unrecorded)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.summary, Summary):
+            object.__setattr__(self, "summary", Summary.from_json(self.summary))
 
     @classmethod
     def failure(cls, error: str, placement: Placement | None = None) -> TrialResult:
@@ -180,7 +187,7 @@ class TrialResult:
 
     def final(self, split: str, metric: str, default: float = float("nan")) -> float:
         """The final ``metric`` on ``split`` (``default`` if it was not measured)."""
-        return self.summary.get("final", {}).get(split, {}).get(metric, default)
+        return self.summary.value(split, metric, default)
 
     def curve(self, split: str, metric: str) -> list[float]:
         """The values of one curve (empty if the trial has none)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from descentlab.cli._common import show
 from descentlab.cli.lab import _results
 from descentlab.optim import REGISTRY, WRAPPERS
 from descentlab.problems import PROBLEMS
+from descentlab.report import SummaryRow
 from descentlab.schedules import REGISTRY as SCHEDULES
 
 LISTINGS = {
@@ -92,18 +94,21 @@ def _stats(median: float, q1: float, q3: float) -> SimpleNamespace:
 def test_compare_table_keeps_names_and_iqr_on_one_line(capsys):
     labels = ["lookahead(adam)", "lookahead(sgdm)", "adabound"]
     rows = [
-        {
-            "label": label,
-            "lrs": [0.0003],
-            "runs": 5,
-            "diverged": 0,
-            "train_loss": _stats(0.01234, 0.01102, 0.01391),
-            "test": _stats(0.9694, 0.9667, 0.9694),  # the widest: a 2-digit IQR of 0.0027
-            "wall_time": _stats(12.34, 11.0, 13.0),
-        }
+        SummaryRow(
+            label=label,
+            lrs=[0.0003],
+            runs=5,
+            diverged=0,
+            metric="accuracy",
+            train_loss=_stats(0.01234, 0.01102, 0.01391),
+            test=_stats(0.9694, 0.9667, 0.9694),  # the widest: a 2-digit IQR of 0.0027
+            wall_time=_stats(12.34, 11.0, 13.0),
+            device="cpu",
+            epochs_to_target=1.0,
+        )
         for label in labels
     ]
-    rows[-1]["test"] = _stats(0.9656, 0.9611, 0.9702)
+    rows[-1] = dataclasses.replace(rows[-1], test=_stats(0.9656, 0.9611, 0.9702))
     show(_results(rows, "accuracy"))
     lines = _readable(capsys.readouterr().out)
     assert lines[0].split() == ["train", "test", "accuracy"]

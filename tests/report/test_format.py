@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from descentlab.report._format import mean_std, median_iqr, number, rounded
+from descentlab.report.rounding import mean_std, median_iqr, number, rounded
 
 NAN, INF = math.nan, math.inf
 
