@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ._device import check_compile, check_meta
+from ._device import WARMUP, check_compile, check_meta
 from ._dropin import (
     check_copies,
     check_float64,
@@ -131,8 +131,11 @@ def check_optimizer(
     unknown = sorted(set(skip) - set(CHECKS))
     if unknown:
         raise ValueError(f"skip: unknown checks {unknown}; valid: {', '.join(CHECKS)}")
-    if not hyperparameters or steps < 2:
-        raise ValueError("hyperparameters needs at least one group and steps at least 2")
+    if not hyperparameters or steps < 2 or compile_steps <= WARMUP:
+        raise ValueError(
+            "hyperparameters needs at least one group, steps at least 2 and compile_steps at "
+            f"least {WARMUP + 1}"
+        )
     refused: dict[str, str] = {}
     if paths is None:
         paths, refused = default_paths(optimizer)
@@ -168,4 +171,5 @@ def check_optimizer(
             report.skipped[name] = why
         else:
             report.passed.append(name)
+    report.skipped.update(spec.skipped)
     return report

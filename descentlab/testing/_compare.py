@@ -138,8 +138,8 @@ def _all_close(pairs: list[tuple[Any, Any, Any]], rtol: float, atol: float) -> b
         ys.append(b)
     if not xs:
         return True
-    excess = torch._foreach_sub(xs, ys)  # |x - y| - (atol + rtol |y|) <= 0 everywhere
-    torch._foreach_abs_(excess)
+    # |x - y| - (atol + rtol |y|) <= 0 everywhere (abs out of place: complex has no abs_)
+    excess = torch._foreach_abs(torch._foreach_sub(xs, ys))
     bound = torch._foreach_abs(ys)
     torch._foreach_mul_(bound, rtol)
     torch._foreach_add_(bound, atol)

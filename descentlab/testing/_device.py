@@ -10,7 +10,9 @@ from ._compare import Where, compare_states
 from ._data import clone_groups, set_grads
 from ._spec import Spec, run
 
-__all__ = ["check_compile", "check_meta"]
+__all__ = ["WARMUP", "check_compile", "check_meta"]
+
+WARMUP = 3  # compiled steps that may compile: lazy state at step 1, steady from 2, and slack
 
 
 def check_meta(spec: Spec) -> str | None:
@@ -35,23 +37,24 @@ def check_compile(spec: Spec) -> str | None:
 
     dtype = torch.float32
     hparams = [{**h, "lr": torch.tensor(float(h.get("lr", 1e-3)))} for h in spec.hparams]
-    label = f"backend={spec.compile_backend!r}, tensor lr under LambdaLR"
+    tensor_lr = True
     try:
         spec.build(spec.groups(dtype), hparams=hparams)
-    except (TypeError, ValueError, RuntimeError):
-        hparams, label = list(spec.hparams), f"backend={spec.compile_backend!r}, constant float lr"
-    where = Where("compile", label)
+    except (TypeError, ValueError, RuntimeError):  # a float lr, then, and constant
+        hparams, tensor_lr = list(spec.hparams), False
+    lr = "tensor lr under LambdaLR" if tensor_lr else "constant float lr (a tensor is refused)"
+    where = Where("compile", f"backend={spec.compile_backend!r}, {lr}")
     groups = spec.groups(dtype)
     twin = clone_groups(groups)
     eager = spec.build(groups, hparams=hparams)
     compiled_opt = spec.build(twin, hparams=_fresh(hparams))
     schedulers = []
-    if "tensor lr" in label:
+    if tensor_lr:
         schedulers = [
             torch.optim.lr_scheduler.LambdaLR(o, lambda t: 1 / (1 + 0.1 * t))
             for o in (eager, compiled_opt)
         ]
-    warmup = 3  # lazy state on step 1, steady state from step 2; a little slack for torch's own
+    warmup = WARMUP
     rtol, atol = spec.tol(dtype)
     torch._dynamo.reset()
     try:

@@ -34,13 +34,13 @@ def is_optimizer_class(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer)
 
 
-def refusal(factory: Factory, **options: Any) -> str | None:
+def refusal(factory: Factory, dtype: torch.dtype = torch.float32, **options: Any) -> str | None:
     """Why ``factory`` cannot build and step an optimizer with these keywords, or None
-    (probed on one float32 parameter)."""
-    p = torch.nn.Parameter(torch.zeros(2))
+    (probed on one parameter of ``dtype``)."""
+    p = torch.nn.Parameter(torch.zeros(2, dtype=dtype))
     try:
         opt = factory([p], **options)
-        p.grad = torch.ones(2)
+        p.grad = torch.ones_like(p)
         opt.step()
     except (TypeError, ValueError, RuntimeError, NotImplementedError) as e:
         return f"{type(e).__name__}: {e}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -40,6 +40,7 @@ class Spec:
     seed: int
     compile_backend: str
     compile_steps: int
+    skipped: dict[str, str] = field(default_factory=dict)  # parts skipped, with why (the report)
 
     @property
     def dtype(self) -> torch.dtype:

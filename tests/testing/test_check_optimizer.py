@@ -87,9 +87,6 @@ def test_a_step_that_reads_a_device_value_on_the_host():
 
 
 def test_a_step_that_recompiles():
-    only = _only("compile")
-    report = check_optimizer(toys.ToyAdam, None, HPARAMS, compile=True, compile_steps=5, skip=only)
-    assert report.passed == ["compile"]  # the same Adam with a tensor step counter compiles once
     err = _fails(toys.FloatStep, "compile", compile=True, compile_steps=5)
     assert err.step == 4 and "recompiled after the warm-up" in str(err)
     assert "['step']" in str(err)  # the guard that failed
@@ -127,6 +124,17 @@ def test_torch_adam_against_the_papers_algorithm():
     report = check_optimizer(torch.optim.Adam, adam, hparams)
     assert report.paths == ["foreach=False", "foreach=True", "fused=True"]
     assert set(report.skipped) == {"compile"}
+
+
+def test_complex_parameters():
+    def sgd(param, grad, state, step, lr):
+        param.sub_(lr * grad)
+
+    report = check_optimizer(
+        torch.optim.SGD, sgd, dtypes=(torch.complex128, torch.complex64), steps=5, skip={"meta"}
+    )
+    assert report.passed[:2] == ["reference", "paths"]
+    assert "floating point" in report.skipped["paths: fused=True, complex64"]
 
 
 def test_an_optimizer_class_as_the_reference():
