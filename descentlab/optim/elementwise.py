@@ -187,7 +187,20 @@ class Elementwise(Optimizer):
         }
         checks.update({f: c.flag for f in cls._rule.flags if f not in cls._rule.derived})
         cls._checks = {**checks, **cls.checks}
-        cls.__signature__ = _signature(cls._rule.defaults)  # type: ignore[attr-defined]
+        signature = _signature(cls._rule.defaults)
+
+        def __init__(self, params: Iterable[Any], *args: Any, **kwargs: Any) -> None:
+            Elementwise.__init__(self, params, *args, **kwargs)
+
+        # what inspect.signature(cls.__init__) shows: the CLI, the lab's default lr and the
+        # defaults a loaded state dict's groups take read it
+        this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[this, *signature.parameters.values()]
+        )
+        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = __init__  # type: ignore[method-assign]
+        cls.__signature__ = signature  # type: ignore[attr-defined]
 
     def __init__(self, params: Iterable[Any], *args: Any, **kwargs: Any) -> None:
         defaults = dict(self._rule.defaults)

@@ -314,3 +314,15 @@ def test_derived_flags_and_state_that_only_some_settings_have():
             assert_close(p, q, 1e-13, 1e-15, impl)
     with pytest.raises(RuleError, match="state_when"):
         type("Bad", (Heavy,), {"update": Heavy.update, "state_when": {"buf": "nothing"}})
+
+
+def test_a_rule_class_shows_its_real_signature():
+    """inspect.signature(cls.__init__) is what the CLI lists, the lab's default lr and the
+    defaults a loaded state dict's groups take: the rule's hyperparameters, in order."""
+    import inspect
+
+    from descentlab.optim._persist import _signature_defaults
+
+    names = list(inspect.signature(Lion.__init__).parameters)
+    assert names[:6] == ["self", "params", "lr", "betas", "weight_decay", "maximize"]
+    assert _signature_defaults(Lion)["betas"] == (0.9, 0.99)
