@@ -35,7 +35,7 @@ from ..checks import HyperparameterError, Interval
 from . import _checks as c
 from . import _checks as checks  # the checks a rule's class may name
 from ._rules.graph import Node, RuleError, _apply
-from ._rules.rule import Rule
+from ._rules.rule import BUILTIN, Rule
 from ._rules.run import run_tensor
 from .base import OPTIONS, Optimizer, split_options, zeros
 from .kernels import _scalars
@@ -180,6 +180,9 @@ class Elementwise(Optimizer):
             derived=cls.derived,
             state_when=cls.state_when,
         )
+        ours = cls.__module__.startswith("descentlab.")  # built into the kernels' extension
+        if ours and BUILTIN.setdefault(cls._rule.name, cls._rule) is not cls._rule:
+            raise RuleError(f"two of descentlab's rules are named {cls._rule.name}")
         checks = {
             n: _tuple_of(len(v)) if isinstance(v, tuple) else _ANY_REAL
             for n, v in cls._rule.defaults.items()
@@ -224,14 +227,7 @@ class Elementwise(Optimizer):
     def _reference(self, group, p, g, state, t):
         rule = self._rule
         program = rule.program(group, maximize=False)  # g arrives negated under maximize
-        vectors = rule.vectors(group, _scalars.at(t, p.device))
-        env = {
-            "param": p,
-            "grad": g,
-            **{n: state[n] for n in rule.present(group)},
-            **rule.hypers(group),
-            **{n: float(v[0]) for n, v in vectors.items()},
-        }
+        env = {"param": p, "grad": g, **state, **rule.hypers(group), **rule.numbers(group, t)}
         for name, value in run_tensor(program, env, p).items():
             (p if name == "param" else state[name]).copy_(value)
 

@@ -6,19 +6,13 @@ Graves 2013, "Generating Sequences With Recurrent Neural Networks", eqs. (38)-(4
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
-import torch
-
 from . import _checks as c
-from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
-from .kernels import _scalars
+from .elementwise import Elementwise, lerp, sqrt
 
 __all__ = ["RMSprop"]
 
 
-class RMSprop(Optimizer):
+class RMSprop(Elementwise):
     r"""RMSProp, torch.optim's convention.
 
     .. math::
@@ -29,71 +23,40 @@ class RMSprop(Optimizer):
         \theta_t = \theta_{t-1} - \eta\, g_t / d_t \text{ (no momentum)}           \tag{5}
 
     Epsilon is outside the square root (torch; TF puts it inside). ``weight_decay`` is L2.
+    ``grad_avg`` exists only when ``centered``, ``momentum_buffer`` only when ``momentum > 0``
+    (as in torch.optim's state dicts).
     """
 
-    _checks = {
+    hyperparameters = {
+        "lr": 1e-2,
+        "alpha": 0.99,
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "momentum": 0.0,
+        "centered": False,
+    }
+    checks = {
         "lr": c.nonnegative,
         "alpha": c.unit,
         "eps": c.nonnegative,
         "weight_decay": c.nonnegative,
         "momentum": c.fraction,
-        "centered": c.flag,
-        "maximize": c.flag,
     }
+    state_tensors = ("square_avg", "momentum_buffer", "grad_avg")
+    derived = {"l2": lambda h: h.weight_decay != 0, "heavy_ball": lambda h: h.momentum > 0}
+    state_when = {"momentum_buffer": "heavy_ball", "grad_avg": "centered"}
 
-    def __init__(
-        self,
-        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        lr: float | torch.Tensor = 1e-2,
-        alpha: float = 0.99,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        momentum: float = 0.0,
-        centered: bool = False,
-        *,
-        maximize: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(params, hyperparameters(locals()), **split_options(options))
-
-    def _init_state(self, group, p, state):
-        zeros(state, p, "square_avg")
-        if group["momentum"] > 0:
-            zeros(state, p, "momentum_buffer")
-        if group["centered"]:
-            zeros(state, p, "grad_avg")
-
-    _compiled = True
-
-    def _reference(self, group, p, g, state, t):
-        alpha, lr = group["alpha"], group["lr"]
-        g = weight_decay(group, p, g)
-        v = state["square_avg"].mul_(alpha).addcmul_(g, g, value=1 - alpha)  # (1)
-        if group["centered"]:
-            gbar = state["grad_avg"].lerp_(g, 1 - alpha)  # (2)
-            denom = v.addcmul(gbar, gbar, value=-1).sqrt_()
+    def update(x, h):
+        g = x.grad + h.weight_decay * x.param if h.l2 else x.grad  # L2
+        v = x.square_avg * h.alpha + (1 - h.alpha) * g * g  # (1)
+        x.square_avg = v
+        if h.centered:
+            x.grad_avg = lerp(x.grad_avg, g, 1 - h.alpha)  # (2)
+            d = sqrt(v - x.grad_avg * x.grad_avg) + h.eps  # (3)
         else:
-            denom = v.sqrt()
-        denom.add_(group["eps"])  # (3)
-        if group["momentum"] > 0:
-            buf = state["momentum_buffer"].mul_(group["momentum"]).addcdiv_(g, denom)  # (4)
-            p.add_(buf, alpha=-lr)
+            d = sqrt(v) + h.eps  # (3)
+        if h.heavy_ball:
+            x.momentum_buffer = x.momentum_buffer * h.momentum + g / d  # (4)
+            x.param = x.param - h.lr * x.momentum_buffer
         else:
-            p.addcdiv_(g, denom, value=-lr)  # (5)
-
-    def _fused(self, group, params, grads, states, kernels, **amp):
-        _scalars.add_one(states)
-        kernels.rmsprop(
-            params=params,
-            grads=grads,
-            square_avg=[s["square_avg"] for s in states],
-            grad_avg=[s["grad_avg"] for s in states] if group["centered"] else [],
-            momentum_buffer=[s["momentum_buffer"] for s in states] if group["momentum"] > 0 else [],
-            lr=group["lr"],
-            alpha=group["alpha"],
-            eps=group["eps"],
-            weight_decay=group["weight_decay"],
-            momentum=group["momentum"],
-            maximize=group["maximize"],
-            **amp,
-        )
+            x.param = x.param - h.lr * (g / d)  # (5)

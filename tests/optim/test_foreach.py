@@ -1,5 +1,5 @@
-"""The foreach path (``impl="foreach"``, descentlab/optim/kernels/foreach.py) equals the readable
-path.
+"""The foreach path (``impl="foreach"``: descentlab/optim/kernels/foreach.py, or a rule run over
+the lists, kernels/rules.py) equals the readable path.
 
 Every optimizer of the case table steps twice from the same start: with ``impl="forloop"`` and
 with ``impl="foreach"``, step by step, in float32 and float64, with the
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import descentlab
-from descentlab.optim.kernels import foreach
+from descentlab.optim.kernels import foreach, rules
 
 from ._harness import assert_close, clone_groups, flat, make_groups, set_grads, with_hparams
 from .cases import CASES
@@ -27,7 +27,7 @@ def foreach_optimizer(name, groups, **kw):
 def _foreach_tensors(opt) -> int:
     """How many tensors the plans put on the foreach path."""
     buckets = [b for plan in opt._plans.values() for b in plan.buckets]
-    assert all(b.kernels is foreach for b in buckets)
+    assert all(b.kernels in (foreach, rules.Foreach) for b in buckets)
     return sum(len(b.params) for b in buckets)
 
 

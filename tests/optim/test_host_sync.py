@@ -130,6 +130,10 @@ class _Recorder:
 
         return kernel
 
+    def step(self, rule, group, params, grads, lists, vectors, **amp):
+        """A rule optimizer's kernels (kernels.rules.Compiled.step)."""
+        self.calls.append((rule.name, amp))
+
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_gpu_path_reads_no_device_values_under_grad_scaler(case, monkeypatch):
@@ -137,11 +141,13 @@ def test_gpu_path_reads_no_device_values_under_grad_scaler(case, monkeypatch):
     them (Adam's runs: it has a meta kernel; SGD's and Adagrad's have none and are recorded);
     the scale and the inf flag are device tensors that go to the kernels unread."""
     from descentlab.optim import kernels
+    from descentlab.optim.kernels import rules
 
     recorder = _Recorder()
     monkeypatch.setattr(
         kernels, "select", lambda device, torch_fused, **kw: None if torch_fused else recorder
     )
+    monkeypatch.setattr(rules, "select", lambda rule, device, **kw: recorder)
     for name in ("_fused_sgd_", "_fused_adagrad_"):
         monkeypatch.setattr(torch, name, lambda *a, _n=name, **kw: recorder.calls.append((_n, kw)))
     opt = descentlab.create(case.name, _meta_groups(case.groups), **case.fixed)

@@ -50,7 +50,12 @@ def _run(name, params, impl, steps, **hparams):
 def test_kernels_build_and_load():
     _need_kernels()
     module = cpu.kernels()
-    for fn in ("rmsprop", "nadam", "radam", "adabound", "momentum_sgd", "swats_adam"):
+    from descentlab.optim._rules.rule import BUILTIN
+
+    # the hand-written kernels, and the built-in rules' generated ones in the same extension
+    rules = [f"rule_{name.lower()}" for name in BUILTIN]
+    assert "rule_rmsprop" in rules
+    for fn in ("nadam", "radam", "adabound", "momentum_sgd", "swats_adam", *rules):
         assert callable(getattr(module, fn))
     assert any(cpu.build_directory().glob("*.so"))
     with pytest.raises(TypeError):  # keyword-only hyperparameters: no swapped betas
@@ -336,10 +341,12 @@ _TRITON_DISPATCH = """
 import importlib, torch, descentlab
 from descentlab.optim import kernels
 triton = importlib.import_module("descentlab.optim.kernels.triton")
+from descentlab.optim.kernels import rules
 select = kernels.select
 kernels.select = lambda device, **kw: (  # the CUDA choice, for CPU tensors
     triton if kw["compiled"] and not kw["torch_fused"] else select(device, **kw)
 )
+rules.select = lambda rule, device, **kw: rules.compiled(rule, "cuda")  # generated Triton
 for name in ["rmsprop", "nadam", "radam", "adabound", "amsbound", "sgdw", "sgdwm", "swats",
              "lookahead(sgdw)"]:
     runs = []
@@ -353,7 +360,8 @@ for name in ["rmsprop", "nadam", "radam", "adabound", "amsbound", "sgdw", "sgdwm
             opt.step()
         runs.append(ps)
     inner = getattr(opt, "base_optimizer", opt)
-    assert all(b.kernels is triton for plan in inner._plans.values() for b in plan.buckets)
+    assert all(b.kernels is triton or isinstance(b.kernels, rules.Compiled)
+               for plan in inner._plans.values() for b in plan.buckets)
     for p, q in zip(*runs):
         torch.testing.assert_close(q, p, rtol=1e-12, atol=1e-14, msg=name)
 print("ok")

@@ -50,11 +50,6 @@ def _case(name, dtype, lr):
     p, g, m = _lists(dtype, 3)
     (v, vmax) = _squares(_lists(dtype, 2, seed=1))
     common = dict(beta1=0.8, beta2=0.99, eps=1e-8, maximize=True)
-    if name == "rmsprop":
-        (ga,) = _lists(dtype, 1, seed=2)
-        ga = [x * 0.01 for x in ga]
-        kw = dict(lr=lr, alpha=0.9, eps=1e-8, weight_decay=0.01, momentum=0.5, maximize=False)
-        return [p, g, v, ga, m], kw
     if name == "nadam":
         mus = [torch.tensor(0.5, dtype=torch.float32) for _ in SIZES]
         c_grad, c_avg = nadam.step_sizes(group, t, mus)
@@ -79,7 +74,7 @@ def _case(name, dtype, lr):
     return [p, m], dict(alpha=0.3)
 
 
-NAMES = ["rmsprop", "nadam", "radam", "adabound", "momentum_sgd", "swats_adam", "lookahead_sync"]
+NAMES = ["nadam", "radam", "adabound", "momentum_sgd", "swats_adam", "lookahead_sync"]
 
 
 def _copy(lists):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from descentlab.optim._rules.rule import BUILTIN
 from descentlab.optim.elementwise import Elementwise, RuleError, lerp, sqrt, where
 
 from ._harness import assert_close, clone_groups, flat, make_groups, set_grads, with_hparams
@@ -144,6 +145,29 @@ def test_the_compiled_kernel_is_a_torch_library_operator():
     }
     state = [torch.zeros(3, 2), torch.zeros(4)]
     torch.library.opcheck(kernel.op, (*args, state), kwargs)
+
+
+@pytest.mark.parametrize("flags", [False, True], ids=["flags-off", "flags-on"])
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_every_built_in_rule_is_a_checked_operator(name, flags):
+    """descentlab's own rules: one operator each (built into the hand-written kernels'
+    extension), its schema from the rule; torch's opcheck with every flag off or on."""
+    from descentlab.optim.kernels import rules
+
+    rule = BUILTIN[name]
+    kernel = rules.compiled(rule)
+    assert str(kernel.op._schema).startswith(f"descentlab::{rule.stem}(")
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(3, 2), (5,), ()]
+    lists = [
+        [0.3 + 0.01 * torch.rand(s, generator=gen, dtype=torch.float64) for s in shapes]
+        for _ in rule.signature.lists
+    ]
+    group = dict(rule.defaults)
+    t = torch.full((len(shapes),), 3.0, dtype=torch.float64)
+    kwargs = {**rule.vectors(group, t), **rule.hypers(group)}
+    kwargs.update({f: flags for f in rule.flags})
+    torch.library.opcheck(kernel.op, tuple(lists), kwargs)
 
 
 def test_compile_takes_the_step_without_recompiling():

@@ -16,6 +16,7 @@ import torch
 
 triton = pytest.importorskip("triton")
 
+from descentlab.optim._rules.rule import BUILTIN  # noqa: E402
 from descentlab.optim.kernels import rules  # noqa: E402
 from descentlab.optim.kernels.triton import _table  # noqa: E402
 
@@ -98,28 +99,36 @@ def test_gradscaler_in_the_triton_kernels():
         torch.testing.assert_close(q.detach(), p.detach())
 
 
-def _compile_lion() -> None:
-    """Compile Lion's kernels to PTX for sm_90, whole-block and tail variants."""
+def _compile_rules() -> None:
+    """Compile Lion's kernels and every built-in rule's (all flags off, all on) to PTX for
+    sm_90: whole-block and tail variants, float32 and bfloat16."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    module = rules._load_module(Lion._rule.stem, Lion._rule.triton())
     compiled = 0
-    for fn in module.KERNELS.values():
-        for dtype, full in [(torch.float32, True), (torch.bfloat16, True), (torch.float32, False)]:
-            cx = dict(L=3, HAS_SCALE=True, HAS_INF=True, DT=_table.element_type(dtype),
-                      CT=_table.compute_type(dtype), FULL=full, BLOCK=1024)  # fmt: skip
-            sig = {"H": "*fp64", "V": "*fp64", "NT": "i32", "GRAD_SCALE": "*fp32",
-                   "FOUND_INF": "*fp32"}  # fmt: skip
-            sig = {n: "constexpr" if n in cx else sig.get(n, "*i64") for n in fn.arg_names}
-            consts = {(fn.arg_names.index(n),): v for n, v in cx.items()}
-            kernel = triton.compile(
-                ASTSource(fn, sig, constexprs=consts), target=GPUTarget("cuda", 90, 32)
-            )
-            ptx = kernel.asm["ptx"]
-            assert "div.approx" not in ptx and kernel.asm["cubin"]
-            assert ("ld.global.v" in ptx and "st.global.v" in ptx) == full, (dtype, full)
-            compiled += 1
+    for rule in [Lion._rule, *(BUILTIN[name] for name in sorted(BUILTIN))]:
+        module = rules._load_module(rule.stem, rule.triton())
+        last = (1 << len(rule.flags)) - 1
+        for combo, fn in module.KERNELS.items():
+            if rule is not Lion._rule and combo not in (0, last):
+                continue
+            for dtype, full in [(torch.float32, True), (torch.bfloat16, True),
+                                (torch.float32, False)]:  # fmt: skip
+                cx = dict(L=len(rule.signature.lists), HAS_SCALE=True, HAS_INF=True,
+                          DT=_table.element_type(dtype), CT=_table.compute_type(dtype),
+                          FULL=full, BLOCK=1024)  # fmt: skip
+                sig = {"H": "*fp64", "V": "*fp64", "NT": "i32", "GRAD_SCALE": "*fp32",
+                       "FOUND_INF": "*fp32"}  # fmt: skip
+                sig = {n: "constexpr" if n in cx else sig.get(n, "*i64") for n in fn.arg_names}
+                consts = {(fn.arg_names.index(n),): v for n, v in cx.items()}
+                kernel = triton.compile(
+                    ASTSource(fn, sig, constexprs=consts), target=GPUTarget("cuda", 90, 32)
+                )
+                ptx = kernel.asm["ptx"]
+                assert "div.approx" not in ptx and kernel.asm["cubin"]
+                vector = "ld.global.v" in ptx and "st.global.v" in ptx
+                assert vector == full, (rule.name, combo, dtype, full)
+                compiled += 1
     print(f"compiled {compiled} kernels")
 
 
@@ -130,8 +139,8 @@ def test_the_generated_kernels_compile_for_the_gpu_without_one():
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root), "DESCENTLAB_TRITON_COMPILE": "1",
            "TRITON_INTERPRET": "0"}  # fmt: skip
-    code = "import tests.optim.test_rules_triton as t; t._compile_lion()"
+    code = "import tests.optim.test_rules_triton as t; t._compile_rules()"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=root, timeout=600, check=False)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "compiled 6 kernels" in run.stdout
+    assert f"compiled {6 + 6 * len(BUILTIN)} kernels" in run.stdout

@@ -24,7 +24,8 @@ import torch
 triton = pytest.importorskip("triton")
 
 import descentlab  # noqa: E402
-from descentlab.optim import AdaBound, NAdam, RAdam  # noqa: E402
+from descentlab.optim import AdaBound, NAdam, RAdam, RMSprop  # noqa: E402
+from descentlab.optim.kernels import rules  # noqa: E402
 from descentlab.optim.kernels import triton as tk  # noqa: E402
 from descentlab.optim.kernels.triton import _table  # noqa: E402
 
@@ -51,21 +52,38 @@ def vec(values, device="cpu") -> torch.Tensor:
 
 # ------------------------------------------------------------------ drivers: the fast path
 # Each feeds a kernel what the readable path uses at step t (per-tensor scalars from t).
-def drive_rmsprop(group, ps, gs, states, ts, **amp):
-    tk.rmsprop(
-        params=ps,
-        grads=gs,
-        square_avg=[s["square_avg"] for s in states],
-        grad_avg=[s["grad_avg"] for s in states] if group["centered"] else [],
-        momentum_buffer=[s["momentum_buffer"] for s in states] if group["momentum"] > 0 else [],
-        lr=group["lr"],
-        alpha=group["alpha"],
-        eps=group["eps"],
-        weight_decay=group["weight_decay"],
-        momentum=group["momentum"],
-        maximize=group["maximize"],
-        **amp,
-    )
+def call(kernel, **kw):
+    """Every driver's call of a kernel (swapped by the tests that record the call)."""
+    return kernel(**kw)
+
+
+def drive_rule(cls):
+    """The driver of a rule optimizer (:mod:`descentlab.optim.elementwise`): its generated
+    Triton kernels, fed the vectors and hyperparameters its ``_fused`` gives them."""
+    rule = cls._rule
+
+    def drive(group, ps, gs, states, ts, **amp):
+        present = rule.present(group)
+        lists = {n: [s[n] for s in states] if n in present else [] for n in rule.state}
+        kw = {**lists, **rule.vectors(group, vec(ts)), **rule.hypers(group)}
+        kw.update(rule.flag_values(group))
+        call(_rule_kernel(rule), params=ps, grads=gs, **kw, **amp)
+
+    return drive
+
+
+def _rule_kernel(rule):
+    """The rule's Triton kernels; under torch.compile, its operator (one for CPU and CUDA)."""
+    kernel = rules.compiled(rule, "cuda")
+    rules.compiled(rule, "cpu")  # the operator's CPU implementation, for aot_eager
+    lists = rule.signature.lists[2:]
+
+    def run(params, grads, **kw):
+        if not torch.compiler.is_compiling():
+            return kernel.run(params, grads, **kw)
+        kernel.op(params, grads, *(kw.pop(n) for n in lists), **kw)
+
+    return run
 
 
 def _decay(group):
@@ -77,7 +95,8 @@ def drive_nadam(group, ps, gs, states, ts, **amp):
     pairs = [NAdam.coefficients(group, t, s["mu_product"]) for t, s in zip(ts, states)]
     l2, decay = _decay(group)
     b1, b2 = group["betas"]
-    tk.nadam(
+    call(
+        tk.nadam,
         params=ps,
         grads=gs,
         exp_avg=[s["exp_avg"] for s in states],
@@ -99,7 +118,8 @@ def drive_radam(group, ps, gs, states, ts, **amp):
     l2, decay = _decay(group)
     b1, b2 = group["betas"]
     rect = [RAdam.rectification(b2, t) for t in ts]
-    tk.radam(
+    call(
+        tk.radam,
         params=ps,
         grads=gs,
         exp_avg=[s["exp_avg"] for s in states],
@@ -120,7 +140,8 @@ def drive_radam(group, ps, gs, states, ts, **amp):
 
 def drive_adabound(group, ps, gs, states, ts, **amp):
     bounds = [AdaBound.bounds(group, t) for t in ts]
-    tk.adabound(
+    call(
+        tk.adabound,
         params=ps,
         grads=gs,
         exp_avg=[s["exp_avg"] for s in states],
@@ -140,7 +161,8 @@ def drive_adabound(group, ps, gs, states, ts, **amp):
 
 def drive_sgd(group, ps, gs, states, ts, **amp):
     l2, decay = _decay(group)
-    tk.momentum_sgd(
+    call(
+        tk.momentum_sgd,
         params=ps,
         grads=gs,
         momentum_buffer=[s["momentum_buffer"] for s in states] if group["momentum"] else [],
@@ -165,7 +187,8 @@ def drive_swats(group, ps, gs, states, ts, **amp):
         for key in SWITCH_STATE:
             if not torch.is_tensor(s[key]):
                 s[key] = torch.tensor(float(s[key]), dtype=F64)
-    tk.swats(
+    call(
+        tk.swats,
         params=ps,
         grads=gs,
         exp_avg=[s["exp_avg"] for s in states],
@@ -189,7 +212,7 @@ def drive_swats(group, ps, gs, states, ts, **amp):
 # name -> (driver, hyperparameters of the two groups)
 CASES = {
     "rmsprop": (
-        drive_rmsprop,
+        drive_rule(RMSprop),
         [dict(lr=1e-2, momentum=0.9, centered=True), dict(weight_decay=0.1, maximize=True)],
     ),
     "nadam": (
@@ -381,19 +404,15 @@ def test_grad_scale_and_found_inf(name):
 
 
 # ------------------------------------------------------------------ tables and launches
-KERNELS = ("rmsprop", "nadam", "radam", "adabound", "momentum_sgd", "swats")
-
-
 def _recorded(name, opt):
     """The kernel function and keywords that the driver of ``name`` calls for ``opt``."""
-    calls, real = [], {k: getattr(tk, k) for k in KERNELS}
-    for k, fn in real.items():
-        setattr(tk, k, lambda fn=fn, **kw: calls.append((fn, kw)))
+    global call
+    calls, real = [], call
+    call = lambda kernel, **kw: calls.append((kernel, kw))  # noqa: E731
     try:
         fast_step(opt, CASES[name][0])
     finally:
-        for k, fn in real.items():
-            setattr(tk, k, fn)
+        call = real
     return calls[0]
 
 
@@ -420,7 +439,12 @@ def test_launches_do_not_grow_with_tensors(name):
     # whole blocks and tails (SWATS: and its switch test), whatever the number of tensors
     assert launches[0] == launches[1] == (3 if name == "swats" else 2)
     assert ops[0] == ops[1], ops  # no per-tensor torch op on the host side either
-    assert len(ops[0]) <= (2 if name == "swats" else 0), ops[0]  # SWATS: its two buffers
+    # SWATS: its two buffers; a rule's kernels: the per-tensor scalars stacked into one matrix
+    assert len(ops[0]) <= {"swats": 2, "rule": 3}.get(_kind(name), 0), ops[0]
+
+
+def _kind(name):
+    return "rule" if CASES[name][0].__qualname__.startswith("drive_rule") else name
 
 
 def test_300_tensors_in_one_call():
@@ -548,7 +572,8 @@ def _compiled_case(name):
     opt = build(name, torch.float32, hparams=CASES[name][1][:1], shapes=SHAPES[:1])
     set_grads(flat(opt), flat(build(name, torch.float32, SHAPES[:1], CASES[name][1][:1])), 1)
     fn, keywords = _recorded(name, opt)
-    keywords["lr"] = torch.tensor(1e-3)
+    lr = keywords["lr"]  # a rule kernel's lr: one value per tensor
+    keywords["lr"] = torch.full_like(lr, 1e-3) if torch.is_tensor(lr) else torch.tensor(1e-3)
     return fn, keywords
 
 
@@ -617,9 +642,6 @@ def _compile_all() -> None:
     types = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16"}
     f64s = lambda *names: dict.fromkeys(names, "*fp64")  # noqa: E731
     cases = [  # module, kernel, extra arguments, flags, dtypes
-        ("rmsprop", {}, dict(L=5, L2=True, CENTERED=True, MOMENTUM=True, MAXIMIZE=True), types),
-        ("rmsprop", {}, dict(L=5, L2=False, CENTERED=False, MOMENTUM=False, MAXIMIZE=False),
-         [torch.float32]),
         ("nadam", f64s("C_GRAD", "C_AVG", "BC2"), dict(L=4, L2=True, MAXIMIZE=False), types),
         ("radam", f64s("BC1", "RECT", "ADAPT"), dict(L=4, L2=True, MAXIMIZE=True), [F64]),
         ("adabound", f64s("STEP_SIZE", "LOWER", "UPPER"),
@@ -675,4 +697,4 @@ def test_kernels_compile_for_the_gpu_without_one():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=root, timeout=600, check=False)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "compiled 26 kernels" in run.stdout
+    assert "compiled 20 kernels" in run.stdout

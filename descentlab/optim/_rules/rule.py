@@ -15,10 +15,19 @@ import torch
 
 from ..kernels import _scalars
 from . import tri
-from .cpp import Signature, source
+from .cpp import Signature, Unit, bundle, module, unit
 from .graph import Program, RuleError, trace
 
-__all__ = ["Rule"]
+__all__ = ["BUILTIN", "Rule", "bundled"]
+
+# The rules of descentlab's own optimizers, by name (registered when their classes are
+# defined): built into the hand-written kernels' extension, in the same build.
+BUILTIN: dict[str, Rule] = {}
+
+
+def bundled() -> str:
+    """The C++ of the built-in rules, one translation unit (:func:`.cpp.bundle`)."""
+    return bundle([BUILTIN[name].unit for name in sorted(BUILTIN)])
 
 
 class Values:
@@ -169,9 +178,30 @@ class Rule:
             out[key] = _vector(value, t)
         return out
 
+    @functools.cached_property
+    def unit(self) -> Unit:
+        """The rule's kernel as C++: its namespace ``rule_<name>`` and the binding of its step."""
+        return unit(
+            f"rule_{self.name.lower()}", self.name, list(self.programs.values()), self.signature
+        )
+
+    def numbers(self, group: dict[str, Any], t: int) -> dict[str, float]:
+        """The per-tensor scalars of one tensor at step ``t`` as Python floats (the readable
+        path)."""
+        out = {n: float(group[n]) for n in self.per_tensor}
+        if len(self.signature.vectors) > len(out):  # the rule has step-dependent scalars
+            made = self.scalars(Values(group), _scalars.at(t))
+            out.update(
+                {
+                    k: float(v) if not isinstance(v, torch.Tensor) else float(v.reshape(-1)[0])
+                    for k, v in made.items()
+                }
+            )
+        return out
+
     def cpp(self) -> str:
-        """The C++ source of the rule's kernel."""
-        return source(self.name, list(self.programs.values()), self.signature)
+        """The C++ source of the rule's kernel as an extension of its own."""
+        return module([self.unit])
 
     def triton(self) -> str:
         """The Python source of the rule's Triton kernels."""
@@ -180,7 +210,7 @@ class Rule:
     @functools.cached_property
     def stem(self) -> str:
         """The name of its operator and builds: the rule's name and a digest of its kernel."""
-        digest = hashlib.sha256(self.cpp().encode()).hexdigest()[:10]
+        digest = hashlib.sha256(self.unit.code.encode()).hexdigest()[:10]
         return f"rule_{self.name.lower()}_{digest}"
 
 

@@ -73,12 +73,67 @@ def _python(op: str, args: list[Any]) -> Any:
 def run_tensor(program: Program, env: dict[str, Any], like: Tensor) -> dict[str, Tensor]:
     """The rule's new values for one tensor; ``env``: the inputs as tensors of ``like``'s dtype
     and device, the hyperparameters and per-tensor scalars as Python floats."""
+    function = _FUNCTIONS.get(id(program))
+    if function is None:
+        function = _FUNCTIONS[id(program)] = _straight(program)
+    return function(env, like)
 
-    def element(op: str, args: list[Any]) -> Tensor:
-        return _TORCH[op](*(a if isinstance(a, Tensor) else _number(a, like) for a in args))
 
-    values = _walk(program, env, _python, element)
-    return {k: _value(values[id(n)], like) for k, n in program.outputs.items()}
+_FUNCTIONS: dict[int, Callable[[dict[str, Any], Tensor], dict[str, Tensor]]] = {}
+_KEEP: list[Program] = []  # the programs of _FUNCTIONS (their ids stay theirs)
+
+# element operations with a scalar argument, where torch takes the scalar as it is (rounded to
+# the compute dtype, as the kernel's T(s)): (op, which argument is the scalar) -> call
+_WITH_NUMBER = {
+    ("add", 1): "torch.add({0}, {1})",
+    ("add", 0): "torch.add({1}, {0})",
+    ("sub", 1): "torch.sub({0}, {1})",
+    ("sub", 0): "torch.rsub({1}, {0})",
+    ("mul", 1): "torch.mul({0}, {1})",
+    ("mul", 0): "torch.mul({1}, {0})",
+    ("div", 1): "torch.div({0}, {1})",
+    ("pow", 1): "torch.pow({0}, {1})",
+    ("pow", 0): "torch.pow({0}, {1})",
+    ("gt", 1): "torch.gt({0}, {1})",
+    ("lt", 1): "torch.lt({0}, {1})",
+    ("ge", 1): "torch.ge({0}, {1})",
+    ("le", 1): "torch.le({0}, {1})",
+}
+
+
+def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, Tensor]]:
+    """The program as one straight-line Python function of torch calls (no walk per tensor):
+    scalar nodes as Python arithmetic, element nodes as torch ops, numbers passed to torch as
+    they are where it takes them, else as 0-d tensors of the compute dtype."""
+    lines, names = [], {}
+    for index, node in enumerate(program.nodes):
+        var = names[id(node)] = f"n{index}"
+        args = [names[id(a)] for a in node.args]
+        if node.op == "const":
+            lines.append(f"{var} = {node.value!r}")
+        elif not node.args:
+            lines.append(f"{var} = env[{node.name!r}]")
+        elif node.scalar:
+            lines.append(f"{var} = OPS[{node.op!r}][1]({', '.join(args)})")
+        else:
+            numbers = [i for i, a in enumerate(node.args) if a.scalar]
+            call = _WITH_NUMBER.get((node.op, numbers[0])) if len(numbers) == 1 else None
+            if node.op == "lerp" and numbers == [2]:
+                call = "torch.lerp({0}, {1}, {2})"
+            if node.op == "where" and numbers in ([], [1], [2]):
+                call = "torch.where({0}, {1}, {2})"
+            if call is None:  # the numbers as 0-d tensors of the compute dtype
+                args = [f"number({a}, like)" if i in numbers else a for i, a in enumerate(args)]
+                call = f"TORCH[{node.op!r}]({', '.join(args)})"
+            lines.append(f"{var} = " + call.format(*args))
+    outputs = ", ".join(f"{k!r}: value({names[id(n)]}, like)" for k, n in program.outputs.items())
+    text = "\n".join(
+        ["def run(env, like):", *(f"    {line}" for line in lines), f"    return {{{outputs}}}"]
+    )
+    scope = {"torch": torch, "OPS": OPS, "TORCH": _TORCH, "number": _number, "value": _value}
+    exec(compile(text, f"<rule {id(program)}>", "exec"), scope)
+    _KEEP.append(program)
+    return scope["run"]
 
 
 def _number(value: float, like: Tensor) -> Tensor:
@@ -87,7 +142,9 @@ def _number(value: float, like: Tensor) -> Tensor:
 
 
 def _value(value: Any, like: Tensor) -> Tensor:
-    return value if isinstance(value, Tensor) else _number(value, like).expand_as(like)
+    if isinstance(value, Tensor):
+        return value if value.shape == like.shape else value.expand_as(like)
+    return _number(value, like).expand_as(like)
 
 
 # foreach ops for (list, list), (list, number) and (list, list of 0-d tensors)

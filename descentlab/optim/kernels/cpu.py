@@ -41,8 +41,10 @@ SOURCE = Path(__file__).with_name("csrc") / "kernels.cpp"
 RUNTIME = SOURCE.with_name("runtime.h")  # shared with the kernels generated from rules
 
 # -O3 vectorizes the per-element loops; -fno-math-errno lets sqrt vectorize; OpenMP runs
-# at::parallel_for on torch's own thread pool (the process already holds torch's libgomp).
-_CFLAGS = ["-O3", "-fno-math-errno", "-fopenmp"]
+# at::parallel_for on torch's own thread pool (the process already holds torch's libgomp). No
+# fused multiply-adds: the kernels keep the order of the rules' operations, so that they round
+# as the readable path (the rules run with torch's ops) does.
+_CFLAGS = ["-O3", "-fno-math-errno", "-fopenmp", "-ffp-contract=off"]
 # Instruction sets by the CPU capability torch detected; the extension's name carries the
 # capability, so a shared cache never hands AVX2 code to an older CPU.
 _ARCH_FLAGS = {"AVX2": ["-mavx2", "-mfma", "-mf16c"], "AVX512": ["-mavx2", "-mfma", "-mf16c"]}
@@ -76,7 +78,16 @@ def _name() -> str:
 
 @functools.cache
 def _digest() -> str:
-    return _hash(SOURCE.read_bytes(), _flags())
+    return _hash(SOURCE.read_bytes() + _bundled().encode(), _flags())
+
+
+@functools.cache
+def _bundled() -> str:
+    """The C++ generated from descentlab's own optimizers' rules, built into this extension
+    (``kernels.cpp`` binds it): every algorithm in one build."""
+    from .._rules.rule import bundled
+
+    return bundled()
 
 
 def _flags() -> list[str]:
@@ -144,7 +155,19 @@ def _announce(directory: Path) -> Path | None:
 
 
 def _load(verbose: bool = False) -> ModuleType:
-    return _load_extension(_name(), build_directory(), [SOURCE], _flags(), verbose)
+    directory = build_directory()
+    rules = _write(directory / "rules.cpp", _bundled())
+    return _load_extension(_name(), directory, [SOURCE, rules], _flags(), verbose)
+
+
+def _write(path: Path, source: str) -> Path:
+    """Write generated ``source`` to ``path``, atomically (never half-written for another
+    process), unless it is there already."""
+    if not path.exists() or path.read_text() != source:
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(source)
+        os.replace(partial, path)
+    return path
 
 
 def _load_extension(
@@ -173,9 +196,6 @@ def _load_extension(
                 marker.unlink()
 
 
-# Generated kernels keep the order of a rule's operations: no fused multiply-add, so that the
-# compiled path rounds as the readable path (the rule run with torch's ops) does.
-_GENERATED_FLAGS = ["-ffp-contract=off"]
 _generated: dict[str, ModuleType] = {}
 _failed: dict[str, str] = {}  # why a build failed, by extension name
 
@@ -183,7 +203,7 @@ _failed: dict[str, str] = {}  # why a build failed, by extension name
 def generated(stem: str, source: str, *, verbose: bool = False) -> ModuleType:
     """The extension built from generated C++ ``source`` (an optimizer's rule), built on first
     use and cached like the hand-written kernels; ``RuntimeError`` when it cannot be built."""
-    flags = [*_flags(), *_GENERATED_FLAGS]
+    flags = _flags()
     name = f"descentlab_{stem}_{_capability().lower()}_{_hash(source.encode(), flags)}"
     with _lock:
         if name in _generated:
@@ -193,11 +213,7 @@ def generated(stem: str, source: str, *, verbose: bool = False) -> ModuleType:
             raise RuntimeError(f"descentlab: {stem}'s kernel cannot be built: {reason}")
         try:
             directory = Path(_cpp_extension()._get_build_directory(name, verbose=False))
-            path = directory / f"{name}.cpp"
-            if not path.exists() or path.read_text() != source:
-                partial = path.with_suffix(f".{os.getpid()}.tmp")
-                partial.write_text(source)
-                os.replace(partial, path)  # never a half-written source for another process
+            path = _write(directory / f"{name}.cpp", source)
             _generated[name] = _load_extension(name, directory, [path], flags, verbose)
         except Exception as exc:  # remembered: a failed build is not tried again
             _failed[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}"

@@ -30,7 +30,6 @@ __all__ = [
     "nadam",
     "noise_add",
     "radam",
-    "rmsprop",
     "swats_adam",
 ]
 
@@ -122,40 +121,6 @@ def adagrad(
     torch._foreach_add_(std, eps)
     torch._foreach_div_(std, _each(-clr))
     torch._foreach_addcdiv_(params, g, std)  # (3)
-
-
-def rmsprop(
-    params: list[Tensor],
-    grads: list[Tensor],
-    square_avg: list[Tensor],
-    grad_avg: list[Tensor],
-    momentum_buffer: list[Tensor],
-    *,
-    lr: Scalar,
-    alpha: float,
-    eps: float,
-    weight_decay: float,
-    momentum: float,
-    maximize: bool,
-) -> None:
-    """RMSprop; ``grad_avg`` empty unless centered, ``momentum_buffer`` empty without momentum."""
-    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize)
-    torch._foreach_mul_(square_avg, alpha)
-    torch._foreach_addcmul_(square_avg, g, g, value=1 - alpha)  # (1)
-    if grad_avg:
-        torch._foreach_lerp_(grad_avg, g, 1 - alpha)  # (2)
-        denom = torch._foreach_addcmul(square_avg, grad_avg, grad_avg, value=-1)
-        torch._foreach_sqrt_(denom)
-    else:
-        denom = torch._foreach_sqrt(square_avg)
-    torch._foreach_add_(denom, eps)  # (3)
-    if momentum_buffer:
-        torch._foreach_mul_(momentum_buffer, momentum)
-        torch._foreach_addcdiv_(momentum_buffer, g, denom)  # (4)
-        _add_scaled(params, momentum_buffer, -lr)
-    else:
-        torch._foreach_div_(denom, -lr)
-        torch._foreach_addcdiv_(params, g, denom)  # (5)
 
 
 def nadam(

@@ -27,7 +27,6 @@ __all__ = [
     "momentum_sgd",
     "nadam",
     "radam",
-    "rmsprop",
     "swats",
     "swats_adam",
 ]
@@ -67,25 +66,6 @@ def _register(name: str, mutates: tuple[str, ...]):
 
 
 _LISTS = ("params", "grads")  # grads: divided by grad_scale in place when it is given
-
-
-@_register("rmsprop", (*_LISTS, "square_avg", "grad_avg", "momentum_buffer"))
-def _rmsprop(
-    params: list[Tensor],
-    grads: list[Tensor],
-    square_avg: list[Tensor],
-    grad_avg: list[Tensor],
-    momentum_buffer: list[Tensor],
-    lr: Tensor,
-    alpha: float,
-    eps: float,
-    weight_decay: float,
-    momentum: float,
-    maximize: bool,
-    grad_scale: Tensor | None = None,
-    found_inf: Tensor | None = None,
-) -> None:
-    _kernel("rmsprop", locals())
 
 
 @_register("nadam", (*_LISTS, "exp_avg", "exp_avg_sq"))
@@ -243,24 +223,6 @@ _lookahead_sync = _register("lookahead_sync", ("slow", "fast"))(_lookahead_cpu)
 
 
 # ---------------------------------------------------------------------------- the functions
-def rmsprop(
-    params: list[Tensor],
-    grads: list[Tensor],
-    square_avg: list[Tensor],
-    grad_avg: list[Tensor],
-    momentum_buffer: list[Tensor],
-    *,
-    lr: Scalar,
-    alpha: float,
-    eps: float,
-    weight_decay: float,
-    momentum: float,
-    maximize: bool,
-    grad_scale: Tensor | None = None,
-    found_inf: Tensor | None = None,
-) -> None:
-    """RMSprop (see :func:`.foreach.rmsprop`)."""
-    _call(_rmsprop, "rmsprop", locals())
 
 
 def nadam(

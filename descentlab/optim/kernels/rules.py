@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._rules.rule import Rule
+from .._rules.rule import BUILTIN, Rule
 from .._rules.run import run_lists
 from . import warn_once
 
@@ -82,6 +82,12 @@ def compiled(rule: Rule, device: str = "cpu") -> Compiled:
     """The rule's kernel for ``device`` ("cpu": C++, "cuda": Triton), built (or loaded from
     the cache) and registered on first use; ``RuntimeError`` where it cannot be had."""
     key = (id(rule), device)
+    if device == "cpu" and BUILTIN.get(rule.name) is rule:
+        from . import cpu
+
+        reason = cpu.unavailable_reason()  # remembered: as cheap as the lookup below
+        if reason is not None:
+            raise RuntimeError(reason)
     found = _compiled.get(key)
     if found is None:
         run = _cpu(rule) if device == "cpu" else _triton(rule)
@@ -94,7 +100,9 @@ def compiled(rule: Rule, device: str = "cpu") -> Compiled:
 def _cpu(rule: Rule) -> Any:
     from . import cpu
 
-    return cpu.generated(rule.stem, rule.cpp()).step
+    if BUILTIN.get(rule.name) is rule:  # built with the hand-written kernels
+        return getattr(cpu.kernels(), rule.unit.name)
+    return getattr(cpu.generated(rule.stem, rule.cpp()), rule.unit.name)
 
 
 def _triton(rule: Rule) -> Any:

@@ -24,63 +24,6 @@ using namespace descentlab;
 // that no store through the tensor pointers can alias, so that the compiler vectorizes it
 // (scalars read through a lambda's captures defeat that).
 
-// ------------------------------------------------------------------------------- RMSprop
-template <bool L2, bool Centered, bool Momentum, typename S, typename T>
-void rmsprop_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ V,
-                  S* __restrict__ GA, S* __restrict__ B, int64_t begin, int64_t end, T a,
-                  T one_a, T e, T wd, T mu, T neg_lr, T sign) {
-  for (int64_t i = begin; i < end; ++i) {
-    const T p = P[i];
-    const T g = grad<L2>(T(G[i]), p, sign, wd);
-    const T v = T(V[i]) * a + one_a * g * g;  // (1)
-    V[i] = v;
-    T denom;
-    if constexpr (Centered) {
-      const T ga = torch_lerp(T(GA[i]), g, one_a);  // (2)
-      GA[i] = ga;
-      denom = std::sqrt(v + T(-1) * ga * ga);
-    } else {
-      denom = std::sqrt(v);
-    }
-    denom = denom + e;  // (3)
-    if constexpr (Momentum) {
-      const T buf = T(B[i]) * mu + g / denom;  // (4)
-      B[i] = buf;
-      P[i] = p + neg_lr * buf;
-    } else {
-      P[i] = p + neg_lr * g / denom;  // (5)
-    }
-  }
-}
-
-void rmsprop(const TensorList& params, const TensorList& grads, const TensorList& square_avg,
-             const TensorList& grad_avg, const TensorList& momentum_buffer, double lr, double alpha,
-             double eps, double weight_decay, double momentum, bool maximize,
-             const Optional& grad_scale, const Optional& found_inf) {
-  check_lists(params, {&grads, &square_avg, &grad_avg, &momentum_buffer});
-  check_state(params, square_avg);
-  check_state(params, grad_avg);
-  check_state(params, momentum_buffer);
-  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "rmsprop", [&] {
-    using T = at::opmath_type<scalar_t>;
-    with_flag(weight_decay != 0, [&](auto l2) {
-      with_flag(!grad_avg.empty(), [&](auto centered) {
-        with_flag(!momentum_buffer.empty(), [&](auto has_momentum) {
-          for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
-            rmsprop_loop<decltype(l2)::value, decltype(centered)::value,
-                         decltype(has_momentum)::value>(
-                ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(square_avg, t),
-                ptr<scalar_t>(grad_avg, t), ptr<scalar_t>(momentum_buffer, t), b, end, T(alpha),
-                T(1.0 - alpha), T(eps), T(weight_decay), T(momentum), T(-lr),
-                T(maximize ? -1.0 : 1.0));
-          });
-        });
-      });
-    });
-  });
-}
-
 // ------------------------------------------------------------------------------- NAdam
 template <bool L2, typename S, typename T>
 void nadam_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ M,
@@ -542,15 +485,15 @@ at::Tensor scale_scalars(const TensorList& scalars, const Scalars& factors) {
 
 }  // namespace
 
+namespace descentlab {
+void bind_rules(pybind11::module_& m);  // the built-in rules' kernels (generated: rules.cpp)
+}  // namespace descentlab
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // Tensor lists first, then keyword-only arguments: nothing can be passed by position by
   // mistake (swapping beta1 and beta2, say).
   using py::arg;
   m.doc() = "descentlab's fused CPU optimizer kernels";
-  m.def("rmsprop", &rmsprop, "RMSprop (centered, momentum) over lists of tensors", arg("params"),
-        arg("grads"), arg("square_avg"), arg("grad_avg"), arg("momentum_buffer"), py::kw_only(),
-        arg("lr"), arg("alpha"), arg("eps"), arg("weight_decay"), arg("momentum"),
-        arg("maximize"), arg("grad_scale") = py::none(), arg("found_inf") = py::none());
   m.def("nadam", &nadam, "NAdam over lists of tensors", arg("params"), arg("grads"),
         arg("exp_avg"), arg("exp_avg_sq"), py::kw_only(), arg("c_grad"), arg("c_avg"),
         arg("bc2"), arg("beta1"), arg("beta2"), arg("eps"), arg("l2_weight_decay"),
@@ -589,4 +532,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         arg("steps"));
   m.def("scale_scalars", &scale_scalars, "scale 0-d float32 tensors, their new values",
         arg("scalars"), arg("factors"));
+  descentlab::bind_rules(m);
 }

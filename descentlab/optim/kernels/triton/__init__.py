@@ -39,8 +39,6 @@ is called **by keyword**. The contract, for every function:
 
 The functions and their per-tensor scalars (see each docstring):
 
-* ``rmsprop(params, grads, square_avg, grad_avg, momentum_buffer, lr, alpha, eps, weight_decay,
-  momentum, maximize)``
 * ``nadam(params, grads, exp_avg, exp_avg_sq, c_grad, c_avg, bc2, beta1, beta2, eps,
   l2_weight_decay, decay, maximize)``
 * ``radam(params, grads, exp_avg, exp_avg_sq, bc1, rect, adapt, lr, beta1, beta2, eps,
@@ -76,7 +74,6 @@ from .momentum_sgd import momentum_sgd
 from .nadam import nadam
 from .noise import noise_add, noise_views
 from .radam import radam
-from .rmsprop import rmsprop
 from .swats import swats, swats_adam
 
 AMP = True  # every kernel here takes GradScaler's grad_scale and found_inf (see optim.base)
@@ -92,7 +89,6 @@ __all__ = [
     "noise_add",
     "noise_views",
     "radam",
-    "rmsprop",
     "swats",
     "swats_adam",
 ]
