@@ -6,19 +6,18 @@ Rate" (ICLR), Algorithm 2, as implemented in the authors' package ``adabound``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 from . import _checks as c
-from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
+from .elementwise import Elementwise, clamp, maximum, sqrt
 from .kernels import _scalars
 
-__all__ = ["AdaBound", "step_bounds"]
+__all__ = ["AdaBound"]
 
 
-class AdaBound(Optimizer):
+class AdaBound(Elementwise):
     r"""AdaBound (``amsbound=True``: AMSBound), the authors' package's convention.
 
     .. math::
@@ -37,32 +36,26 @@ class AdaBound(Optimizer):
     ``weight_decay`` is L2 (added to :math:`g_t`).
     """
 
-    _checks = {
+    hyperparameters = {
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "final_lr": 0.1,
+        "gamma": 1e-3,
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "amsbound": False,
+    }
+    checks = {
         "lr": c.nonnegative,  # a schedule may take it to 0; the initial lr (base_lr) must be > 0
         "betas": c.betas,
         "final_lr": c.positive,
         "gamma": c.positive,
         "eps": c.nonnegative,
         "weight_decay": c.nonnegative,
-        "amsbound": c.flag,
-        "maximize": c.flag,
     }
-
-    def __init__(
-        self,
-        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        lr: float | torch.Tensor = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        final_lr: float = 0.1,
-        gamma: float = 1e-3,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        amsbound: bool = False,
-        *,
-        maximize: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(params, hyperparameters(locals()), **split_options(options))
+    state_tensors = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    state_when = {"max_exp_avg_sq": "amsbound"}
+    derived = {"l2": lambda h: h.weight_decay != 0}
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group; its current ``lr`` becomes its ``base_lr`` (eta_0 of eq. 2)."""
@@ -74,58 +67,35 @@ class AdaBound(Optimizer):
     def _check_combination(self, group: dict[str, Any]) -> None:
         c.positive("base_lr", group["base_lr"])
 
-    _compiled = True
-
-    def _init_state(self, group, p, state):
-        zeros(state, p, "exp_avg", "exp_avg_sq")
-        if group["amsbound"]:
-            zeros(state, p, "max_exp_avg_sq")
-
     @staticmethod
-    def bounds(group: dict[str, Any], t: int) -> tuple[float, float, float]:
-        """The step size of (4) before clipping, and the bounds (3) at step ``t``
-        (:func:`step_bounds`, which the fast paths take for all tensors at once)."""
-        step_size, lower, upper = step_bounds(group, _scalars.at(t))
-        return step_size.item(), lower.item(), upper.item()
+    def scalars(h: Any, t: torch.Tensor) -> dict[str, Any]:
+        """The step size of (4) before clipping, and the bounds (3), per tensor."""
+        lr, (b1, b2) = h.lr, h.betas
+        final_lr = h.final_lr * lr / getattr(h, "base_lr", lr)  # (2)
+        lower = final_lr * (1 - 1 / (h.gamma * t + 1))  # (3)
+        upper = final_lr * (1 + 1 / (h.gamma * t))
+        return {"step_size": lr * (1 - b2**t).sqrt() / (1 - b1**t), "lower": lower, "upper": upper}
 
-    def _reference(self, group, p, g, state, t):
-        b1, b2 = group["betas"]
-        g = weight_decay(group, p, g)
-        m = state["exp_avg"].mul_(b1).add_(g, alpha=1 - b1)  # (1)
-        v = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
-        if group["amsbound"]:
-            v = torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-        step_size, lower, upper = self.bounds(group, t)
-        eta = torch.full_like(v, step_size).div_(v.sqrt().add_(group["eps"]))
-        p.sub_(eta.clamp_(lower, upper).mul_(m))  # (4)
+    def update(x, h):
+        g = x.grad + h.weight_decay * x.param if h.l2 else x.grad  # L2
+        x.exp_avg = x.exp_avg * h.betas[0] + (1 - h.betas[0]) * g  # (1)
+        v = x.exp_avg_sq * h.betas[1] + (1 - h.betas[1]) * g * g
+        x.exp_avg_sq = v
+        if h.amsbound:
+            v = maximum(x.max_exp_avg_sq, v)
+            x.max_exp_avg_sq = v
+        eta = clamp(h.step_size / (sqrt(v) + h.eps), h.lower, h.upper)
+        x.param = x.param - eta * x.exp_avg  # (4)
 
-    def _fused(self, group, params, grads, states, kernels, **amp):
-        step_size, lower, upper = step_bounds(group, _scalars.advance(states))
-        b1, b2 = group["betas"]
-        kernels.adabound(
-            params=params,
-            grads=grads,
-            exp_avg=[s["exp_avg"] for s in states],
-            exp_avg_sq=[s["exp_avg_sq"] for s in states],
-            max_exp_avg_sq=[s["max_exp_avg_sq"] for s in states] if group["amsbound"] else [],
-            step_size=step_size,
-            lower=lower,
-            upper=upper,
-            beta1=b1,
-            beta2=b2,
-            eps=group["eps"],
-            l2_weight_decay=group["weight_decay"],
-            maximize=group["maximize"],
-            **amp,
-        )
+    @classmethod
+    def bounds(cls, group: dict[str, Any], t: int) -> tuple[float, float, float]:
+        """The step size of (4) before clipping, and the bounds (3) at step ``t``."""
+        out = cls.scalars(_Group(group), _scalars.at(t))
+        return tuple(float(out[k].reshape(-1)[0]) for k in ("step_size", "lower", "upper"))
 
 
-def step_bounds(
-    group: dict[str, Any], t: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """AdaBound's step size of (4) before clipping and the bounds (3)."""
-    lr, (b1, b2) = group["lr"], group["betas"]
-    final_lr = group["final_lr"] * lr / group["base_lr"]  # (2)
-    lower = final_lr * (1 - 1 / (group["gamma"] * t + 1))  # (3)
-    upper = final_lr * (1 + 1 / (group["gamma"] * t))
-    return lr * (1 - b2**t).sqrt() / (1 - b1**t), lower, upper
+class _Group:
+    """A group's values by attribute, as ``scalars`` reads them."""
+
+    def __init__(self, group: dict[str, Any]) -> None:
+        self.__dict__.update(group)

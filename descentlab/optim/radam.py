@@ -6,20 +6,19 @@ Algorithm 2, with torch.optim's threshold rho_t > 5 and SGD-with-momentum steps 
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 
 from . import _checks as c
-from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
+from .elementwise import Elementwise, lerp, sqrt, where
 from .kernels import _scalars
 
-__all__ = ["RAdam", "rectified"]
+__all__ = ["RAdam"]
 
 
-class RAdam(Optimizer):
+class RAdam(Elementwise):
     r"""RAdam, torch.optim's convention (the authors' code with ``degenerated_to_sgd=True``).
 
     .. math::
@@ -35,87 +34,52 @@ class RAdam(Optimizer):
     ``weight_decay`` is L2 unless ``decoupled_weight_decay=True``.
     """
 
-    _checks = {
+    hyperparameters = {
+        "lr": 1e-3,
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "decoupled_weight_decay": False,
+    }
+    checks = {
         "lr": c.nonnegative,
         "betas": c.betas,
         "eps": c.nonnegative,
         "weight_decay": c.nonnegative,
-        "decoupled_weight_decay": c.flag,
-        "maximize": c.flag,
+    }
+    state_tensors = ("exp_avg", "exp_avg_sq")
+    derived = {
+        "l2": lambda h: h.weight_decay != 0 and not h.decoupled_weight_decay,
+        "decay": lambda h: h.weight_decay != 0 and h.decoupled_weight_decay,
     }
 
-    def __init__(
-        self,
-        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        lr: float | torch.Tensor = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        decoupled_weight_decay: bool = False,
-        *,
-        maximize: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(params, hyperparameters(locals()), **split_options(options))
+    @staticmethod
+    def scalars(h: Any, t: torch.Tensor) -> dict[str, Any]:
+        """``1 - beta1^t``, the rectification r_t of (2) (-1 where rho_t <= 5: an SGD step)
+        and ``sqrt(1 - beta2^t)``, per tensor."""
+        b1, b2 = h.betas
+        rho_inf = 2 / (1 - b2) - 1
+        bc2 = 1 - b2**t
+        rho = rho_inf - 2 * t * b2**t / bc2  # (1)
+        # (rho - 4) (rho - 2) < 0 only where rho <= 5 is thrown away: clamped, no NaN computed
+        ratio = (rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)
+        rect = torch.where(rho > 5.0, ratio.clamp(min=0).sqrt(), -1.0)  # (2)
+        return {"bc1": 1 - b1**t, "rect": rect, "adapt": bc2.sqrt()}
 
-    _compiled = True
-
-    def _init_state(self, group, p, state):
-        zeros(state, p, "exp_avg", "exp_avg_sq")
+    def update(x, h):
+        if h.decay:
+            x.param = x.param * (1 - h.lr * h.weight_decay)  # decoupled weight decay
+        g = x.grad + h.weight_decay * x.param if h.l2 else x.grad  # L2
+        x.exp_avg = lerp(x.exp_avg, g, 1 - h.betas[0])
+        x.exp_avg_sq = x.exp_avg_sq * h.betas[1] + (1 - h.betas[1]) * g * g
+        m_hat = x.exp_avg / h.bc1
+        adaptive = h.adapt / (sqrt(x.exp_avg_sq) + h.eps)
+        step = where(h.rect > 0, m_hat * h.lr * adaptive * h.rect, m_hat * h.lr)  # (3)
+        x.param = x.param - step
 
     @staticmethod
     def rectification(beta2: float, t: int) -> float | None:
-        """:math:`r_t` of (2), or ``None`` below the threshold :math:`\\rho_t \\le 5`
-        (:func:`rectified`, which the fast paths take for all tensors at once)."""
-        r = rectified({"betas": (0.0, beta2)}, _scalars.at(t))[1].item()
+        """:math:`r_t` of (2), or ``None`` below the threshold :math:`\\rho_t \\le 5`."""
+        h = SimpleNamespace(betas=(0.0, beta2))
+        r = float(RAdam.scalars(h, _scalars.at(t))["rect"][0])
         return None if r < 0 else r
-
-    def _reference(self, group, p, g, state, t):
-        lr, (b1, b2) = group["lr"], group["betas"]
-        g = weight_decay(group, p, g)
-        m = state["exp_avg"].lerp_(g, 1 - b1)
-        v = state["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
-        m_hat = m / (1 - b1**t)
-        r = self.rectification(b2, t)
-        if r is None:
-            p.add_(m_hat * lr, alpha=-1.0)  # (3), SGD with momentum
-        else:
-            adaptive = math.sqrt(1 - b2**t) / v.sqrt().add_(group["eps"])
-            p.add_(m_hat * lr * adaptive * r, alpha=-1.0)  # (3)
-
-    def _fused(self, group, params, grads, states, kernels, **amp):
-        bc1, rect, adapt = rectified(group, _scalars.advance(states))
-        l2, decay = _scalars.decay(group)
-        b1, b2 = group["betas"]
-        kernels.radam(
-            params=params,
-            grads=grads,
-            exp_avg=[s["exp_avg"] for s in states],
-            exp_avg_sq=[s["exp_avg_sq"] for s in states],
-            bc1=bc1,
-            rect=rect,
-            adapt=adapt,
-            lr=group["lr"],
-            beta1=b1,
-            beta2=b2,
-            eps=group["eps"],
-            l2_weight_decay=l2,
-            decay=decay,
-            maximize=group["maximize"],
-            **amp,
-        )
-
-
-def rectified(
-    group: dict[str, Any], t: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """RAdam's ``1 - beta1^t``, the rectification r_t of (2) (-1 where rho_t <= 5: an SGD step)
-    and ``sqrt(1 - beta2^t)``."""
-    b1, b2 = group["betas"]
-    rho_inf = 2 / (1 - b2) - 1
-    bc2 = 1 - b2**t
-    rho = rho_inf - 2 * t * b2**t / bc2  # (1)
-    # (rho - 4) (rho - 2) < 0 only where rho <= 5 is thrown away: clamp so no NaN is computed
-    ratio = (rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)
-    rect = torch.where(rho > 5.0, ratio.clamp(min=0).sqrt(), -1.0)  # (2)
-    return 1 - b1**t, rect, bc2.sqrt()

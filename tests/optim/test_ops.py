@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from descentlab.optim import adabound, nadam, radam, swats
+from descentlab.optim import RAdam, nadam, swats
 from descentlab.optim.kernels import _scalars as S
-from descentlab.optim.kernels import cpu, foreach
+from descentlab.optim.kernels import cpu, foreach, rules
 
 SIZES = [(), (1,), (7,), (65537,), (3, 5)]  # 65537: one element past a chunk
 STEPS = [1.0, 2.0, 6.0, 7.0, 40.0]  # RAdam: SGD steps, then rectified ones
@@ -48,21 +48,13 @@ def _case(name, dtype, lr):
     group = {"lr": lr, "betas": (0.8, 0.99), "final_lr": 0.05, "base_lr": 0.01, "gamma": 1e-2}
     group.update(momentum_decay=4e-3)
     p, g, m = _lists(dtype, 3)
-    (v, vmax) = _squares(_lists(dtype, 2, seed=1))
+    (v,) = _squares(_lists(dtype, 1, seed=1))
     common = dict(beta1=0.8, beta2=0.99, eps=1e-8, maximize=True)
     if name == "nadam":
         mus = [torch.tensor(0.5, dtype=torch.float32) for _ in SIZES]
         c_grad, c_avg = nadam.step_sizes(group, t, mus)
         kw = dict(c_grad=c_grad, c_avg=c_avg, bc2=1 - 0.99**t, l2_weight_decay=0.0, decay=0.99)
         return [p, g, m, v], {**common, **kw}
-    if name == "radam":
-        bc1, rect, adapt = radam.rectified(group, t)
-        kw = dict(bc1=bc1, rect=rect, adapt=adapt, lr=lr, l2_weight_decay=0.01, decay=1.0)
-        return [p, g, m, v], {**common, **kw}
-    if name == "adabound":
-        step_size, lower, upper = adabound.step_bounds(group, t)
-        kw = dict(step_size=step_size, lower=lower, upper=upper, l2_weight_decay=0.01)
-        return [p, g, m, v, vmax], {**common, **kw}
     if name == "momentum_sgd":
         kw = dict(lr=torch.zeros_like(t) + lr, first=S.first_steps(t), momentum=0.9)
         kw.update(dampening=0.1, nesterov=False, l2_weight_decay=0.0, decay=1 - lr * 0.1)
@@ -74,7 +66,7 @@ def _case(name, dtype, lr):
     return [p, m], dict(alpha=0.3)
 
 
-NAMES = ["nadam", "radam", "adabound", "momentum_sgd", "swats_adam", "lookahead_sync"]
+NAMES = ["nadam", "momentum_sgd", "swats_adam", "lookahead_sync"]
 
 
 def _copy(lists):
@@ -133,28 +125,21 @@ def test_a_compiled_step_is_one_graph_that_steps_and_lr_do_not_recompile(ops):
 
     torch._dynamo.reset()
     counters.clear()
-    lists, _ = _case("radam", torch.float32, 0.01)
+    p, g, m = _lists(torch.float32, 3)
+    lists = [p, g, m, _squares(_lists(torch.float32, 1, seed=1))[0]]
     twin = _copy(lists)
     lr = torch.tensor(0.01)
     states = [{"step": torch.tensor(0.0)} for _ in SIZES]
     twin_states = [{"step": torch.tensor(0.0)} for _ in SIZES]
 
+    rule = RAdam._rule  # a rule's operator (descentlab::rule_radam_<digest>)
+    kernel = rules.compiled(rule)
+
     def step(lists, states):
-        group = {"lr": lr, "betas": (0.8, 0.99)}
-        bc1, rect, adapt = radam.rectified(group, S.advance(states))
-        ops.radam(
-            *lists,
-            bc1=bc1,
-            rect=rect,
-            adapt=adapt,
-            lr=lr,
-            beta1=0.8,
-            beta2=0.99,
-            eps=1e-8,
-            l2_weight_decay=0.0,
-            decay=1.0,
-            maximize=False,
-        )
+        group = {**rule.defaults, "lr": lr, "betas": (0.8, 0.99)}
+        vectors = rule.vectors(group, S.advance(states))
+        flags = rule.flag_values(group)
+        kernel.op(*lists, **vectors, **rule.hypers(group), **flags)
 
     compiled = torch.compile(step, backend="aot_eager", fullgraph=True)
     for i in range(8):  # steps 1-5 are SGD steps, 6-8 rectified

@@ -140,7 +140,7 @@ def _loop(index: int, program: Program, lists: tuple[str, ...]) -> tuple[str, _P
     ]
     used = [n for n in lists if n in program.inputs or n in program.outputs]
     pointers = [f"{'' if n in program.outputs else 'const '}S* __restrict__ X_{n}" for n in used]
-    constants = [f"T c{i}" for i in range(len(printer.constants))]
+    constants = [f"{'bool' if c.boolean else 'T'} c{i}" for i, c in enumerate(printer.constants)]
     head = ", ".join([*pointers, "int64_t begin", "int64_t end", *constants])
     text = "\n".join(
         [
@@ -189,7 +189,9 @@ def unit(name: str, title: str, programs: list[Program], sig: Signature) -> Unit
             "b",
             "e",
             *(
-                f"T({printer.names[id(c)]})"
+                printer.names[id(c)]
+                if c.boolean
+                else f"T({printer.names[id(c)]})"
                 if id(c) in printer.names
                 else f"T({_literal(c.value)})"
                 for c in printer.constants

@@ -137,8 +137,10 @@ def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, 
 
 
 def _number(value: float, like: Tensor) -> Tensor:
-    """A scalar as the element arithmetic takes it: rounded to the compute dtype."""
-    return torch.tensor(value, dtype=like.dtype, device=like.device)
+    """A scalar as the element arithmetic takes it: rounded to the compute dtype (a condition:
+    a bool)."""
+    dtype = torch.bool if isinstance(value, bool) else like.dtype
+    return torch.tensor(value, dtype=dtype, device=like.device)
 
 
 def _value(value: Any, like: Tensor) -> Tensor:
@@ -203,8 +205,8 @@ class _PerTensor(list):
 
 
 def _each(vector: Tensor, dtype: torch.dtype) -> _PerTensor:
-    """A per-tensor vector as 0-d tensors of the compute dtype."""
-    return _PerTensor(vector.to(dtype).unbind())
+    """A per-tensor vector as 0-d tensors of the compute dtype (conditions stay bools)."""
+    return _PerTensor((vector if vector.dtype is torch.bool else vector.to(dtype)).unbind())
 
 
 def _per(value: Any, like: list[Tensor]) -> list[Any]:

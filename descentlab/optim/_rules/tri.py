@@ -48,7 +48,7 @@ class _Printer:
             kind = "CT" if element else "tl.float64"
             return f"tl.full((), {node.value!r}, {kind})"
         name = self.names[id(node)]
-        return f"{name}.to(CT)" if element and node.scalar else name
+        return f"{name}.to(CT)" if element and node.scalar and not node.boolean else name
 
     def expression(self, node: Node, *, element: bool) -> str:
         args = [self.name(a, element=element) for a in node.args]

@@ -22,14 +22,12 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "adabound",
     "adagrad",
     "adam",
     "lookahead_sync",
     "momentum_sgd",
     "nadam",
     "noise_add",
-    "radam",
     "swats_adam",
 ]
 
@@ -151,81 +149,6 @@ def nadam(
     torch._foreach_addcmul_(params, step, _each(c_grad))  # (3), first term
     step = torch._foreach_div(exp_avg, denom)
     torch._foreach_addcmul_(params, step, _each(c_avg))  # (3), second term
-
-
-def radam(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    *,
-    bc1: Tensor,
-    rect: Tensor,
-    adapt: Tensor,
-    lr: Scalar,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    l2_weight_decay: float,
-    decay: Scalar,
-    maximize: bool,
-) -> None:
-    """RAdam; ``rect``: r_t of (2), negative below the threshold (an SGD step), ``adapt``:
-    ``sqrt(1 - beta2^t)``. Both branches of (3) are one expression with per-tensor weights."""
-    g = _gradients(params, grads, weight_decay=l2_weight_decay, maximize=maximize, decay=decay)
-    torch._foreach_lerp_(exp_avg, g, 1 - beta1)
-    torch._foreach_mul_(exp_avg_sq, beta2)
-    torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)
-    rectified = rect >= 0
-    sgd = (~rectified).to(rect.dtype)
-    # factor = r_t sqrt(1 - beta2^t) / (sqrt(v) + eps) where rectified, else 1; the SGD
-    # tensors' denominators get +1, so that 0 / 0 cannot arise where v is never read
-    factor = torch._foreach_sqrt(exp_avg_sq)
-    torch._foreach_add_(factor, eps)
-    torch._foreach_add_(factor, _each(sgd))
-    torch._foreach_reciprocal_(factor)
-    torch._foreach_mul_(factor, _each(torch.where(rectified, adapt * rect, 0.0)))
-    torch._foreach_add_(factor, _each(sgd))
-    step = torch._foreach_div(exp_avg, _each(bc1))
-    torch._foreach_mul_(step, lr)
-    torch._foreach_mul_(step, factor)
-    torch._foreach_sub_(params, step)  # (3)
-
-
-def adabound(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    max_exp_avg_sq: list[Tensor],
-    *,
-    step_size: Tensor,
-    lower: Tensor,
-    upper: Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    l2_weight_decay: float,
-    maximize: bool,
-) -> None:
-    """AdaBound / AMSBound; ``step_size``, ``lower``, ``upper``: AdaBound's bounds per tensor."""
-    g = _gradients(params, grads, weight_decay=l2_weight_decay, maximize=maximize)
-    torch._foreach_mul_(exp_avg, beta1)
-    torch._foreach_add_(exp_avg, g, alpha=1 - beta1)  # (1)
-    torch._foreach_mul_(exp_avg_sq, beta2)
-    torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)
-    v = exp_avg_sq
-    if max_exp_avg_sq:
-        torch._foreach_maximum_(max_exp_avg_sq, exp_avg_sq)
-        v = max_exp_avg_sq
-    eta = torch._foreach_sqrt(v)
-    torch._foreach_add_(eta, eps)
-    torch._foreach_div_(eta, _each(step_size))
-    torch._foreach_reciprocal_(eta)
-    torch._foreach_clamp_min_(eta, _each(lower))
-    torch._foreach_clamp_max_(eta, _each(upper))
-    torch._foreach_mul_(eta, exp_avg)
-    torch._foreach_sub_(params, eta)  # (4)
 
 
 def momentum_sgd(

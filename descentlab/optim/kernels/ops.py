@@ -22,11 +22,9 @@ from . import cpu
 
 __all__ = [
     "AMP",
-    "adabound",
     "lookahead_sync",
     "momentum_sgd",
     "nadam",
-    "radam",
     "swats",
     "swats_adam",
 ]
@@ -87,49 +85,6 @@ def _nadam(
     found_inf: Tensor | None = None,
 ) -> None:
     _kernel("nadam", locals())
-
-
-@_register("radam", (*_LISTS, "exp_avg", "exp_avg_sq"))
-def _radam(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    bc1: Tensor,
-    rect: Tensor,
-    adapt: Tensor,
-    lr: Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    l2_weight_decay: float,
-    decay: Tensor,
-    maximize: bool,
-    grad_scale: Tensor | None = None,
-    found_inf: Tensor | None = None,
-) -> None:
-    _kernel("radam", locals())
-
-
-@_register("adabound", (*_LISTS, "exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
-def _adabound(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    max_exp_avg_sq: list[Tensor],
-    step_size: Tensor,
-    lower: Tensor,
-    upper: Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    l2_weight_decay: float,
-    maximize: bool,
-    grad_scale: Tensor | None = None,
-    found_inf: Tensor | None = None,
-) -> None:
-    _kernel("adabound", locals())
 
 
 @_register("momentum_sgd", (*_LISTS, "momentum_buffer"))
@@ -245,51 +200,6 @@ def nadam(
 ) -> None:
     """NAdam (see :func:`.foreach.nadam`)."""
     _call(_nadam, "nadam", locals())
-
-
-def radam(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    *,
-    bc1: Tensor,
-    rect: Tensor,
-    adapt: Tensor,
-    lr: Scalar,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    l2_weight_decay: float,
-    decay: Scalar,
-    maximize: bool,
-    grad_scale: Tensor | None = None,
-    found_inf: Tensor | None = None,
-) -> None:
-    """RAdam (see :func:`.foreach.radam`)."""
-    _call(_radam, "radam", locals())
-
-
-def adabound(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    max_exp_avg_sq: list[Tensor],
-    *,
-    step_size: Tensor,
-    lower: Tensor,
-    upper: Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    l2_weight_decay: float,
-    maximize: bool,
-    grad_scale: Tensor | None = None,
-    found_inf: Tensor | None = None,
-) -> None:
-    """AdaBound / AMSBound (see :func:`.foreach.adabound`)."""
-    _call(_adabound, "adabound", locals())
 
 
 def momentum_sgd(

@@ -69,111 +69,6 @@ void nadam(const TensorList& params, const TensorList& grads, const TensorList& 
   });
 }
 
-// ------------------------------------------------------------------------------- RAdam
-template <bool L2, bool Rectified, typename S, typename T>
-void radam_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ M,
-                S* __restrict__ V, int64_t begin, int64_t end, T w1, T b2, T one_b2, T e, T wd,
-                T dec, T sign, T rate, T bc, T r, T ad) {
-  for (int64_t i = begin; i < end; ++i) {
-    const T p = T(P[i]) * dec;
-    const T g = grad<L2>(T(G[i]), p, sign, wd);
-    const T m = torch_lerp(T(M[i]), g, w1);
-    const T v = T(V[i]) * b2 + one_b2 * g * g;
-    M[i] = m;
-    V[i] = v;
-    const T step = m / bc * rate;
-    if constexpr (Rectified) {
-      const T adaptive = T(1) / (std::sqrt(v) + e) * ad;
-      P[i] = p + T(-1) * (step * adaptive * r);  // (3), rectified
-    } else {
-      P[i] = p + T(-1) * step;  // (3), SGD with momentum
-    }
-  }
-}
-
-// bc1 = 1 - beta1^t; rect = r_t of RAdam.rectification, or a negative value below the
-// threshold (then the step is SGD with momentum); adapt = sqrt(1 - beta2^t).
-void radam(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
-           const TensorList& exp_avg_sq, const Scalars& bc1, const Scalars& rect,
-           const Scalars& adapt, double lr, double beta1, double beta2, double eps,
-           double l2_weight_decay, double decay, bool maximize, const Optional& grad_scale,
-           const Optional& found_inf) {
-  check_lists(params, {&grads, &exp_avg, &exp_avg_sq});
-  check_state(params, exp_avg);
-  check_state(params, exp_avg_sq);
-  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return;
-  const double* b1t = values(bc1, params, "bc1");
-  const double* r = values(rect, params, "rect");
-  const double* ad = values(adapt, params, "adapt");
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "radam", [&] {
-    using T = at::opmath_type<scalar_t>;
-    with_flag(l2_weight_decay != 0, [&](auto l2) {
-      for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
-        with_flag(r[t] >= 0, [&](auto rectified) {
-          radam_loop<decltype(l2)::value, decltype(rectified)::value>(
-              ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
-              ptr<scalar_t>(exp_avg_sq, t), b, end, T(1.0 - beta1), T(beta2), T(1.0 - beta2),
-              T(eps), T(l2_weight_decay), T(decay), T(maximize ? -1.0 : 1.0), T(lr), T(b1t[t]),
-              T(r[t]), T(ad[t]));
-        });
-      });
-    });
-  });
-}
-
-// ------------------------------------------------------------------------------- AdaBound
-template <bool L2, bool AMSBound, typename S, typename T>
-void adabound_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ M,
-                   S* __restrict__ V, S* __restrict__ VM, int64_t begin, int64_t end, T b1,
-                   T one_b1, T b2, T one_b2, T e, T wd, T sign, T s, T lo, T hi) {
-  for (int64_t i = begin; i < end; ++i) {
-    const T p = P[i];
-    const T g = grad<L2>(T(G[i]), p, sign, wd);
-    const T m = T(M[i]) * b1 + one_b1 * g;  // (1)
-    T v = T(V[i]) * b2 + one_b2 * g * g;
-    M[i] = m;
-    V[i] = v;
-    if constexpr (AMSBound) {
-      const T vm = VM[i];
-      v = (v != v || v > vm) ? v : vm;  // torch.maximum: NaN wins
-      VM[i] = v;
-    }
-    T eta = s / (std::sqrt(v) + e);
-    eta = eta != eta ? eta : std::min(std::max(eta, lo), hi);  // clamp, NaN stays
-    P[i] = p - eta * m;  // (4)
-  }
-}
-
-// step_size, lower, upper: AdaBound.bounds at each tensor's step.
-void adabound(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
-              const TensorList& exp_avg_sq, const TensorList& max_exp_avg_sq,
-              const Scalars& step_size, const Scalars& lower, const Scalars& upper, double beta1,
-              double beta2, double eps, double l2_weight_decay, bool maximize,
-              const Optional& grad_scale, const Optional& found_inf) {
-  check_lists(params, {&grads, &exp_avg, &exp_avg_sq, &max_exp_avg_sq});
-  check_state(params, exp_avg);
-  check_state(params, exp_avg_sq);
-  check_state(params, max_exp_avg_sq);
-  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return;
-  const double* s = values(step_size, params, "step_size");
-  const double* lo = values(lower, params, "lower");
-  const double* hi = values(upper, params, "upper");
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "adabound", [&] {
-    using T = at::opmath_type<scalar_t>;
-    with_flag(l2_weight_decay != 0, [&](auto l2) {
-      with_flag(!max_exp_avg_sq.empty(), [&](auto amsbound) {
-        for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
-          adabound_loop<decltype(l2)::value, decltype(amsbound)::value>(
-              ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
-              ptr<scalar_t>(exp_avg_sq, t), ptr<scalar_t>(max_exp_avg_sq, t), b, end, T(beta1),
-              T(1.0 - beta1), T(beta2), T(1.0 - beta2), T(eps), T(l2_weight_decay),
-              T(maximize ? -1.0 : 1.0), T(s[t]), T(lo[t]), T(hi[t]));
-        });
-      });
-    });
-  });
-}
-
 // ------------------------------------------------------------------------------- SGD(W)
 template <bool L2, bool Momentum, bool Nesterov, bool First, typename S, typename T>
 void momentum_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ B,
@@ -498,16 +393,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         arg("exp_avg"), arg("exp_avg_sq"), py::kw_only(), arg("c_grad"), arg("c_avg"),
         arg("bc2"), arg("beta1"), arg("beta2"), arg("eps"), arg("l2_weight_decay"),
         arg("decay"), arg("maximize"), arg("grad_scale") = py::none(),
-        arg("found_inf") = py::none());
-  m.def("radam", &radam, "RAdam over lists of tensors", arg("params"), arg("grads"),
-        arg("exp_avg"), arg("exp_avg_sq"), py::kw_only(), arg("bc1"), arg("rect"),
-        arg("adapt"), arg("lr"), arg("beta1"), arg("beta2"), arg("eps"),
-        arg("l2_weight_decay"), arg("decay"), arg("maximize"), arg("grad_scale") = py::none(),
-        arg("found_inf") = py::none());
-  m.def("adabound", &adabound, "AdaBound / AMSBound over lists of tensors", arg("params"),
-        arg("grads"), arg("exp_avg"), arg("exp_avg_sq"), arg("max_exp_avg_sq"), py::kw_only(),
-        arg("step_size"), arg("lower"), arg("upper"), arg("beta1"), arg("beta2"), arg("eps"),
-        arg("l2_weight_decay"), arg("maximize"), arg("grad_scale") = py::none(),
         arg("found_inf") = py::none());
   m.def("momentum_sgd", &momentum_sgd, "SGD with momentum and decoupled decay", arg("params"),
         arg("grads"), arg("momentum_buffer"), py::kw_only(), arg("lr"), arg("first"),

@@ -41,10 +41,6 @@ The functions and their per-tensor scalars (see each docstring):
 
 * ``nadam(params, grads, exp_avg, exp_avg_sq, c_grad, c_avg, bc2, beta1, beta2, eps,
   l2_weight_decay, decay, maximize)``
-* ``radam(params, grads, exp_avg, exp_avg_sq, bc1, rect, adapt, lr, beta1, beta2, eps,
-  l2_weight_decay, decay, maximize)`` (``rect`` negative below the threshold)
-* ``adabound(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, step_size, lower, upper, beta1,
-  beta2, eps, l2_weight_decay, maximize)``
 * ``momentum_sgd(params, grads, momentum_buffer, lr, first, momentum, dampening, nesterov,
   l2_weight_decay, decay, maximize)`` (SGD, SGDM, NAG, SGDW; SWATS's SGD phase)
 * ``swats_adam(params, grads, exp_avg, exp_avg_sq, coef, beta1, beta2, eps, l2_weight_decay,
@@ -68,12 +64,10 @@ Not yet done: the kernels have run only under the interpreter (no GPU so far: th
 """
 
 from ._table import LAUNCHES, configure
-from .adabound import adabound
 from .lookahead import lookahead_sync
 from .momentum_sgd import momentum_sgd
 from .nadam import nadam
 from .noise import noise_add, noise_views
-from .radam import radam
 from .swats import swats, swats_adam
 
 AMP = True  # every kernel here takes GradScaler's grad_scale and found_inf (see optim.base)
@@ -81,14 +75,12 @@ AMP = True  # every kernel here takes GradScaler's grad_scale and found_inf (see
 __all__ = [
     "AMP",
     "LAUNCHES",
-    "adabound",
     "configure",
     "lookahead_sync",
     "momentum_sgd",
     "nadam",
     "noise_add",
     "noise_views",
-    "radam",
     "swats",
     "swats_adam",
 ]
