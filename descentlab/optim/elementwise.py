@@ -229,7 +229,9 @@ class Elementwise(Optimizer):
         program = rule.program(group, maximize=False)  # g arrives negated under maximize
         env = {"param": p, "grad": g, **state, **rule.hypers(group), **rule.numbers(group, t)}
         for name, value in run_tensor(program, env, p).items():
-            (p if name == "param" else state[name]).copy_(value)
+            target = p if name == "param" else state[name]
+            if value is not target:  # (most outputs are computed in place)
+                target.copy_(value)
 
     def _fused(self, group, params, grads, states, kernels, **amp):
         vectors = self._rule.vectors(group, _scalars.advance(states))

@@ -101,11 +101,27 @@ _WITH_NUMBER = {
 }
 
 
+# element operations that may write into their first argument (a temporary of the same shape)
+_IN_PLACE = ("add", "sub", "mul", "div", "sqrt", "exp", "log", "abs", "neg", "maximum", "minimum")
+
+
 def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, Tensor]]:
     """The program as one straight-line Python function of torch calls (no walk per tensor):
     scalar nodes as Python arithmetic, element nodes as torch ops, numbers passed to torch as
     they are where it takes them, else as 0-d tensors of the compute dtype."""
     lines, names = [], {}
+    last = {id(a): i for i, node in enumerate(program.nodes) for a in node.args}
+    outputs = {id(n) for n in program.outputs.values()}
+    inputs = {n.name: n for n in program.nodes if n.op == "input"}
+    direct: dict[int, str] = {}  # output nodes computed straight into their tensor
+    for key, node in program.outputs.items():
+        old = inputs.get(key)
+        if (
+            not (node.scalar or node.boolean or node.op in ("input", "const"))
+            and id(node) not in direct
+            and (old is None or last.get(id(old), -1) <= program.nodes.index(node))
+        ):
+            direct[id(node)] = key
     for index, node in enumerate(program.nodes):
         var = names[id(node)] = f"n{index}"
         args = [names[id(a)] for a in node.args]
@@ -122,9 +138,23 @@ def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, 
                 call = "torch.lerp({0}, {1}, {2})"
             if node.op == "where" and numbers in ([], [1], [2]):
                 call = "torch.where({0}, {1}, {2})"
+            if call is None and not numbers and node.op in _IN_PLACE:
+                call = f"torch.{node.op}({', '.join(f'{{{i}}}' for i in range(len(args)))})"
             if call is None:  # the numbers as 0-d tensors of the compute dtype
                 args = [f"number({a}, like)" if i in numbers else a for i, a in enumerate(args)]
                 call = f"TORCH[{node.op!r}]({', '.join(args)})"
+            first = node.args[0]
+            if (
+                node.op in _IN_PLACE
+                and call.startswith(f"torch.{node.op}({{0}}")
+                and first.op not in ("input", "const")
+                and not (first.scalar or first.boolean)
+                and last[id(first)] == index
+                and id(first) not in outputs
+            ):  # the first argument's buffer is free after this: written in place
+                call = call[:-1] + ", out={0})"
+            if id(node) in direct:  # its old value is read no more: written in place
+                call = call.replace(", out={0})", ")")[:-1] + f", out=env[{direct[id(node)]!r}])"
             lines.append(f"{var} = " + call.format(*args))
     outputs = ", ".join(f"{k!r}: value({names[id(n)]}, like)" for k, n in program.outputs.items())
     text = "\n".join(
