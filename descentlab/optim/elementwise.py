@@ -143,7 +143,10 @@ class Elementwise(Optimizer):
       "centered"}``; torch.optim's state dicts have them only then);
     * ``update(x, h)``: the rule; ``scalars(h, t)`` (optional): step-dependent scalars, a
       dict of values computed with tensor ops from the vector ``t`` of step counts (one per
-      tensor), read in the rule as ``h.<name>``.
+      tensor), read in the rule as ``h.<name>``;
+    * ``scalar_state``: per-tensor scalars kept in the state (0-d float32, e.g. NAdam's
+      ``{"mu_product": 1.0}``); ``scalars(h, t, s)`` then reads them as ``s.<name>`` (float32
+      vectors) and returns their new values under the same names.
     """
 
     hyperparameters: ClassVar[dict[str, Any]] = {}
@@ -152,6 +155,7 @@ class Elementwise(Optimizer):
     per_tensor: ClassVar[tuple[str, ...]] = ("lr",)
     derived: ClassVar[dict[str, Callable[[Any], bool]]] = {}
     state_when: ClassVar[dict[str, str]] = {}
+    scalar_state: ClassVar[dict[str, float]] = {}
     _rule: ClassVar[Rule]
     _compiled = True
 
@@ -179,7 +183,9 @@ class Elementwise(Optimizer):
             reserved=(*OPTIONS, "params"),
             derived=cls.derived,
             state_when=cls.state_when,
+            scalar_state=cls.scalar_state,
         )
+        cls._float32_state = tuple(cls.scalar_state)  # kept float32 when a state dict loads
         ours = cls.__module__.startswith("descentlab.")  # built into the kernels' extension
         if ours and BUILTIN.setdefault(cls._rule.name, cls._rule) is not cls._rule:
             raise RuleError(f"two of descentlab's rules are named {cls._rule.name}")
@@ -222,19 +228,23 @@ class Elementwise(Optimizer):
         super().__init__(params, defaults, **split_options(kwargs))
 
     def _init_state(self, group: dict[str, Any], p: torch.Tensor, state: dict[str, Any]) -> None:
+        for key, value in self.scalar_state.items():  # 0-d float32 on the device, as torch's
+            state[key] = torch.tensor(value, dtype=torch.float32, device=p.device)
         zeros(state, p, *self._rule.present(group))
 
     def _reference(self, group, p, g, state, t):
         rule = self._rule
         program = rule.program(group, maximize=False)  # g arrives negated under maximize
-        env = {"param": p, "grad": g, **state, **rule.hypers(group), **rule.numbers(group, t)}
-        for name, value in run_tensor(program, env, p).items():
-            target = p if name == "param" else state[name]
-            if value is not target:  # (most outputs are computed in place)
-                target.copy_(value)
+        scalars = {**rule.hypers(group), **rule.numbers(group, t, state)}
+        tensors = {"param": p, "grad": g, **{n: state[n] for n in rule.present(group)}}
+        for piece in _pieces(tensors):
+            for name, value in run_tensor(program, {**piece, **scalars}, piece["param"]).items():
+                if value is not piece[name]:  # (most outputs are computed in place)
+                    piece[name].copy_(value)
 
     def _fused(self, group, params, grads, states, kernels, **amp):
-        vectors = self._rule.vectors(group, _scalars.advance(states))
+        t = _scalars.advance(states)
+        vectors = self._rule.step_vectors(group, t, states, amp.get("found_inf"))
         present = self._rule.present(group)
         lists = {n: [s[n] for s in states] if n in present else [] for n in self.state_tensors}
         kernels.step(self._rule, group, params, grads, lists, vectors, **amp)
@@ -243,6 +253,25 @@ class Elementwise(Optimizer):
         from .kernels import rules
 
         return rules.select(self._rule, device, impl=self.impl, owner=type(self).__name__)
+
+
+_PIECE = 1 << 16  # elements: the readable path's temporaries stay in the cache
+
+
+def _pieces(tensors: dict[str, torch.Tensor]) -> Iterable[dict[str, torch.Tensor]]:
+    """The tensors of one readable step, cut into pieces of :data:`_PIECE` elements (flat
+    views) where all are plain contiguous tensors of one size: each operation of the rule then
+    runs over a piece in the cache, not over the whole tensor in memory (an elementwise rule
+    gives the same values either way). Otherwise the tensors whole."""
+    p = tensors["param"]
+    n = p.numel()
+    if n <= 2 * _PIECE or not all(
+        type(x) in (torch.Tensor, torch.nn.Parameter) and x.is_contiguous() and x.numel() == n
+        for x in tensors.values()
+    ):
+        return [tensors]
+    flat = {k: x.view(-1) for k, x in tensors.items()}
+    return ({k: x[i : i + _PIECE] for k, x in flat.items()} for i in range(0, n, _PIECE))
 
 
 def _signature(defaults: dict[str, Any]) -> inspect.Signature:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from descentlab.optim import RAdam, nadam, swats
+from descentlab.optim import RAdam, swats
 from descentlab.optim.kernels import _scalars as S
 from descentlab.optim.kernels import cpu, foreach, rules
 
@@ -50,11 +50,6 @@ def _case(name, dtype, lr):
     p, g, m = _lists(dtype, 3)
     (v,) = _squares(_lists(dtype, 1, seed=1))
     common = dict(beta1=0.8, beta2=0.99, eps=1e-8, maximize=True)
-    if name == "nadam":
-        mus = [torch.tensor(0.5, dtype=torch.float32) for _ in SIZES]
-        c_grad, c_avg = nadam.step_sizes(group, t, mus)
-        kw = dict(c_grad=c_grad, c_avg=c_avg, bc2=1 - 0.99**t, l2_weight_decay=0.0, decay=0.99)
-        return [p, g, m, v], {**common, **kw}
     if name == "momentum_sgd":
         kw = dict(lr=torch.zeros_like(t) + lr, first=S.first_steps(t), momentum=0.9)
         kw.update(dampening=0.1, nesterov=False, l2_weight_decay=0.0, decay=1 - lr * 0.1)
@@ -66,7 +61,7 @@ def _case(name, dtype, lr):
     return [p, m], dict(alpha=0.3)
 
 
-NAMES = ["nadam", "momentum_sgd", "swats_adam", "lookahead_sync"]
+NAMES = ["momentum_sgd", "swats_adam", "lookahead_sync"]
 
 
 def _copy(lists):

@@ -249,6 +249,47 @@ def test_bad_names_and_defaults_are_refused():
         _define(lambda x: None, **_BASE)
 
 
+def _decayed(x, h):
+    x.m = x.grad * h.scale
+    x.param = x.param - h.lr * x.m
+
+
+def test_scalar_state_takes_its_values_and_is_refused_when_misdeclared():
+    """A rule's per-tensor scalar state (NAdam's running product): ``scalars(h, t, s)`` reads
+    it and returns its new value; kept 0-d float32 in the state, advanced by every path alike,
+    held on an inf step."""
+
+    def scalars(h, t, s):
+        product = s.scale * 0.5
+        return {"scale": product, "scale_now": product.to(t.dtype)}
+
+    def update(x, h):
+        x.m = x.grad * h.scale_now
+        x.param = x.param - h.lr * x.m
+
+    Halving = _define(update, scalars=staticmethod(scalars), scalar_state={"scale": 1.0}, **_BASE)
+    for impl in ("forloop", "foreach"):  # (the fused path: NAdam's tests)
+        p = torch.nn.Parameter(torch.ones(3))
+        opt = Halving([p], impl=impl)
+        for _ in range(3):
+            p.grad = torch.ones(3)
+            opt.step()
+        assert opt.state[p]["scale"].dtype == torch.float32
+        assert opt.state[p]["scale"].item() == 0.125, impl
+        torch.testing.assert_close(p.detach(), torch.full((3,), 1 - 0.1 * (0.5 + 0.25 + 0.125)))
+    with pytest.raises(RuleError, match=r"scalars must take \(h, t, s\)"):
+        _define(
+            _decayed,
+            scalars=staticmethod(lambda h, t: {"scale": t}),
+            scalar_state={"scale": 1.0},
+            **_BASE,
+        )
+    with pytest.raises(RuleError, match="scalar state 'lr' must be a new identifier"):
+        _define(
+            _decayed, scalars=staticmethod(lambda h, t, s: {}), scalar_state={"lr": 1.0}, **_BASE
+        )
+
+
 def test_flags_step_scalars_and_where_in_one_rule():
     """An AMSGrad-style rule with a flag, bias corrections from ``scalars`` and ``where``: the
     fused path equals the readable one, and the flag picks the program."""

@@ -8,7 +8,7 @@ import hashlib
 import inspect
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -61,6 +61,7 @@ class Rule:
     programs: dict[tuple[bool, ...], Program]
     signature: Signature
     sources: dict[str, tuple[str, int | None]]  # a kernel's float argument -> (name, index)
+    scalar_state: dict[str, float] = field(default_factory=dict)  # per-tensor float32 state
 
     @classmethod
     def define(
@@ -75,6 +76,7 @@ class Rule:
         reserved: tuple[str, ...],
         derived: dict[str, Callable[[Any], bool]] | None = None,
         state_when: dict[str, str] | None = None,
+        scalar_state: dict[str, float] | None = None,
     ) -> Rule:
         """Check and trace a rule; :class:`RuleError` naming what is wrong."""
         if len(inspect.signature(update).parameters) != 2:
@@ -110,10 +112,21 @@ class Rule:
                     f"({', '.join(state)}) to a flag ({', '.join(flags)})"
                 )
         per = tuple(n for n in per_tensor if n in defaults)
+        scalar_state = dict(scalar_state or {})
+        for key in scalar_state:
+            if not key.isidentifier() or key in taken or key in defaults or key in state:
+                raise RuleError(f"{name}: scalar state {key!r} must be a new identifier")
+        arity = len(inspect.signature(scalars).parameters)
+        if arity != (3 if scalar_state else 2):
+            raise RuleError(
+                f"{name}.scalars must take (h, t{', s' if scalar_state else ''}): "
+                f"{'s, the scalar state, ' if scalar_state else ''}not {inspect.signature(scalars)}"
+            )
         try:
-            made = scalars(Values(defaults), _scalars.at(1))
+            made = scalars(Values(defaults), _scalars.at(1), *_initial(scalar_state, 1))
         except Exception as exc:
             raise RuleError(f"{name}.scalars(h, t) failed: {type(exc).__name__}: {exc}") from exc
+        made = {k: v for k, v in made.items() if k not in scalar_state}  # its new values
         for key in made:
             if not key.isidentifier() or key in defaults or key in state or key in taken:
                 raise RuleError(
@@ -137,7 +150,18 @@ class Rule:
             else:
                 sources[key] = (key, None)
         return cls(
-            name, defaults, state, flags, derived, state_when, per, scalars, programs, sig, sources
+            name,
+            defaults,
+            state,
+            flags,
+            derived,
+            state_when,
+            per,
+            scalars,
+            programs,
+            sig,
+            sources,
+            scalar_state,
         )
 
     def flag_values(self, group: dict[str, Any]) -> dict[str, bool]:
@@ -171,12 +195,69 @@ class Rule:
             out[arg] = float(value)
         return out
 
-    def vectors(self, group: dict[str, Any], t: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The per-tensor scalars: 1-D float64 vectors like the step vector ``t``."""
+    def vectors(
+        self,
+        group: dict[str, Any],
+        t: torch.Tensor,
+        current: dict[str, torch.Tensor] | None = None,
+        updates: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The per-tensor scalars: 1-D float64 vectors like the step vector ``t``; ``current``:
+        the scalar state (1-D float32 vectors, the initial values where not given), whose new
+        values go to ``updates``."""
         out = {n: _vector(group[n], t) for n in self.per_tensor}
-        for key, value in self.scalars(Values(group), t).items():
-            out[key] = _vector(value, t)
+        for key, value in self._made(group, t, current).items():
+            if key not in self.scalar_state:
+                out[key] = _vector(value, t)
+            elif updates is not None:
+                updates[key] = value
         return out
+
+    def step_vectors(
+        self,
+        group: dict[str, Any],
+        t: torch.Tensor,
+        states: list[dict[str, Any]],
+        found_inf: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`vectors` for a step of the tensors whose ``states`` are given: their scalar
+        state read and advanced in place (not where GradScaler's ``found_inf`` is set: that
+        step changes nothing)."""
+        if not self.scalar_state:
+            return self.vectors(group, t)
+        current = {k: torch.stack([s[k] for s in states]) for k in self.scalar_state}
+        updates: dict[str, torch.Tensor] = {}
+        out = self.vectors(group, t, current, updates)
+        for key, new in updates.items():
+            new = _vector(new, current[key]).to(current[key].dtype)
+            if found_inf is not None:
+                new = torch.where(found_inf.to(new.device) != 0, current[key], new)
+            _scalars.assign([s[key] for s in states], new)
+        return out
+
+    def numbers(self, group: dict[str, Any], t: int, state: dict[str, Any]) -> dict[str, float]:
+        """The per-tensor scalars of one tensor at step ``t`` as Python floats (the readable
+        path); its scalar state in ``state`` advanced in place."""
+        out = {n: float(group[n]) for n in self.per_tensor}
+        if len(self.signature.vectors) > len(out) or self.scalar_state:
+            current = {k: state[k].reshape(1) for k in self.scalar_state}
+            device = next(iter(current.values())).device if current else "cpu"
+            for key, value in self._made(group, _scalars.at(t, device), current or None).items():
+                if key in self.scalar_state:
+                    state[key].copy_(torch.as_tensor(value).reshape(()))
+                else:
+                    out[key] = float(torch.as_tensor(value).reshape(-1)[0])
+        return out
+
+    def _made(self, group: dict[str, Any], t: torch.Tensor, current: Any) -> dict[str, Any]:
+        """What ``scalars`` returns for ``group`` at steps ``t``."""
+        if not self.scalar_state:
+            return self.scalars(Values(group), t)
+        if current is None:
+            (state,) = _initial(self.scalar_state, len(t), t.device)
+        else:
+            state = Values(current)
+        return self.scalars(Values(group), t, state)
 
     @functools.cached_property
     def unit(self) -> Unit:
@@ -184,20 +265,6 @@ class Rule:
         return unit(
             f"rule_{self.name.lower()}", self.name, list(self.programs.values()), self.signature
         )
-
-    def numbers(self, group: dict[str, Any], t: int) -> dict[str, float]:
-        """The per-tensor scalars of one tensor at step ``t`` as Python floats (the readable
-        path)."""
-        out = {n: float(group[n]) for n in self.per_tensor}
-        if len(self.signature.vectors) > len(out):  # the rule has step-dependent scalars
-            made = self.scalars(Values(group), _scalars.at(t))
-            out.update(
-                {
-                    k: float(v) if not isinstance(v, torch.Tensor) else float(v.reshape(-1)[0])
-                    for k, v in made.items()
-                }
-            )
-        return out
 
     def cpp(self) -> str:
         """The C++ source of the rule's kernel as an extension of its own."""
@@ -212,6 +279,20 @@ class Rule:
         """The name of its operator and builds: the rule's name and a digest of its kernel."""
         digest = hashlib.sha256(self.unit.code.encode()).hexdigest()[:10]
         return f"rule_{self.name.lower()}_{digest}"
+
+
+def _initial(scalar_state: dict[str, float], n: int, device: Any = "cpu") -> list[Values]:
+    """The scalar state's initial values as 1-D float32 vectors of ``n`` (none: [])."""
+    if not scalar_state:
+        return []
+    return [
+        Values(
+            {
+                k: torch.full((n,), float(v), dtype=torch.float32, device=device)
+                for k, v in scalar_state.items()
+            }
+        )
+    ]
 
 
 def _vector(value: Any, t: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ import torch
 __all__ = [
     "add_one",
     "advance",
+    "assign",
     "at",
     "cpu_kernels",
     "decay",
@@ -57,6 +58,18 @@ def add_one(states: list[dict[str, Any]]) -> None:
         module.advance_steps(steps)
     else:
         torch._foreach_add_(steps, 1)
+
+
+def assign(scalars: list[torch.Tensor], values: torch.Tensor) -> None:
+    """Set each 0-d tensor of ``scalars`` (one dtype and device) to its value in ``values``.
+
+    One C++ call for CPU tensors outside ``torch.compile`` (when the kernels are built), else
+    one ``_foreach_copy_``."""
+    module = cpu_kernels(scalars[0])
+    if module is not None and values.is_cpu:
+        module.set_scalars(scalars, values.to(torch.float64))
+    else:
+        torch._foreach_copy_(scalars, list(values.to(scalars[0].dtype).unbind()))
 
 
 def cpu_kernels(step: torch.Tensor) -> Any:

@@ -26,7 +26,6 @@ __all__ = [
     "adam",
     "lookahead_sync",
     "momentum_sgd",
-    "nadam",
     "noise_add",
     "swats_adam",
 ]
@@ -119,36 +118,6 @@ def adagrad(
     torch._foreach_add_(std, eps)
     torch._foreach_div_(std, _each(-clr))
     torch._foreach_addcdiv_(params, g, std)  # (3)
-
-
-def nadam(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    *,
-    c_grad: Tensor,
-    c_avg: Tensor,
-    bc2: Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    l2_weight_decay: float,
-    decay: Scalar,
-    maximize: bool,
-) -> None:
-    """NAdam; ``c_grad``, ``c_avg``: the two step sizes of (3), ``bc2``: ``1 - beta2^t``."""
-    g = _gradients(params, grads, weight_decay=l2_weight_decay, maximize=maximize, decay=decay)
-    torch._foreach_lerp_(exp_avg, g, 1 - beta1)  # (2)
-    torch._foreach_mul_(exp_avg_sq, beta2)
-    torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)
-    denom = torch._foreach_div(exp_avg_sq, _each(bc2))
-    torch._foreach_sqrt_(denom)
-    torch._foreach_add_(denom, eps)
-    step = torch._foreach_div(g, denom)
-    torch._foreach_addcmul_(params, step, _each(c_grad))  # (3), first term
-    step = torch._foreach_div(exp_avg, denom)
-    torch._foreach_addcmul_(params, step, _each(c_avg))  # (3), second term
 
 
 def momentum_sgd(

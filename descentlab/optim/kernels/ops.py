@@ -24,7 +24,6 @@ __all__ = [
     "AMP",
     "lookahead_sync",
     "momentum_sgd",
-    "nadam",
     "swats",
     "swats_adam",
 ]
@@ -64,27 +63,6 @@ def _register(name: str, mutates: tuple[str, ...]):
 
 
 _LISTS = ("params", "grads")  # grads: divided by grad_scale in place when it is given
-
-
-@_register("nadam", (*_LISTS, "exp_avg", "exp_avg_sq"))
-def _nadam(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    c_grad: Tensor,
-    c_avg: Tensor,
-    bc2: Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    l2_weight_decay: float,
-    decay: Tensor,
-    maximize: bool,
-    grad_scale: Tensor | None = None,
-    found_inf: Tensor | None = None,
-) -> None:
-    _kernel("nadam", locals())
 
 
 @_register("momentum_sgd", (*_LISTS, "momentum_buffer"))
@@ -178,28 +156,6 @@ _lookahead_sync = _register("lookahead_sync", ("slow", "fast"))(_lookahead_cpu)
 
 
 # ---------------------------------------------------------------------------- the functions
-
-
-def nadam(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    *,
-    c_grad: Tensor,
-    c_avg: Tensor,
-    bc2: Tensor,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    l2_weight_decay: float,
-    decay: Scalar,
-    maximize: bool,
-    grad_scale: Tensor | None = None,
-    found_inf: Tensor | None = None,
-) -> None:
-    """NAdam (see :func:`.foreach.nadam`)."""
-    _call(_nadam, "nadam", locals())
 
 
 def momentum_sgd(

@@ -24,51 +24,6 @@ using namespace descentlab;
 // that no store through the tensor pointers can alias, so that the compiler vectorizes it
 // (scalars read through a lambda's captures defeat that).
 
-// ------------------------------------------------------------------------------- NAdam
-template <bool L2, typename S, typename T>
-void nadam_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ M,
-                S* __restrict__ V, int64_t begin, int64_t end, T w1, T b2, T one_b2, T e, T wd,
-                T dec, T sign, T cg, T ca, T bc) {
-  for (int64_t i = begin; i < end; ++i) {
-    const T p = T(P[i]) * dec;
-    const T g = grad<L2>(T(G[i]), p, sign, wd);
-    const T m = torch_lerp(T(M[i]), g, w1);  // (2)
-    const T v = T(V[i]) * b2 + one_b2 * g * g;
-    M[i] = m;
-    V[i] = v;
-    const T denom = std::sqrt(v / bc) + e;
-    const T q = p + cg * g / denom;  // (3), first term
-    P[i] = q + ca * m / denom;       // (3), second term
-  }
-}
-
-// c_grad, c_avg: the two step sizes of NAdam.coefficients; bc2 = 1 - beta2^t; decay: the
-// decoupled factor 1 - lr wd (1 when weight decay is L2 or off).
-void nadam(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
-           const TensorList& exp_avg_sq, const Scalars& c_grad, const Scalars& c_avg,
-           const Scalars& bc2, double beta1, double beta2, double eps, double l2_weight_decay,
-           double decay, bool maximize, const Optional& grad_scale, const Optional& found_inf) {
-  check_lists(params, {&grads, &exp_avg, &exp_avg_sq});
-  check_state(params, exp_avg);
-  check_state(params, exp_avg_sq);
-  if (params.empty() || skip_step(grads, grad_scale, found_inf)) return;
-  const double* cg = values(c_grad, params, "c_grad");
-  const double* ca = values(c_avg, params, "c_avg");
-  const double* b2t = values(bc2, params, "bc2");
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, params[0].scalar_type(), "nadam", [&] {
-    using T = at::opmath_type<scalar_t>;
-    with_flag(l2_weight_decay != 0, [&](auto l2) {
-      for_chunks(params, [&](int64_t, int64_t t, int64_t b, int64_t end) {
-        nadam_loop<decltype(l2)::value>(
-            ptr<scalar_t>(params, t), ptr<scalar_t>(grads, t), ptr<scalar_t>(exp_avg, t),
-            ptr<scalar_t>(exp_avg_sq, t), b, end, T(1.0 - beta1), T(beta2), T(1.0 - beta2),
-            T(eps), T(l2_weight_decay), T(decay), T(maximize ? -1.0 : 1.0), T(cg[t]), T(ca[t]),
-            T(b2t[t]));
-      });
-    });
-  });
-}
-
 // ------------------------------------------------------------------------------- SGD(W)
 template <bool L2, bool Momentum, bool Nesterov, bool First, typename S, typename T>
 void momentum_loop(S* __restrict__ P, const S* __restrict__ G, S* __restrict__ B,
@@ -361,21 +316,21 @@ at::Tensor advance_steps(const TensorList& steps) {
   return out;
 }
 
-// Multiply each 0-d float32 CPU tensor (NAdam's mu_product) by its factor, rounded to float32
-// as torch's in-place multiply by a number does; their new values as one float64 vector.
-at::Tensor scale_scalars(const TensorList& scalars, const Scalars& factors) {
-  const double* f = values(factors, scalars, "factors");
-  auto out = at::empty({static_cast<int64_t>(scalars.size())}, at::kDouble);
-  double* values_out = out.data_ptr<double>();
+// Set each 0-d float32 or float64 CPU tensor (a rule's scalar state: NAdam's mu_product) to
+// its value (one call: torch._foreach_copy_ on 0-d CPU tensors dispatches per tensor).
+void set_scalars(const TensorList& scalars, const Scalars& new_values) {
+  const double* f = values(new_values, scalars, "values");
   for (size_t i = 0; i < scalars.size(); ++i) {
     const auto& s = scalars[i];
-    TORCH_CHECK(s.numel() == 1 && s.scalar_type() == at::kFloat && s.device().is_cpu(),
-                "descentlab kernels: expected a float32 CPU scalar");
-    float* v = s.data_ptr<float>();
-    *v = *v * static_cast<float>(f[i]);
-    values_out[i] = *v;
+    TORCH_CHECK(s.numel() == 1 && s.device().is_cpu() &&
+                    (s.scalar_type() == at::kFloat || s.scalar_type() == at::kDouble),
+                "descentlab kernels: expected a float32 or float64 CPU scalar");
+    if (s.scalar_type() == at::kFloat) {
+      *s.data_ptr<float>() = static_cast<float>(f[i]);
+    } else {
+      *s.data_ptr<double>() = f[i];
+    }
   }
-  return out;
 }
 
 }  // namespace
@@ -389,11 +344,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // mistake (swapping beta1 and beta2, say).
   using py::arg;
   m.doc() = "descentlab's fused CPU optimizer kernels";
-  m.def("nadam", &nadam, "NAdam over lists of tensors", arg("params"), arg("grads"),
-        arg("exp_avg"), arg("exp_avg_sq"), py::kw_only(), arg("c_grad"), arg("c_avg"),
-        arg("bc2"), arg("beta1"), arg("beta2"), arg("eps"), arg("l2_weight_decay"),
-        arg("decay"), arg("maximize"), arg("grad_scale") = py::none(),
-        arg("found_inf") = py::none());
   m.def("momentum_sgd", &momentum_sgd, "SGD with momentum and decoupled decay", arg("params"),
         arg("grads"), arg("momentum_buffer"), py::kw_only(), arg("lr"), arg("first"),
         arg("momentum"), arg("dampening"), arg("nesterov"), arg("l2_weight_decay"),
@@ -415,7 +365,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         arg("grads"), arg("dtype"));
   m.def("advance_steps", &advance_steps, "increment the step counters, their new values",
         arg("steps"));
-  m.def("scale_scalars", &scale_scalars, "scale 0-d float32 tensors, their new values",
-        arg("scalars"), arg("factors"));
+  m.def("set_scalars", &set_scalars, "set 0-d float32/float64 tensors to their values",
+        arg("scalars"), arg("values"));
   descentlab::bind_rules(m);
 }

@@ -39,8 +39,6 @@ is called **by keyword**. The contract, for every function:
 
 The functions and their per-tensor scalars (see each docstring):
 
-* ``nadam(params, grads, exp_avg, exp_avg_sq, c_grad, c_avg, bc2, beta1, beta2, eps,
-  l2_weight_decay, decay, maximize)``
 * ``momentum_sgd(params, grads, momentum_buffer, lr, first, momentum, dampening, nesterov,
   l2_weight_decay, decay, maximize)`` (SGD, SGDM, NAG, SGDW; SWATS's SGD phase)
 * ``swats_adam(params, grads, exp_avg, exp_avg_sq, coef, beta1, beta2, eps, l2_weight_decay,
@@ -66,7 +64,6 @@ Not yet done: the kernels have run only under the interpreter (no GPU so far: th
 from ._table import LAUNCHES, configure
 from .lookahead import lookahead_sync
 from .momentum_sgd import momentum_sgd
-from .nadam import nadam
 from .noise import noise_add, noise_views
 from .swats import swats, swats_adam
 
@@ -78,7 +75,6 @@ __all__ = [
     "configure",
     "lookahead_sync",
     "momentum_sgd",
-    "nadam",
     "noise_add",
     "noise_views",
     "swats",
