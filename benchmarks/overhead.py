@@ -1,4 +1,5 @@
-"""The per-step Python cost of ``optimizer.step()``: descentlab against torch.optim's fused path.
+"""The per-step Python cost of ``optimizer.step()``: descentlab against torch.optim's fused path
+(its foreach path where torch has no fused kernel).
 
 Run: ``.venv/bin/python benchmarks/overhead.py [--tensors 198] [--rounds 30] [--only sgd,adam]``
 
@@ -28,13 +29,16 @@ import descentlab
 
 
 def _builders(name: str) -> dict:
+    """descentlab's optimizer and torch's: its fused path where torch has one, else foreach
+    (none where torch has no such optimizer)."""
+    ours = {"descentlab": lambda ps: descentlab.create(name, ps, lr=LR)}
+    if name not in TORCH:
+        return ours
     path, kwargs = TORCH[name]
     module, _, attr = path.rpartition(".")
     cls = getattr(sys.modules[module], attr)
-    return {
-        "descentlab": lambda ps: descentlab.create(name, ps, lr=LR),
-        f"{path} fused": lambda ps: cls(ps, lr=LR, fused=True, **kwargs),
-    }
+    flag = "fused" if name in TORCH_FUSED else "foreach"
+    return {**ours, f"{path} {flag}": lambda ps: cls(ps, lr=LR, **{flag: True}, **kwargs)}
 
 
 def race(name: str, tensors: int, rounds: int, fresh: bool, steps: int = 20) -> dict[str, float]:
@@ -72,16 +76,16 @@ def main() -> None:
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n] or sorted(TORCH_FUSED, key=list(TORCH).index)
     print(f"# {args.tensors} tensors of 4 values, torch {torch.__version__}, us per step (CPU)")
-    print("\n| algorithm | gradients | descentlab | torch.optim fused | ratio |")
+    print("\n| algorithm | gradients | descentlab | torch.optim (fused, else foreach) | ratio |")
     print("|---|---|---:|---:|---:|")
     for name in names:
         for fresh in (False, True):
             res = race(name, args.tensors, args.rounds, fresh)
-            mine, theirs = res["descentlab"], res[next(k for k in res if k != "descentlab")]
-            print(
-                f"| {name} | {'new each step' if fresh else 'same tensors'} | {mine:.0f} | "
-                f"{theirs:.0f} | {theirs / mine:.2f} |"
-            )
+            mine = res.pop("descentlab")
+            theirs = f"{next(iter(res.values())):.0f} ({next(iter(res))})" if res else "none"
+            ratio = f"{next(iter(res.values())) / mine:.2f}" if res else ""
+            gradients = "new each step" if fresh else "same tensors"
+            print(f"| {name} | {gradients} | {mine:.0f} | {theirs} | {ratio} |")
             sys.stdout.flush()
 
 

@@ -225,7 +225,7 @@ class Rule:
         step changes nothing)."""
         if not self.scalar_state:
             return self.vectors(group, t)
-        current = {k: torch.stack([s[k] for s in states]) for k in self.scalar_state}
+        current = {k: _scalars.gather([s[k] for s in states]) for k in self.scalar_state}
         updates: dict[str, torch.Tensor] = {}
         out = self.vectors(group, t, current, updates)
         for key, new in updates.items():

@@ -25,6 +25,7 @@ __all__ = [
     "cpu_kernels",
     "decay",
     "first_steps",
+    "gather",
     "scalar_dtype",
 ]
 
@@ -58,6 +59,15 @@ def add_one(states: list[dict[str, Any]]) -> None:
         module.advance_steps(steps)
     else:
         torch._foreach_add_(steps, 1)
+
+
+def gather(scalars: list[torch.Tensor]) -> torch.Tensor:
+    """The values of 0-d tensors (one dtype and device) as one vector of their dtype: one C++
+    call for CPU tensors outside ``torch.compile`` (when the kernels are built), else a stack."""
+    module = cpu_kernels(scalars[0])
+    if module is not None and scalars[0].dtype in (torch.float32, torch.float64):
+        return module.read_scalars(scalars)
+    return torch.stack(scalars)
 
 
 def assign(scalars: list[torch.Tensor], values: torch.Tensor) -> None:

@@ -316,6 +316,26 @@ at::Tensor advance_steps(const TensorList& steps) {
   return out;
 }
 
+// The values of 0-d float32 or float64 CPU tensors of one dtype (a rule's scalar state) as one
+// vector of that dtype (torch.stack of 0-d CPU tensors costs about 0.3 us each).
+at::Tensor read_scalars(const TensorList& scalars) {
+  TORCH_CHECK(!scalars.empty(), "descentlab kernels: no scalars to read");
+  const auto dtype = scalars[0].scalar_type();
+  auto out = at::empty({static_cast<int64_t>(scalars.size())}, dtype);
+  for (size_t i = 0; i < scalars.size(); ++i) {
+    const auto& s = scalars[i];
+    TORCH_CHECK(s.numel() == 1 && s.device().is_cpu() && s.scalar_type() == dtype &&
+                    (dtype == at::kFloat || dtype == at::kDouble),
+                "descentlab kernels: expected float32 or float64 CPU scalars of one dtype");
+    if (dtype == at::kFloat) {
+      out.data_ptr<float>()[i] = *s.data_ptr<float>();
+    } else {
+      out.data_ptr<double>()[i] = *s.data_ptr<double>();
+    }
+  }
+  return out;
+}
+
 // Set each 0-d float32 or float64 CPU tensor (a rule's scalar state: NAdam's mu_product) to
 // its value (one call: torch._foreach_copy_ on 0-d CPU tensors dispatches per tensor).
 void set_scalars(const TensorList& scalars, const Scalars& new_values) {
@@ -365,6 +385,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         arg("grads"), arg("dtype"));
   m.def("advance_steps", &advance_steps, "increment the step counters, their new values",
         arg("steps"));
+  m.def("read_scalars", &read_scalars, "the values of 0-d tensors of one dtype, one vector",
+        arg("scalars"));
   m.def("set_scalars", &set_scalars, "set 0-d float32/float64 tensors to their values",
         arg("scalars"), arg("values"));
   descentlab::bind_rules(m);
