@@ -59,7 +59,7 @@ import descentlab
 
 F64 = torch.float64
 DIRECT = ("rmsprop", "nadam", "radam", "adabound", "amsbound", "sgd", "sgdm", "nag", "sgdw",
-          "sgdwm", "swats", "lookahead(adam)")  # fmt: skip
+          "sgdwm", "swats", "adopt", "lookahead(adam)")  # fmt: skip
 WD = 5e-4
 
 
@@ -96,20 +96,23 @@ def make_params(shapes, device, dtype=torch.float32, seed=0) -> list[torch.nn.Pa
 def _triton_chosen() -> Iterator[None]:
     """``kernels.select`` handing descentlab's Triton kernels to every bucket that takes
     compiled kernels: also the SGD family's (which on CUDA takes torch's fused kernel by
-    default) and, under ``TRITON_INTERPRET=1``, CPU tensors'."""
+    default) and, under ``TRITON_INTERPRET=1``, CPU tensors'; ``rules.select`` handing a rule
+    optimizer's buckets the Triton kernels generated from its rule."""
     from descentlab.optim import kernels
+    from descentlab.optim.kernels import rules
     from descentlab.optim.kernels import triton as tk
 
-    original = kernels.select
+    original, original_rules = kernels.select, rules.select
 
     def select(device, *, compiled, **kwargs):
         return tk if compiled else original(device, compiled=compiled, **kwargs)
 
     kernels.select = select
+    rules.select = lambda rule, device, **kwargs: rules.compiled(rule, "cuda")
     try:
         yield
     finally:
-        kernels.select = original
+        kernels.select, rules.select = original, original_rules
 
 
 class OnTriton:

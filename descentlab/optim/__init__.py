@@ -4,6 +4,7 @@ from ..checks import HyperparameterError
 from .adabound import AdaBound
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adopt import ADOPT
 from .base import NonFiniteGradientError, Optimizer
 from .lookahead import Lookahead
 from .nadam import NAdam
@@ -16,6 +17,7 @@ from .sgd import SGD, SGDW
 from .swats import SWATS
 
 __all__ = [
+    "ADOPT",
     "REGISTRY",
     "SGD",
     "SGDW",

@@ -52,6 +52,7 @@ class AdaBound(Elementwise):
         "gamma": c.positive,
         "eps": c.nonnegative,
         "weight_decay": c.nonnegative,
+        "base_lr": c.positive,  # not a constructor argument: set when a group is added
     }
     state_tensors = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     state_when = {"max_exp_avg_sq": "amsbound"}

@@ -14,6 +14,7 @@ from ..checks import HyperparameterError, close_matches
 from .adabound import AdaBound
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adopt import ADOPT
 from .lookahead import Lookahead
 from .nadam import NAdam
 from .noise import GradientNoise
@@ -88,6 +89,8 @@ REGISTRY: dict[str, Entry] = {
             "the equations (test)",
         ),
         Entry("swats", SWATS, {}, 1e-3, "Keskar & Socher 2017", "Algorithm 1 (test)"),
+        # since the lecture
+        Entry("adopt", ADOPT, {}, 1e-3, "Taniguchi et al. 2024", "adopt.ADOPT (torch-adopt)"),
     )
 }
 

@@ -81,6 +81,7 @@ LR_FAMILY: dict[str, str] = {
     "adabound": "adam",
     "amsbound": "adam",
     "swats": "adam",
+    "adopt": "adam",
 }
 
 

@@ -146,6 +146,22 @@ CASES = [
         ref.SWATSReference,
         steps=150,
     ),
+    # since the lecture
+    Case(
+        "adopt",
+        (
+            {"lr": 0.01, "weight_decay": 0.01},
+            {
+                "lr": 0.003,
+                "betas": (0.8, 0.99),
+                "weight_decay": 0.1,
+                "decoupled_weight_decay": True,
+                "maximize": True,
+            },
+        ),
+        ref.AuthorsADOPT,
+        complex_ok=True,
+    ),
 ]
 
 CASE_IDS = [c.name for c in CASES]

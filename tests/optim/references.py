@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import adopt
 import torch
 
 
@@ -92,3 +93,19 @@ def lookahead_reference(fast_opt, params, k, alpha, grad_fn, steps):
                     s.add_(alpha * (p - s))
                     p.copy_(s)
         yield [p.detach().clone() for p in params]
+
+
+class AuthorsADOPT(adopt.ADOPT):
+    """The authors' ADOPT (``torch-adopt``, per-tensor loop) under descentlab's names: a group's
+    ``decoupled_weight_decay`` is their ``decouple``; ``clip=False`` is their
+    ``clip_lambda=None``."""
+
+    def __init__(self, params, decoupled_weight_decay=False, clip=True, **kwargs):
+        kwargs.setdefault("clip_lambda", (lambda step: step**0.25) if clip else None)
+        super().__init__(params, decouple=decoupled_weight_decay, foreach=False, **kwargs)
+
+    def add_param_group(self, param_group):
+        group = dict(param_group)  # (the test's dict: descentlab's optimizer reads it too)
+        if "decoupled_weight_decay" in group:
+            group["decouple"] = group.pop("decoupled_weight_decay")
+        super().add_param_group(group)
