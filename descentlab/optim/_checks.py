@@ -16,7 +16,7 @@ from ..checks import (
     check_number,
 )
 
-__all__ = ["betas", "flag", "fraction", "nonnegative", "number", "positive", "unit"]
+__all__ = ["ADAM_LIKE", "betas", "flag", "fraction", "nonnegative", "number", "positive", "unit"]
 
 nonnegative = functools.partial(check_number, interval=NONNEGATIVE)
 positive = functools.partial(check_number, interval=POSITIVE)
@@ -24,6 +24,9 @@ fraction = functools.partial(check_number, interval=UNIT_OPEN_RIGHT)  # [0, 1): 
 unit = functools.partial(check_number, interval=UNIT)
 betas = check_betas
 flag = check_bool
+
+# the checks of an Adam-like rule's lr, betas, eps and weight_decay
+ADAM_LIKE = {"lr": nonnegative, "betas": betas, "eps": nonnegative, "weight_decay": nonnegative}
 
 
 def number(interval: Interval):

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
-from .elementwise import Elementwise, lerp, sqrt
+from .elementwise import DECAY_FLAGS, Elementwise, lerp, sqrt
 
 __all__ = ["NAdam"]
 
@@ -43,19 +43,10 @@ class NAdam(Elementwise):
         "momentum_decay": 4e-3,
         "decoupled_weight_decay": False,
     }
-    checks = {
-        "lr": c.nonnegative,
-        "betas": c.betas,
-        "eps": c.nonnegative,
-        "weight_decay": c.nonnegative,
-        "momentum_decay": c.nonnegative,
-    }
+    checks = {**c.ADAM_LIKE, "momentum_decay": c.nonnegative}
     state_tensors = ("exp_avg", "exp_avg_sq")
     scalar_state = {"mu_product": 1.0}
-    derived = {
-        "l2": lambda h: h.weight_decay != 0 and not h.decoupled_weight_decay,
-        "decay": lambda h: h.weight_decay != 0 and h.decoupled_weight_decay,
-    }
+    derived = DECAY_FLAGS
 
     @staticmethod
     def scalars(h: Any, t: torch.Tensor, s: Any) -> dict[str, Any]:

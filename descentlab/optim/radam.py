@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from . import _checks as c
-from .elementwise import Elementwise, lerp, sqrt, where
+from .elementwise import DECAY_FLAGS, Elementwise, lerp, sqrt, where
 from .kernels import _scalars
 
 __all__ = ["RAdam"]
@@ -41,17 +41,9 @@ class RAdam(Elementwise):
         "weight_decay": 0.0,
         "decoupled_weight_decay": False,
     }
-    checks = {
-        "lr": c.nonnegative,
-        "betas": c.betas,
-        "eps": c.nonnegative,
-        "weight_decay": c.nonnegative,
-    }
+    checks = c.ADAM_LIKE
     state_tensors = ("exp_avg", "exp_avg_sq")
-    derived = {
-        "l2": lambda h: h.weight_decay != 0 and not h.decoupled_weight_decay,
-        "decay": lambda h: h.weight_decay != 0 and h.decoupled_weight_decay,
-    }
+    derived = DECAY_FLAGS
 
     @staticmethod
     def scalars(h: Any, t: torch.Tensor) -> dict[str, Any]:
