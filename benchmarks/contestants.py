@@ -43,6 +43,7 @@ STATE_TENSORS = {
     "swats": 2,  # the Adam phase: switch_tol=0 below keeps descentlab's SWATS in it
     "lookahead(adam)": 2,
     "adopt": 2,
+    "ademamix": 3,
 }
 EXTRA_BYTES = {"lookahead(adam)": 16 / 5}
 
@@ -88,6 +89,7 @@ PEERS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "swats": [(f"{_PO}.SWATS", {}), (f"{_TO}.SWATS", {})],
     "lookahead(adam)": [(f"{_PO}.Lookahead", {}), (f"{_TO}.Lookahead", {})],
     "adopt": [("adopt.ADOPT", {}), (f"{_PO}.ADOPT", {})],  # the authors' package; a peer
+    "ademamix": [(f"{_PO}.AdEMAMix", {})],
 }
 
 # (a) one flat tensor; (b) about 200 tensors shaped like a conv net (conv, bias, norm weight

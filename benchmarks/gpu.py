@@ -59,7 +59,7 @@ import descentlab
 
 F64 = torch.float64
 DIRECT = ("rmsprop", "nadam", "radam", "adabound", "amsbound", "sgd", "sgdm", "nag", "sgdw",
-          "sgdwm", "swats", "adopt", "lookahead(adam)")  # fmt: skip
+          "sgdwm", "swats", "adopt", "ademamix", "lookahead(adam)")  # fmt: skip
 WD = 5e-4
 
 

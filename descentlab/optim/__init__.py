@@ -4,6 +4,7 @@ from ..checks import HyperparameterError
 from .adabound import AdaBound
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .base import NonFiniteGradientError, Optimizer
 from .lookahead import Lookahead
@@ -23,6 +24,7 @@ __all__ = [
     "SGDW",
     "SWATS",
     "WRAPPERS",
+    "AdEMAMix",
     "AdaBound",
     "Adagrad",
     "Adam",

@@ -249,9 +249,9 @@ def _numbers(group: dict[str, Any]) -> dict[str, Any]:
     torch accepts tensor betas so that a compiled step with a schedule on them does not
     recompile). One check per group and step; a copy only when betas are tensors."""
     betas = group.get("betas")
-    if betas is None or not (torch.is_tensor(betas[0]) or torch.is_tensor(betas[1])):
+    if betas is None or not any(torch.is_tensor(b) for b in betas):
         return group
-    return {**group, "betas": (float(betas[0]), float(betas[1]))}
+    return {**group, "betas": tuple(float(b) for b in betas)}
 
 
 _OUTSIDE: dict[Callable[..., Any], Callable[..., Any]] = {}

@@ -14,6 +14,7 @@ from ..checks import HyperparameterError, close_matches
 from .adabound import AdaBound
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .lookahead import Lookahead
 from .nadam import NAdam
@@ -91,6 +92,14 @@ REGISTRY: dict[str, Entry] = {
         Entry("swats", SWATS, {}, 1e-3, "Keskar & Socher 2017", "Algorithm 1 (test)"),
         # since the lecture
         Entry("adopt", ADOPT, {}, 1e-3, "Taniguchi et al. 2024", "adopt.ADOPT (torch-adopt)"),
+        Entry(
+            "ademamix",
+            AdEMAMix,
+            {},
+            1e-3,
+            "Pagliardini et al. 2024",
+            "Algorithm 1 (test); pytorch_optimizer.AdEMAMix",
+        ),
     )
 }
 

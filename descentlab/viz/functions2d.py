@@ -82,6 +82,7 @@ LR_FAMILY: dict[str, str] = {
     "amsbound": "adam",
     "swats": "adam",
     "adopt": "adam",
+    "ademamix": "adam",
 }
 
 

@@ -162,6 +162,20 @@ CASES = [
         ref.AuthorsADOPT,
         complex_ok=True,
     ),
+    Case(
+        "ademamix",
+        (
+            {"lr": 0.01, "weight_decay": 0.01},
+            {
+                "lr": 0.003,
+                "betas": (0.8, 0.99, 0.999),
+                "alpha": 3.0,
+                "t_alpha_beta3": 60,
+                "maximize": True,
+            },
+        ),
+        ref.AdEMAMixReference,
+    ),
 ]
 
 CASE_IDS = [c.name for c in CASES]

@@ -109,3 +109,51 @@ class AuthorsADOPT(adopt.ADOPT):
         if "decoupled_weight_decay" in group:
             group["decouple"] = group.pop("decoupled_weight_decay")
         super().add_param_group(group)
+
+
+class AdEMAMixReference(torch.optim.Optimizer):
+    """Pagliardini et al. 2024, Algorithm 1, per parameter tensor, with the warm-ups of alpha and
+    beta3 (their Section 3: linear in alpha, linear in the half-life of beta3) when T > 0."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=5.0, t_alpha_beta3=0,
+                 eps=1e-8, weight_decay=0.0, maximize=False):  # fmt: skip
+        defaults = dict(lr=lr, betas=betas, alpha=alpha, t_alpha_beta3=t_alpha_beta3, eps=eps,
+                        weight_decay=weight_decay, maximize=maximize)  # fmt: skip
+        super().__init__(params, defaults)
+
+    @staticmethod
+    def warmed_up(t, b1, b3, alpha, big_t):
+        """alpha(t) and beta3(t): linear warm-up of alpha; of beta3, linear in the half-life
+        ln(0.5) / ln(beta) (the authors' scheduler), from beta1 to beta3, over T steps."""
+        if big_t <= 0 or t >= big_t:
+            return alpha, b3
+        a = t / big_t
+
+        def half_life(beta):
+            return math.log(0.5) / math.log(beta)
+
+        return a * alpha, 0.5 ** (1 / ((1 - a) * half_life(b1) + a * half_life(b3)))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2, b3 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                st = self.state[p]
+                if not st:
+                    st["step"] = torch.tensor(0.0)
+                    for key in ("exp_avg", "exp_avg_sq", "exp_avg_slow"):
+                        st[key] = torch.zeros_like(p)
+                st["step"] += 1
+                t = int(st["step"])
+                alpha, beta3 = self.warmed_up(t, b1, b3, group["alpha"], group["t_alpha_beta3"])
+                st["exp_avg"] = b1 * st["exp_avg"] + (1 - b1) * g
+                st["exp_avg_slow"] = beta3 * st["exp_avg_slow"] + (1 - beta3) * g
+                st["exp_avg_sq"] = b2 * st["exp_avg_sq"] + (1 - b2) * g * g
+                m_hat = st["exp_avg"] / (1 - b1**t)
+                nu_hat = st["exp_avg_sq"] / (1 - b2**t)
+                update = (m_hat + alpha * st["exp_avg_slow"]) / (nu_hat.sqrt() + group["eps"])
+                p.sub_(group["lr"] * (update + group["weight_decay"] * p))

@@ -214,7 +214,13 @@ def test_case_state_dict_round_trip_into_a_fresh_model(key):
     _check_round_trip(_builder(key), PRE_STEPS)
 
 
-OWN_CLASSES = ("ADOPT", "AdaBound", "SGDW", "SWATS")  # the wrappers take an optimizer, not parameters
+OWN_CLASSES = (
+    "ADOPT",
+    "AdEMAMix",
+    "AdaBound",
+    "SGDW",
+    "SWATS",
+)  # the wrappers take an optimizer, not parameters
 OWN_ERRORS = generic_error_inputs(OWN_CLASSES)
 
 

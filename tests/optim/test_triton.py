@@ -559,9 +559,9 @@ def test_gpu_benchmark_runs_end_to_end_on_cpu():
     for heading in ("## Parity", "## (a)", "## (b)", "CUDA graph replay", "# done"):
         assert heading in out
     triton_rows = [line for line in out.splitlines() if line.startswith("| triton |")]
-    assert len(triton_rows) == 13 and all(r.endswith("| yes |") for r in triton_rows), out
+    assert len(triton_rows) == 14 and all(r.endswith("| yes |") for r in triton_rows), out
     replays = [line for line in out.splitlines() if line.startswith("| cuda graph |")]
-    assert len(replays) == 18 and all(r.endswith("| yes |") for r in replays), out
+    assert len(replays) == 19 and all(r.endswith("| yes |") for r in replays), out
 
 
 def _compile_all() -> None:
