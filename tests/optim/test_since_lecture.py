@@ -64,24 +64,21 @@ def test_ademamix_refuses_what_it_cannot_run():
     AdEMAMix(p, betas=(0.0, 0.999, 0.9999))  # without a warm-up beta1 = 0 is fine
 
 
-def test_ademamix_takes_tensor_betas():
-    """Tensor betas (so that a compiled step with a schedule on them does not recompile) give
-    the float betas' result, all three of them."""
-    runs = []
-    for betas in ((0.8, 0.99, 0.999), tuple(torch.tensor(b) for b in (0.8, 0.99, 0.999))):
-        gen = torch.Generator().manual_seed(0)
-        p = torch.nn.Parameter(torch.randn(6, generator=gen))
-        opt = AdEMAMix([p], lr=0.01, betas=betas, t_alpha_beta3=5)
-        for _ in range(8):
-            p.grad = torch.randn(6, generator=gen)
-            opt.step()
-        runs.append(p.detach())
-    floats = tuple(float(torch.tensor(b)) for b in (0.8, 0.99, 0.999))  # float32 values
+def _eight_steps(betas) -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
     p = torch.nn.Parameter(torch.randn(6, generator=gen))
-    opt = AdEMAMix([p], lr=0.01, betas=floats, t_alpha_beta3=5)
+    opt = AdEMAMix([p], lr=0.01, betas=betas, t_alpha_beta3=5)
     for _ in range(8):
         p.grad = torch.randn(6, generator=gen)
         opt.step()
-    assert torch.equal(p.detach(), runs[1])
-    torch.testing.assert_close(runs[0], runs[1])
+    return p.detach()
+
+
+def test_ademamix_takes_tensor_betas():
+    """Tensor betas (so that a compiled step with a schedule on them does not recompile) give
+    the float betas' result, all three of them."""
+    values = (0.8, 0.99, 0.999)
+    tensors = _eight_steps(tuple(torch.tensor(b) for b in values))
+    floats32 = tuple(float(torch.tensor(b)) for b in values)  # the tensors' float32 values
+    assert torch.equal(_eight_steps(floats32), tensors)
+    torch.testing.assert_close(_eight_steps(values), tensors)
