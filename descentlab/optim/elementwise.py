@@ -177,6 +177,9 @@ class Elementwise(Optimizer):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "update" not in cls.__dict__:
+            if "__init__" in cls.__dict__:  # a variant with a constructor of its own (SGDW)
+                shown = list(inspect.signature(cls.__init__).parameters.values())[1:]
+                cls.__signature__ = inspect.Signature(shown)  # type: ignore[attr-defined]
             return
         update = cls.__dict__["update"]
         update = update.__func__ if isinstance(update, staticmethod) else update
@@ -242,20 +245,25 @@ class Elementwise(Optimizer):
 
     def _reference(self, group, p, g, state, t):
         rule = self._rule
-        program = rule.program(group, maximize=False)  # g arrives negated under maximize
-        scalars = {**rule.hypers(group), **rule.numbers(group, t, state)}
-        tensors = {"param": p, "grad": g, **{n: state[n] for n in rule.present(group)}}
+        setting = rule.setting(group)
+        program = setting.readable  # g arrives negated under maximize
+        scalars = {**setting.hypers, **rule.numbers(group, t, state)}
+        tensors = {"param": p, "grad": g, **{n: state[n] for n in setting.present}}
         for piece in _pieces(tensors):
             for name, value in run_tensor(program, {**piece, **scalars}, piece["param"]).items():
                 if value is not piece[name]:  # (most outputs are computed in place)
                     piece[name].copy_(value)
 
     def _fused(self, group, params, grads, states, kernels, **amp):
-        t = _scalars.advance(states)
+        self._rule_step(group, params, grads, states, kernels, _scalars.advance(states), amp)
+
+    def _rule_step(self, group, params, grads, states, kernels, t, amp):
+        """The fast path's step at the step counts ``t`` (the counters already advanced)."""
+        setting = self._rule.setting(group)
         vectors = self._rule.step_vectors(group, t, states, amp.get("found_inf"))
-        present = self._rule.present(group)
+        present = setting.present
         lists = {n: [s[n] for s in states] if n in present else [] for n in self.state_tensors}
-        kernels.step(self._rule, group, params, grads, lists, vectors, **amp)
+        kernels.step(self._rule, setting, params, grads, lists, vectors, **amp)
 
     def _kernels(self, group: dict[str, Any], device: torch.device) -> ModuleType | Any:
         from .kernels import rules

@@ -15,13 +15,13 @@ import torch
 
 from ..checks import HyperparameterError
 from . import _checks as c
-from .base import Optimizer, hyperparameters, split_options, weight_decay, zeros
-from .kernels import _scalars, foreach
+from .elementwise import DECAY_FLAGS, Elementwise, where
+from .kernels import _scalars, rules
 
 __all__ = ["SGD", "SGDW"]
 
 
-class SGD(Optimizer):
+class SGD(Elementwise):
     r"""Stochastic gradient descent with optional (Nesterov) momentum, torch.optim's convention.
 
     With :math:`g_t = \nabla f(\theta_{t-1}) + \lambda\theta_{t-1}` (L2, when not decoupled):
@@ -37,37 +37,48 @@ class SGD(Optimizer):
 
     The lecture writes momentum as :math:`v_t = \mu v_{t-1} - \eta g_t,\ \theta_t = \theta_{t-1} + v_t`;
     it equals (1)-(3) for a constant learning rate (torch's form lets a schedule act at once).
+    Momentum switched on after the first step starts its buffer then (:math:`b = g`), as torch.
 
     Example:
         >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)  # doctest: +SKIP
     """
 
-    _checks = {
+    hyperparameters = {
+        "lr": 1e-3,
+        "momentum": 0.0,
+        "dampening": 0.0,
+        "weight_decay": 0.0,
+        "nesterov": False,
+        "decoupled_weight_decay": False,
+    }
+    checks = {
         "lr": c.nonnegative,
         "momentum": c.fraction,
         "dampening": c.unit,
         "weight_decay": c.nonnegative,
-        "nesterov": c.flag,
-        "decoupled_weight_decay": c.flag,
-        "maximize": c.flag,
     }
+    state_tensors = ("momentum_buffer",)
+    derived = {**DECAY_FLAGS, "heavy_ball": lambda h: h.momentum != 0}
+    state_when = {"momentum_buffer": "heavy_ball"}
     # torch.optim.SGD keeps no step counter: its saved momentum buffer has taken a first step.
     _missing_step = 1.0
 
-    def __init__(
-        self,
-        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        lr: float | torch.Tensor = 1e-3,
-        momentum: float = 0.0,
-        dampening: float = 0.0,
-        weight_decay: float = 0.0,
-        nesterov: bool = False,
-        *,
-        decoupled_weight_decay: bool = False,
-        maximize: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(params, hyperparameters(locals()), **split_options(options))
+    @staticmethod
+    def scalars(h: Any, t: torch.Tensor) -> dict[str, Any]:
+        """The step counts (a buffer's first step is the first), as they are: no tensor op."""
+        return {"count": t}
+
+    def update(x, h):
+        if h.decay:
+            x.param = x.param * (1 - h.lr * h.weight_decay)  # decoupled weight decay
+        g = x.grad + h.weight_decay * x.param if h.l2 else x.grad  # L2
+        if h.heavy_ball:
+            b = x.momentum_buffer * h.momentum + (1 - h.dampening) * g
+            x.momentum_buffer = where(h.count > 1, b, g)  # (1)
+            d = g + h.momentum * x.momentum_buffer if h.nesterov else x.momentum_buffer  # (2)
+        else:
+            d = g
+        x.param = x.param - h.lr * d  # (3)
 
     def _check_combination(self, group: dict[str, Any]) -> None:
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
@@ -77,40 +88,32 @@ class SGD(Optimizer):
                 "dampening = 0"
             )
 
-    def _init_state(self, group: dict[str, Any], p: torch.Tensor, state: dict[str, Any]) -> None:
-        if group["momentum"] != 0:
-            zeros(state, p, "momentum_buffer")
-
-    _compiled = True
-
-    def _torch_fused(self, group):
+    def _torch_fused(self, group: dict[str, Any]) -> bool:
         # torch's kernel takes one first-step flag per call: with dampening 0 the first step
         # b_1 = g_1 is the general one from a zero buffer, so the flag (a host read) is not needed
         decoupled = group["weight_decay"] != 0 and group["decoupled_weight_decay"]
         return not decoupled and (group["momentum"] == 0 or group["dampening"] == 0)
 
-    def _build(self, group):
-        return not self._torch_fused(group)  # else torch's fused SGD has the same math
+    def _kernels(self, group: dict[str, Any], device: torch.device) -> Any:
+        """The rule's kernels; torch's fused SGD where it has the group's math and ours are not
+        built (CPU: the kernels are not built for SGD alone) or on CUDA."""
+        if self.impl != "foreach" and self._torch_fused(group) and device.type in ("cpu", "cuda"):
+            from .kernels import cpu
+
+            if device.type == "cuda" or cpu.ready() is None:
+                return None
+        return super()._kernels(group, device)
 
     def _reference(self, group, p, g, state, t):
-        lr, mu = group["lr"], group["momentum"]
-        g = weight_decay(group, p, g)
-        if mu != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:  # momentum switched on after the first step
-                buf = state["momentum_buffer"] = torch.zeros_like(p)
-                t = 1
-            if t == 1:
-                buf.copy_(g)  # (1): b_1 = g_1
-            else:
-                buf.mul_(mu).add_(g, alpha=1 - group["dampening"])  # (1)
-            g = g.add(buf, alpha=mu) if group["nesterov"] else buf  # (2)
-        p.add_(g, alpha=-lr)  # (3)
+        if group["momentum"] != 0 and "momentum_buffer" not in state:  # momentum switched on
+            state["momentum_buffer"] = torch.zeros_like(p)
+            t = 1  # b_1 = g_1 now
+        super()._reference(group, p, g, state, t)
 
     def _fused(self, group, params, grads, states, kernels, **amp):
-        """Decay, momentum and step in one pass over memory (descentlab's ``momentum_sgd``,
-        faster than torch's fused SGD on many tensors: its threads share out the elements of
-        all the tensors, not each tensor in turn; docs/speed.md), else torch's fused SGD."""
+        """The rule's kernel (descentlab's is faster than torch's fused SGD on many tensors: its
+        threads share out the elements of all the tensors, not each tensor in turn;
+        docs/speed.md), else torch's fused SGD."""
         fresh = _buffers(group, params, states)
         if kernels is None and not torch.compiler.is_compiling():  # (torch's: no fake kernel)
             _scalars.add_one(states)
@@ -129,24 +132,9 @@ class SGD(Optimizer):
             )
             return
         t = _scalars.advance(states)
-        first = _scalars.first_steps(t)
         if any(fresh):  # momentum switched on after the first step: b_1 = g_1 now
-            first = torch.maximum(first, torch.tensor(fresh, dtype=t.dtype).to(t.device))
-        l2, decay = _scalars.decay(group)
-        (kernels or foreach).momentum_sgd(
-            params=params,
-            grads=grads,
-            momentum_buffer=[s["momentum_buffer"] for s in states] if group["momentum"] else [],
-            lr=torch.zeros_like(t) + group["lr"],
-            first=first,
-            momentum=group["momentum"],
-            dampening=group["dampening"],
-            nesterov=group["nesterov"],
-            l2_weight_decay=l2,
-            decay=decay,
-            maximize=group["maximize"],
-            **amp,
-        )
+            t = torch.where(torch.tensor(fresh, device=t.device), 1.0, t)
+        self._rule_step(group, params, grads, states, kernels or rules.Foreach, t, amp)
 
 
 def _buffers(group, params, states) -> list[bool]:

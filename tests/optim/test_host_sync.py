@@ -130,7 +130,7 @@ class _Recorder:
 
         return kernel
 
-    def step(self, rule, group, params, grads, lists, vectors, **amp):
+    def step(self, rule, setting, params, grads, lists, vectors, **amp):
         """A rule optimizer's kernels (kernels.rules.Compiled.step)."""
         self.calls.append((rule.name, amp))
 

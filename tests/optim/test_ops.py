@@ -51,7 +51,7 @@ def _case(name, dtype, lr):
     (v,) = _squares(_lists(dtype, 1, seed=1))
     common = dict(beta1=0.8, beta2=0.99, eps=1e-8, maximize=True)
     if name == "momentum_sgd":
-        kw = dict(lr=torch.zeros_like(t) + lr, first=S.first_steps(t), momentum=0.9)
+        kw = dict(lr=torch.zeros_like(t) + lr, first=(t == 1).to(t.dtype), momentum=0.9)
         kw.update(dampening=0.1, nesterov=False, l2_weight_decay=0.0, decay=1 - lr * 0.1)
         return [p, g, m], {**kw, "maximize": False}
     if name == "swats_adam":

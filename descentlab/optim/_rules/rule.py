@@ -9,7 +9,7 @@ import inspect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -28,6 +28,17 @@ BUILTIN: dict[str, Rule] = {}
 def bundled() -> str:
     """The C++ of the built-in rules, one translation unit (:func:`.cpp.bundle`)."""
     return bundle([BUILTIN[name].unit for name in sorted(BUILTIN)])
+
+
+class Setting(NamedTuple):
+    """What a step takes from a group's values, besides the per-tensor vectors."""
+
+    flags: dict[str, bool]
+    hypers: dict[str, float]
+    present: tuple[str, ...]  # the state tensors
+    program: Program
+    readable: Program  # the readable path's: its gradient arrives negated under maximize
+    numbers: dict[tuple[Any, ...], dict[str, float]]  # the readable path's, by lr and step
 
 
 class Values:
@@ -62,6 +73,8 @@ class Rule:
     signature: Signature
     sources: dict[str, tuple[str, int | None]]  # a kernel's float argument -> (name, index)
     scalar_state: dict[str, float] = field(default_factory=dict)  # per-tensor float32 state
+    _settings: dict[tuple[Any, ...], Setting] = field(default_factory=dict, repr=False)
+    _filled: dict[tuple[Any, ...], torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
     def define(
@@ -164,6 +177,38 @@ class Rule:
             scalar_state,
         )
 
+    def setting(self, group: dict[str, Any]) -> Setting:
+        """The group's flags, float hyperparameters, state tensors and program, worked out once
+        per distinct set of values (a step reads them every time: about 0.1 ms of Python on
+        caches that the kernel's pass over memory has emptied)."""
+        key = tuple(map(group.get, self._keyed))
+        if any(map(torch.is_tensor, key)):  # may change in place: never kept
+            return self._setting(group)
+        try:
+            return self._settings[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value (betas as a list)
+            return self._setting(group)
+        if len(self._settings) >= 64:  # a schedule on a hyperparameter other than lr
+            self._settings.clear()
+        found = self._settings[key] = self._setting(group)
+        return found
+
+    @functools.cached_property
+    def _keyed(self) -> tuple[str, ...]:
+        return tuple(k for k in self.defaults if k not in self.per_tensor)
+
+    def _setting(self, group: dict[str, Any]) -> Setting:
+        return Setting(
+            self.flag_values(group),
+            self.hypers(group),
+            self.present(group),
+            self.program(group),
+            self.program(group, maximize=False),
+            {},
+        )
+
     def flag_values(self, group: dict[str, Any]) -> dict[str, bool]:
         """The group's flags, derived ones included."""
         values = Values(group)
@@ -205,7 +250,7 @@ class Rule:
         """The per-tensor scalars: 1-D float64 vectors like the step vector ``t``; ``current``:
         the scalar state (1-D float32 vectors, the initial values where not given), whose new
         values go to ``updates``."""
-        out = {n: _vector(group[n], t) for n in self.per_tensor}
+        out = {n: self._filled_like(group[n], t) for n in self.per_tensor}
         for key, value in self._made(group, t, current).items():
             if key not in self.scalar_state:
                 out[key] = _vector(value, t)
@@ -235,10 +280,37 @@ class Rule:
             _scalars.assign([s[key] for s in states], new)
         return out
 
+    def _filled_like(self, value: Any, t: torch.Tensor) -> torch.Tensor:
+        """``value`` as a vector like ``t``; a float's vector kept for the next step with the
+        same value (a constant ``lr``: one tensor op less a step)."""
+        if torch.is_tensor(value) or torch.compiler.is_compiling():
+            return _vector(value, t)
+        key = (float(value), len(t), t.device, t.dtype)
+        found = self._filled.get(key)
+        if found is None:
+            if len(self._filled) >= 64:  # a schedule's values
+                self._filled.clear()
+            found = self._filled[key] = _vector(value, t)
+        return found
+
     def numbers(self, group: dict[str, Any], t: int, state: dict[str, Any]) -> dict[str, float]:
         """The per-tensor scalars of one tensor at step ``t`` as Python floats (the readable
         path); its scalar state in ``state`` advanced in place."""
         out = {n: float(group[n]) for n in self.per_tensor}
+        if not self.scalar_state:  # the same for every tensor of the group at step t
+            memo = self.setting(group).numbers
+            key = (*out.values(), t)
+            found = memo.get(key)
+            if found is None:
+                if len(memo) >= 64:
+                    memo.clear()
+                found = memo[key] = self._numbers(group, t, state, out)
+            return found
+        return self._numbers(group, t, state, out)
+
+    def _numbers(
+        self, group: dict[str, Any], t: int, state: dict[str, Any], out: dict[str, float]
+    ) -> dict[str, float]:
         if len(self.signature.vectors) > len(out) or self.scalar_state:
             current = {k: state[k].reshape(1) for k in self.scalar_state}
             device = next(iter(current.values())).device if current else "cpu"
@@ -296,6 +368,8 @@ def _initial(scalar_state: dict[str, float], n: int, device: Any = "cpu") -> lis
 
 
 def _vector(value: Any, t: torch.Tensor) -> torch.Tensor:
+    if value is t:  # the step counts themselves (SGD's)
+        return t
     if isinstance(value, torch.Tensor):
         value = value.to(device=t.device, dtype=t.dtype)
         return value if value.shape == t.shape else torch.zeros_like(t) + value

@@ -24,7 +24,6 @@ __all__ = [
     "at",
     "cpu_kernels",
     "decay",
-    "first_steps",
     "gather",
     "scalar_dtype",
 ]
@@ -106,8 +105,3 @@ def decay(group: dict[str, Any]) -> tuple[float, Scalar]:
     if wd != 0 and group.get("decoupled_weight_decay", False):
         return 0.0, 1 - group["lr"] * wd
     return wd, 1.0
-
-
-def first_steps(t: torch.Tensor) -> torch.Tensor:
-    """Which tensors take their first step (a momentum buffer's b_1 = g_1), as 0/1 values."""
-    return (t == 1).to(t.dtype)

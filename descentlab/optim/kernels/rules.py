@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._rules.rule import BUILTIN, Rule
+from .._rules.rule import BUILTIN, Rule, Setting
 from .._rules.run import run_lists
 from . import warn_once
 
@@ -34,17 +34,17 @@ class Foreach:
     @staticmethod
     def step(
         rule: Rule,
-        group: dict[str, Any],
+        setting: Setting,
         params: list[Tensor],
         grads: list[Tensor],
         lists: dict[str, list[Tensor]],
         vectors: dict[str, Tensor],
     ) -> None:
-        env = {"param": params, "grad": grads, **lists, **rule.hypers(group), **vectors}
+        env = {"param": params, "grad": grads, **lists, **setting.hypers, **vectors}
         wide = params[0].dtype in (torch.float16, torch.bfloat16)
         if wide:  # the math in float32, as the kernels' opmath
             env.update({k: [t.float() for t in v] for k, v in env.items() if isinstance(v, list)})
-        out = run_lists(rule.program(group), env, env["param"])
+        out = run_lists(setting.program, env, env["param"])
         for name, values in out.items():
             torch._foreach_copy_(params if name == "param" else lists[name], values)
 
@@ -61,14 +61,14 @@ class Compiled:
     def step(
         self,
         rule: Rule,
-        group: dict[str, Any],
+        setting: Setting,
         params: list[Tensor],
         grads: list[Tensor],
         lists: dict[str, list[Tensor]],
         vectors: dict[str, Tensor],
         **amp: Tensor,
     ) -> None:
-        kw = {**lists, **vectors, **rule.hypers(group), **rule.flag_values(group), **amp}
+        kw = {**lists, **vectors, **setting.hypers, **setting.flags, **amp}
         if torch.compiler.is_compiling():
             self.op(params, grads, **kw)
         else:
