@@ -271,7 +271,7 @@ class Elementwise(Optimizer):
         return rules.select(self._rule, device, impl=self.impl, owner=type(self).__name__)
 
 
-_PIECE = 1 << 16  # elements: the readable path's temporaries stay in the cache
+_PIECE = 1 << 18  # elements: the readable path's temporaries stay in the cache (L2)
 
 
 def _pieces(tensors: dict[str, torch.Tensor]) -> Iterable[dict[str, torch.Tensor]]:

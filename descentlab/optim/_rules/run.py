@@ -122,9 +122,42 @@ def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, 
             and (old is None or last.get(id(old), -1) <= program.nodes.index(node))
         ):
             direct[id(node)] = key
+    # branches that a per-tensor condition picks: their buffers may live on under the
+    # `where`'s name, so nothing writes over them in place
+    picked = {
+        id(a)
+        for n in program.nodes
+        if n.op == "where" and n.args[0].scalar and not any(a.scalar for a in n.args[1:])
+        for a in n.args[1:]
+    }
+    axpys = _axpys(program, outputs)
+    folded = {id(m) for _, m, _ in axpys.values()}
     for index, node in enumerate(program.nodes):
         var = names[id(node)] = f"n{index}"
         args = [names[id(a)] for a in node.args]
+        if id(node) in folded:  # computed by its one user, as torch.add's alpha
+            continue
+        if id(node) in axpys:
+            a, m, sign = axpys[id(node)]
+            (s,) = [x for x in m.args if x.scalar]
+            (b,) = [x for x in m.args if not x.scalar]
+            call = f"torch.add({{0}}, {{1}}, alpha={sign}{{2}})"
+            if (
+                a.op not in ("input", "const")
+                and not (a.scalar or a.boolean)
+                and last[id(a)] == index
+                and id(a) not in outputs
+                and id(a) not in picked
+            ):  # the first argument's buffer is free after this: written in place
+                call = call[:-1] + ", out={0})"
+            if id(node) in direct:
+                call = call.replace(", out={0})", ")")[:-1] + f", out=env[{direct[id(node)]!r}])"
+            lines.append(f"{var} = " + call.format(names[id(a)], names[id(b)], names[id(s)]))
+            continue
+        if node.op == "where" and node.args[0].scalar and not any(a.scalar for a in node.args[1:]):
+            # a per-tensor condition picks a branch: no pass over memory
+            lines.append(f"{var} = {args[1]} if {args[0]} else {args[2]}")
+            continue
         if node.op == "const":
             lines.append(f"{var} = {node.value!r}")
         elif not node.args:
@@ -151,6 +184,7 @@ def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, 
                 and not (first.scalar or first.boolean)
                 and last[id(first)] == index
                 and id(first) not in outputs
+                and id(first) not in picked
             ):  # the first argument's buffer is free after this: written in place
                 call = call[:-1] + ", out={0})"
             if id(node) in direct:  # its old value is read no more: written in place
@@ -164,6 +198,36 @@ def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, 
     exec(compile(text, f"<rule {id(program)}>", "exec"), scope)
     _KEEP.append(program)
     return scope["run"]
+
+
+def _axpys(program: Program, outputs: set[int]) -> dict[int, tuple[Node, Node, str]]:
+    """The element nodes ``a + s b`` and ``a - s b`` (``s`` a scalar, ``s b`` used once), by
+    id: (a, the product, the sign of ``s``). One ``torch.add(a, b, alpha=±s)`` computes each,
+    a pass over memory and a full-size temporary fewer than ``mul`` then ``add`` (torch may
+    round ``a + s b`` once, with a fused multiply-add: the paths agree to rounding)."""
+    uses: dict[int, int] = {}
+    for node in program.nodes:
+        for a in node.args:
+            uses[id(a)] = uses.get(id(a), 0) + 1
+    found: dict[int, tuple[Node, Node, str]] = {}
+    for node in program.nodes:
+        if node.op not in ("add", "sub") or node.scalar or node.boolean:
+            continue
+        for position in (1, 0) if node.op == "add" else (1,):
+            m, a = node.args[position], node.args[1 - position]
+            if (
+                m.op == "mul"
+                and not m.scalar
+                and sum(x.scalar for x in m.args) == 1
+                and uses.get(id(m)) == 1
+                and id(m) not in outputs
+                and not a.scalar
+                and not a.boolean
+                and not any(x.boolean for x in m.args)
+            ):
+                found[id(node)] = (a, m, "-" if node.op == "sub" else "")
+                break
+    return found
 
 
 def _number(value: float, like: Tensor) -> Tensor:
