@@ -124,46 +124,50 @@ def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, 
             direct[id(node)] = key
     # branches that a per-tensor condition picks: their buffers may live on under the
     # `where`'s name, so nothing writes over them in place
-    picked = {
-        id(a)
+    chosen = {
+        id(n)
         for n in program.nodes
         if n.op == "where" and n.args[0].scalar and not any(a.scalar for a in n.args[1:])
-        for a in n.args[1:]
     }
+    picked = {id(a) for n in program.nodes if id(n) in chosen for a in n.args[1:]}
     axpys = _axpys(program, outputs)
     folded = {id(m) for _, m, _ in axpys.values()}
+
+    def free(first: Node, index: int) -> bool:
+        """Whether ``first``'s buffer is free after node ``index``: written over in place."""
+        return (
+            first.op not in ("input", "const")
+            and not (first.scalar or first.boolean)
+            and last[id(first)] == index
+            and id(first) not in outputs
+            and id(first) not in picked
+        )
+
     for index, node in enumerate(program.nodes):
         var = names[id(node)] = f"n{index}"
         args = [names[id(a)] for a in node.args]
         if id(node) in folded:  # computed by its one user, as torch.add's alpha
             continue
-        if id(node) in axpys:
-            a, m, sign = axpys[id(node)]
-            (s,) = [x for x in m.args if x.scalar]
-            (b,) = [x for x in m.args if not x.scalar]
-            call = f"torch.add({{0}}, {{1}}, alpha={sign}{{2}})"
-            if (
-                a.op not in ("input", "const")
-                and not (a.scalar or a.boolean)
-                and last[id(a)] == index
-                and id(a) not in outputs
-                and id(a) not in picked
-            ):  # the first argument's buffer is free after this: written in place
-                call = call[:-1] + ", out={0})"
-            if id(node) in direct:
-                call = call.replace(", out={0})", ")")[:-1] + f", out=env[{direct[id(node)]!r}])"
-            lines.append(f"{var} = " + call.format(names[id(a)], names[id(b)], names[id(s)]))
-            continue
-        if node.op == "where" and node.args[0].scalar and not any(a.scalar for a in node.args[1:]):
+        if node.op == "where" and id(node) in chosen:
             # a per-tensor condition picks a branch: no pass over memory
             lines.append(f"{var} = {args[1]} if {args[0]} else {args[2]}")
             continue
         if node.op == "const":
             lines.append(f"{var} = {node.value!r}")
-        elif not node.args:
+            continue
+        if not node.args:
             lines.append(f"{var} = env[{node.name!r}]")
-        elif node.scalar:
+            continue
+        if node.scalar:
             lines.append(f"{var} = OPS[{node.op!r}][1]({', '.join(args)})")
+            continue
+        if id(node) in axpys:
+            first, m, sign = axpys[id(node)]
+            (scale,) = [x for x in m.args if x.scalar]
+            (b,) = [x for x in m.args if not x.scalar]
+            call = f"torch.add({{0}}, {{1}}, alpha={sign}{{2}})"
+            args = [names[id(first)], names[id(b)], names[id(scale)]]
+            reusable = True
         else:
             numbers = [i for i, a in enumerate(node.args) if a.scalar]
             call = _WITH_NUMBER.get((node.op, numbers[0])) if len(numbers) == 1 else None
@@ -177,19 +181,12 @@ def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, 
                 args = [f"number({a}, like)" if i in numbers else a for i, a in enumerate(args)]
                 call = f"TORCH[{node.op!r}]({', '.join(args)})"
             first = node.args[0]
-            if (
-                node.op in _IN_PLACE
-                and call.startswith(f"torch.{node.op}({{0}}")
-                and first.op not in ("input", "const")
-                and not (first.scalar or first.boolean)
-                and last[id(first)] == index
-                and id(first) not in outputs
-                and id(first) not in picked
-            ):  # the first argument's buffer is free after this: written in place
-                call = call[:-1] + ", out={0})"
-            if id(node) in direct:  # its old value is read no more: written in place
-                call = call.replace(", out={0})", ")")[:-1] + f", out=env[{direct[id(node)]!r}])"
-            lines.append(f"{var} = " + call.format(*args))
+            reusable = node.op in _IN_PLACE and call.startswith(f"torch.{node.op}({{0}}")
+        if reusable and free(first, index):  # its first argument's buffer: written in place
+            call = call[:-1] + ", out={0})"
+        if id(node) in direct:  # its old value is read no more: written in place
+            call = call.replace(", out={0})", ")")[:-1] + f", out=env[{direct[id(node)]!r}])"
+        lines.append(f"{var} = " + call.format(*args))
     outputs = ", ".join(f"{k!r}: value({names[id(n)]}, like)" for k, n in program.outputs.items())
     text = "\n".join(
         ["def run(env, like):", *(f"    {line}" for line in lines), f"    return {{{outputs}}}"]
