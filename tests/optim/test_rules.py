@@ -426,3 +426,31 @@ def test_the_readable_path_in_pieces_equals_it_whole(name, hp, monkeypatch):
     (p1, s1), (p2, s2) = runs
     assert torch.equal(p1, p2)
     assert s1.keys() == s2.keys() and all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+def test_the_readable_path_keeps_scalars_per_group_values():
+    """Two AdaBound groups alike but for ``base_lr`` (not a hyperparameter, read by its
+    ``scalars``) take their own bounds on the readable path, as on the fused one."""
+    import descentlab
+
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(50, generator=gen, dtype=torch.float64) for _ in range(2)]
+    grads = [
+        [torch.randn(50, generator=gen, dtype=torch.float64) for _ in range(2)] for _ in range(3)
+    ]
+    runs = {}
+    for impl in ("forloop", "auto"):
+        ps = [torch.nn.Parameter(v.clone()) for v in start]
+        opt = descentlab.create(
+            "adabound", [{"params": [ps[0]], "lr": 0.1}, {"params": [ps[1]], "lr": 0.01}],
+            gamma=0.5,  # bounds that bind from the first steps
+            impl=impl,
+        )  # fmt: skip
+        opt.param_groups[0]["lr"] = 0.01  # the same lr, base_lr 0.1 and 0.01
+        for gs in grads:
+            for p, g in zip(ps, gs):
+                p.grad = g.clone()
+            opt.step()
+        runs[impl] = [p.detach() for p in ps]
+    for a, b in zip(runs["forloop"], runs["auto"]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)

@@ -38,7 +38,6 @@ class Setting(NamedTuple):
     present: tuple[str, ...]  # the state tensors
     program: Program
     readable: Program  # the readable path's: its gradient arrives negated under maximize
-    numbers: dict[tuple[Any, ...], dict[str, float]]  # the readable path's, by lr and step
 
 
 class Values:
@@ -75,6 +74,7 @@ class Rule:
     scalar_state: dict[str, float] = field(default_factory=dict)  # per-tensor float32 state
     _settings: dict[tuple[Any, ...], Setting] = field(default_factory=dict, repr=False)
     _filled: dict[tuple[Any, ...], torch.Tensor] = field(default_factory=dict, repr=False)
+    _made_numbers: dict[tuple[Any, ...], dict[str, float]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def define(
@@ -206,7 +206,6 @@ class Rule:
             self.present(group),
             self.program(group),
             self.program(group, maximize=False),
-            {},
         )
 
     def flag_values(self, group: dict[str, Any]) -> dict[str, bool]:
@@ -297,16 +296,23 @@ class Rule:
         """The per-tensor scalars of one tensor at step ``t`` as Python floats (the readable
         path); its scalar state in ``state`` advanced in place."""
         out = {n: float(group[n]) for n in self.per_tensor}
-        if not self.scalar_state:  # the same for every tensor of the group at step t
-            memo = self.setting(group).numbers
-            key = (*out.values(), t)
-            found = memo.get(key)
-            if found is None:
-                if len(memo) >= 64:
-                    memo.clear()
-                found = memo[key] = self._numbers(group, t, state, out)
-            return found
-        return self._numbers(group, t, state, out)
+        if self.scalar_state:
+            return self._numbers(group, t, state, out)
+        # the same for every tensor of the group at step t: kept by the group's values (all
+        # of them: ``scalars`` may read one that is not a hyperparameter, AdaBound's base_lr)
+        values = [(k, v) for k, v in group.items() if k != "params" and k not in self.per_tensor]
+        if any(torch.is_tensor(v) for _, v in values):  # may change in place: never kept
+            return self._numbers(group, t, state, out)
+        try:
+            key = (tuple(values), *out.values(), t)
+            found = self._made_numbers.get(key)
+        except TypeError:  # an unhashable value
+            return self._numbers(group, t, state, out)
+        if found is None:
+            if len(self._made_numbers) >= 64:
+                self._made_numbers.clear()
+            found = self._made_numbers[key] = self._numbers(group, t, state, out)
+        return found
 
     def _numbers(
         self, group: dict[str, Any], t: int, state: dict[str, Any], out: dict[str, float]
