@@ -182,18 +182,7 @@ class Rule:
         per distinct set of values (a step reads them every time: about 0.1 ms of Python on
         caches that the kernel's pass over memory has emptied)."""
         key = tuple(map(group.get, self._keyed))
-        if any(map(torch.is_tensor, key)):  # may change in place: never kept
-            return self._setting(group)
-        try:
-            return self._settings[key]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable value (betas as a list)
-            return self._setting(group)
-        if len(self._settings) >= 64:  # a schedule on a hyperparameter other than lr
-            self._settings.clear()
-        found = self._settings[key] = self._setting(group)
-        return found
+        return _kept(self._settings, key, lambda: self._setting(group))
 
     @functools.cached_property
     def _keyed(self) -> tuple[str, ...]:
@@ -285,12 +274,7 @@ class Rule:
         if torch.is_tensor(value) or torch.compiler.is_compiling():
             return _vector(value, t)
         key = (float(value), len(t), t.device, t.dtype)
-        found = self._filled.get(key)
-        if found is None:
-            if len(self._filled) >= 64:  # a schedule's values
-                self._filled.clear()
-            found = self._filled[key] = _vector(value, t)
-        return found
+        return _kept(self._filled, key, lambda: _vector(value, t))
 
     def numbers(self, group: dict[str, Any], t: int, state: dict[str, Any]) -> dict[str, float]:
         """The per-tensor scalars of one tensor at step ``t`` as Python floats (the readable
@@ -300,19 +284,9 @@ class Rule:
             return self._numbers(group, t, state, out)
         # the same for every tensor of the group at step t: kept by the group's values (all
         # of them: ``scalars`` may read one that is not a hyperparameter, AdaBound's base_lr)
-        values = [(k, v) for k, v in group.items() if k != "params" and k not in self.per_tensor]
-        if any(torch.is_tensor(v) for _, v in values):  # may change in place: never kept
-            return self._numbers(group, t, state, out)
-        try:
-            key = (tuple(values), *out.values(), t)
-            found = self._made_numbers.get(key)
-        except TypeError:  # an unhashable value
-            return self._numbers(group, t, state, out)
-        if found is None:
-            if len(self._made_numbers) >= 64:
-                self._made_numbers.clear()
-            found = self._made_numbers[key] = self._numbers(group, t, state, out)
-        return found
+        values = [v for k, v in group.items() if k != "params" and k not in self.per_tensor]
+        key = (*group.keys(), *values, *out.values(), t)
+        return _kept(self._made_numbers, key, lambda: self._numbers(group, t, state, out))
 
     def _numbers(
         self, group: dict[str, Any], t: int, state: dict[str, Any], out: dict[str, float]
@@ -371,6 +345,23 @@ def _initial(scalar_state: dict[str, float], n: int, device: Any = "cpu") -> lis
             }
         )
     ]
+
+
+def _kept(cache: dict[tuple[Any, ...], Any], key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """``make()``, kept in ``cache`` under ``key`` (at most 64 entries: a schedule's values
+    clear it); made afresh where the key holds a tensor (it may change in place) or a value
+    that cannot be hashed."""
+    if any(map(torch.is_tensor, key)):
+        return make()
+    try:
+        found = cache.get(key)
+    except TypeError:
+        return make()
+    if found is None:
+        if len(cache) >= 64:
+            cache.clear()
+        found = cache[key] = make()
+    return found
 
 
 def _vector(value: Any, t: torch.Tensor) -> torch.Tensor:
