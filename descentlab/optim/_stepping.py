@@ -61,9 +61,10 @@ class Stepping:
                     self._fused(
                         group, bucket.params, bucket.grads(g), bucket.states, bucket.kernels
                     )
-            if not step.skip_rest:
+            if not step.skip_rest and plan.slow:
+                reference = _readable_step(self)
                 for i, state in plan.slow:
-                    self._reference_step(group, plan.params[i], g[i], state)
+                    reference(self, group, plan.params[i], g[i], state)
         return loss
 
     def _prepare(self) -> _Step:
@@ -122,7 +123,7 @@ class Stepping:
         """The plans of all groups (lazy state included), for :meth:`_traced_step`."""
         grads = [list(map(_GRAD, group["params"])) for group in self.param_groups]
         self._traced_plans = [self._plan(group, g) for group, g in zip(self.param_groups, grads)]
-        outside_graph(*self._host_work)
+        outside_graph(Stepping._reference_step, *self._host_work)
 
     # methods that read device values on the host: run outside the graph under torch.compile
     _host_work: ClassVar[tuple[Callable[..., Any], ...]] = ()
@@ -265,6 +266,15 @@ def outside_graph(*functions: Callable[..., Any]) -> Callable[..., Any] | None:
         if fn not in _OUTSIDE:
             _OUTSIDE[fn] = torch.compiler.disable(fn)
     return _OUTSIDE[functions[-1]] if functions else None
+
+
+def _readable_step(opt: Stepping) -> Callable[..., None]:
+    """The readable path's step of one tensor; under ``torch.compile`` run outside the graph
+    (its per-tensor scalars are Python numbers of the step count, which a graph would
+    specialize on: a recompile every step)."""
+    if torch.compiler.is_compiling():
+        return _OUTSIDE[Stepping._reference_step]
+    return type(opt)._reference_step
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,17 @@ Stochastic Optimization" (diagonal form), with torch.optim's learning-rate decay
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 from . import _checks as c
-from .base import Optimizer, hyperparameters, split_options, weight_decay
-from .kernels import _scalars, foreach
+from .elementwise import Elementwise, sqrt
 
-__all__ = ["Adagrad", "decayed_lr"]
+__all__ = ["Adagrad"]
 
 
-class Adagrad(Optimizer):
+class Adagrad(Elementwise):
     r"""Adagrad, torch.optim's convention.
 
     .. math::
@@ -28,68 +26,52 @@ class Adagrad(Optimizer):
 
     ``weight_decay`` is L2 (added to :math:`g_t`); epsilon is outside the square root.
     ``initial_accumulator_value`` is read per parameter group (torch.optim.Adagrad fills every
-    accumulator from the constructor's value and ignores a group's own).
+    accumulator from the constructor's value and ignores a group's own). On CUDA, and on a CPU
+    where descentlab's kernels are not built, the step is torch's fused Adagrad kernel.
     """
 
-    _checks = {
+    hyperparameters = {
+        "lr": 1e-2,
+        "lr_decay": 0.0,
+        "weight_decay": 0.0,
+        "initial_accumulator_value": 0.0,
+        "eps": 1e-10,
+    }
+    checks = {
         "lr": c.nonnegative,
         "lr_decay": c.nonnegative,
         "weight_decay": c.nonnegative,
         "initial_accumulator_value": c.nonnegative,
         "eps": c.nonnegative,
-        "maximize": c.flag,
     }
+    state_tensors = ("sum",)
+    derived = {"l2": lambda h: h.weight_decay != 0}
 
-    def __init__(
-        self,
-        params: Iterable[torch.Tensor] | Iterable[dict[str, Any]],
-        lr: float | torch.Tensor = 1e-2,
-        lr_decay: float = 0.0,
-        weight_decay: float = 0.0,
-        initial_accumulator_value: float = 0.0,
-        eps: float = 1e-10,
-        *,
-        maximize: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(params, hyperparameters(locals()), **split_options(options))
+    @staticmethod
+    def scalars(h: Any, t: torch.Tensor) -> dict[str, Any]:
+        """The decayed learning rate (1), per tensor."""
+        return {"clr": h.lr / (1 + (t - 1) * h.lr_decay)}  # (1)
+
+    def update(x, h):
+        g = x.grad + h.weight_decay * x.param if h.l2 else x.grad  # L2
+        x.sum = x.sum + g * g  # (2)
+        x.param = x.param - h.clr * (g / (sqrt(x.sum) + h.eps))  # (3)
 
     def _init_state(self, group, p, state):
+        super()._init_state(group, p, state)
         value = group["initial_accumulator_value"]
-        if p.is_complex():  # each real component accumulates its own squares (as torch)
-            value = complex(value, value)
-        state["sum"] = torch.full_like(p, value, memory_format=torch.preserve_format)
+        if value:  # s_0 (2); each real component of a complex tensor accumulates its own
+            state["sum"].fill_(complex(value, value) if p.is_complex() else value)
 
-    def _torch_fused(self, group):
+    def _torch_fused(self, group: dict[str, Any]) -> bool:
         return True
 
-    def _reference(self, group, p, g, state, t):
-        g = weight_decay(group, p, g)
-        clr = group["lr"] / (1 + (t - 1) * group["lr_decay"])  # (1)
-        s = state["sum"].addcmul_(g, g, value=1)  # (2)
-        p.addcdiv_(g, s.sqrt().add_(group["eps"]), value=-clr)  # (3)
-
-    def _fused(self, group, params, grads, states, kernels, **amp):
-        sums = [s["sum"] for s in states]
-        if kernels is not None or torch.compiler.is_compiling():  # (torch's: no fake kernel)
-            (kernels or foreach).adagrad(
-                params,
-                grads,
-                sums,
-                clr=decayed_lr(group, _scalars.advance(states)),
-                eps=group["eps"],
-                weight_decay=group["weight_decay"],
-                maximize=group["maximize"],
-                **amp,
-            )
-            return
-        steps = [s["step"] for s in states]
-        _scalars.add_one(states)  # torch's kernels read the incremented counters
+    def _torch_step(self, group, params, grads, states, **amp):
         torch._fused_adagrad_(
             params,
             grads,
-            sums,
-            steps,
+            [s["sum"] for s in states],
+            [s["step"] for s in states],
             lr=group["lr"],
             lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"],
@@ -97,8 +79,3 @@ class Adagrad(Optimizer):
             maximize=group["maximize"],
             **amp,
         )
-
-
-def decayed_lr(group: dict[str, Any], t: torch.Tensor) -> torch.Tensor:
-    """Adagrad's decayed learning rate (1): ``lr / (1 + (t - 1) lr_decay)``."""
-    return group["lr"] / (1 + (t - 1) * group["lr_decay"])

@@ -38,7 +38,7 @@ from ._rules.graph import Node, RuleError, _apply
 from ._rules.rule import BUILTIN, Rule
 from ._rules.run import run_tensor
 from .base import OPTIONS, Optimizer, split_options, zeros
-from .kernels import _scalars
+from .kernels import _scalars, cpu, rules
 
 __all__ = [
     "DECAY_FLAGS",
@@ -255,7 +255,17 @@ class Elementwise(Optimizer):
                     piece[name].copy_(value)
 
     def _fused(self, group, params, grads, states, kernels, **amp):
-        self._rule_step(group, params, grads, states, kernels, _scalars.advance(states), amp)
+        if kernels is None and not torch.compiler.is_compiling():  # (torch's: no fake kernel)
+            _scalars.add_one(states)  # torch's kernels read the incremented counters
+            self._torch_step(group, params, grads, states, **amp)
+            return
+        t = _scalars.advance(states)
+        self._rule_step(group, params, grads, states, kernels or rules.Foreach, t, amp)
+
+    def _torch_step(self, group, params, grads, states, **amp) -> None:
+        """torch's fused kernel for the group, where :meth:`_torch_fused` says it has the
+        rule's math (override with it)."""
+        raise NotImplementedError
 
     def _rule_step(self, group, params, grads, states, kernels, t, amp):
         """The fast path's step at the step counts ``t`` (the counters already advanced)."""
@@ -266,8 +276,12 @@ class Elementwise(Optimizer):
         kernels.step(self._rule, setting, params, grads, lists, vectors, **amp)
 
     def _kernels(self, group: dict[str, Any], device: torch.device) -> ModuleType | Any:
-        from .kernels import rules
-
+        """The rule's kernels; ``None`` (torch's fused kernel, :meth:`_torch_step`) where torch
+        has the group's math and runs on CUDA, or on a CPU where descentlab's kernels are not
+        built (an algorithm torch has does not make a process wait for a build)."""
+        torch_has = self.impl != "foreach" and self._torch_fused(group)
+        if torch_has and (device.type == "cuda" or (device.type == "cpu" and cpu.ready() is None)):
+            return None
         return rules.select(self._rule, device, impl=self.impl, owner=type(self).__name__)
 
 

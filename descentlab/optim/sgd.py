@@ -94,46 +94,37 @@ class SGD(Elementwise):
         decoupled = group["weight_decay"] != 0 and group["decoupled_weight_decay"]
         return not decoupled and (group["momentum"] == 0 or group["dampening"] == 0)
 
-    def _kernels(self, group: dict[str, Any], device: torch.device) -> Any:
-        """The rule's kernels; torch's fused SGD where it has the group's math and ours are not
-        built (CPU: the kernels are not built for SGD alone) or on CUDA."""
-        if self.impl != "foreach" and self._torch_fused(group) and device.type in ("cpu", "cuda"):
-            from .kernels import cpu
-
-            if device.type == "cuda" or cpu.ready() is None:
-                return None
-        return super()._kernels(group, device)
-
     def _reference(self, group, p, g, state, t):
         if group["momentum"] != 0 and "momentum_buffer" not in state:  # momentum switched on
             state["momentum_buffer"] = torch.zeros_like(p)
             t = 1  # b_1 = g_1 now
         super()._reference(group, p, g, state, t)
 
+    def _torch_step(self, group, params, grads, states, **amp):
+        torch._fused_sgd_(
+            params,
+            grads,
+            [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else [],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            lr=group["lr"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+            is_first_step=False,
+            **amp,
+        )
+
     def _fused(self, group, params, grads, states, kernels, **amp):
         """The rule's kernel (descentlab's is faster than torch's fused SGD on many tensors: its
         threads share out the elements of all the tensors, not each tensor in turn;
         docs/speed.md), else torch's fused SGD."""
         fresh = _buffers(group, params, states)
-        if kernels is None and not torch.compiler.is_compiling():  # (torch's: no fake kernel)
-            _scalars.add_one(states)
-            torch._fused_sgd_(
-                params,
-                grads,
-                [s["momentum_buffer"] for s in states] if group["momentum"] != 0 else [],
-                weight_decay=group["weight_decay"],
-                momentum=group["momentum"],
-                lr=group["lr"],
-                dampening=group["dampening"],
-                nesterov=group["nesterov"],
-                maximize=group["maximize"],
-                is_first_step=False,
-                **amp,
-            )
+        if not any(fresh):
+            super()._fused(group, params, grads, states, kernels, **amp)
             return
-        t = _scalars.advance(states)
-        if any(fresh):  # momentum switched on after the first step: b_1 = g_1 now
-            t = torch.where(torch.tensor(fresh, device=t.device), 1.0, t)
+        t = _scalars.advance(states)  # momentum switched on after the first step: b_1 = g_1
+        t = torch.where(torch.tensor(fresh, device=t.device), 1.0, t)
         self._rule_step(group, params, grads, states, kernels or rules.Foreach, t, amp)
 
 

@@ -59,9 +59,9 @@ def _on_the_fast_path_with_meta_counters(opt):
 
 @pytest.mark.parametrize("name", ["adam", "amsgrad", "adamw"])
 def test_torch_fused_adam_path_reads_no_device_values(name, monkeypatch):
-    from descentlab.optim import kernels
+    from descentlab.optim.kernels import rules
 
-    monkeypatch.setattr(kernels, "select", lambda device, **kwargs: None)  # torch's kernel
+    monkeypatch.setattr(rules, "select", lambda rule, device, **kwargs: None)  # torch's kernel
     calls = []
     fused = torch._fused_adam_
     monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: calls.append(1) or fused(*a, **k))
@@ -137,9 +137,8 @@ class _Recorder:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_gpu_path_reads_no_device_values_under_grad_scaler(case, monkeypatch):
-    """descentlab's kernels (Triton) where torch has none, torch's fused kernels where it has
-    them (Adam's runs: it has a meta kernel; SGD's and Adagrad's have none and are recorded);
-    the scale and the inf flag are device tensors that go to the kernels unread."""
+    """descentlab's kernels (Triton, the rules' included: every kernel call is recorded); the
+    scale and the inf flag are device tensors that go to the kernels unread."""
     from descentlab.optim import kernels
     from descentlab.optim.kernels import rules
 
@@ -156,7 +155,6 @@ def test_gpu_path_reads_no_device_values_under_grad_scaler(case, monkeypatch):
     for _ in range(3):
         opt.step()
     _on_the_fast_path_with_meta_counters(opt)
-    if case.name not in ("adam", "amsgrad", "adamw"):
-        assert len(recorder.calls) >= 6, recorder.calls
-        assert all(kw["found_inf"] is opt.found_inf for _, kw in recorder.calls)
-        assert all(kw["grad_scale"] is opt.grad_scale for _, kw in recorder.calls)
+    assert len(recorder.calls) >= 6, recorder.calls
+    assert all(kw["found_inf"] is opt.found_inf for _, kw in recorder.calls)
+    assert all(kw["grad_scale"] is opt.grad_scale for _, kw in recorder.calls)

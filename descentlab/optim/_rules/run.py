@@ -10,7 +10,7 @@ tensor of it), as the kernel's ``T(s)`` does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -131,7 +131,7 @@ def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, 
     }
     picked = {id(a) for n in program.nodes if id(n) in chosen for a in n.args[1:]}
     axpys = _axpys(program, outputs)
-    folded = {id(m) for _, m, _ in axpys.values()}
+    folded = {id(m) for fold in axpys.values() for m in fold.folded}
 
     def free(first: Node, index: int) -> bool:
         """Whether ``first``'s buffer is free after node ``index``: written over in place."""
@@ -162,11 +162,13 @@ def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, 
             lines.append(f"{var} = OPS[{node.op!r}][1]({', '.join(args)})")
             continue
         if id(node) in axpys:
-            first, m, sign = axpys[id(node)]
-            (scale,) = [x for x in m.args if x.scalar]
-            (b,) = [x for x in m.args if not x.scalar]
-            call = f"torch.add({{0}}, {{1}}, alpha={sign}{{2}})"
-            args = [names[id(first)], names[id(b)], names[id(scale)]]
+            fold = axpys[id(node)]
+            first, n = fold.tensors[0], len(fold.tensors)
+            keyword = "alpha" if fold.call == "torch.add" else "value"
+            holes = ", ".join(f"{{{i}}}" for i in range(n))
+            call = f"{fold.call}({holes}, {keyword}={fold.sign}{{{n}}})"
+            scale = "1" if fold.scale is None else names[id(fold.scale)]
+            args = [*(names[id(x)] for x in fold.tensors), scale]
             reusable = True
         else:
             numbers = [i for i, a in enumerate(node.args) if a.scalar]
@@ -197,32 +199,70 @@ def _straight(program: Program) -> Callable[[dict[str, Any], Tensor], dict[str, 
     return scope["run"]
 
 
-def _axpys(program: Program, outputs: set[int]) -> dict[int, tuple[Node, Node, str]]:
-    """The element nodes ``a + s b`` and ``a - s b`` (``s`` a scalar, ``s b`` used once), by
-    id: (a, the product, the sign of ``s``). One ``torch.add(a, b, alpha=±s)`` computes each,
-    a pass over memory and a full-size temporary fewer than ``mul`` then ``add`` (torch may
-    round ``a + s b`` once, with a fused multiply-add: the paths agree to rounding)."""
+class _Fold(NamedTuple):
+    """An element node ``a ± s x`` computed by one torch call (see :func:`_axpys`)."""
+
+    call: str  # torch.add (x = b), torch.addcmul (x = b c), torch.addcdiv (x = b / c)
+    tensors: list[Node]  # a, b[, c]
+    scale: Node | None  # s (None: 1)
+    sign: str  # "" or "-"
+    folded: list[Node]  # the products it computes, emitted nowhere else
+
+
+def _axpys(program: Program, outputs: set[int]) -> dict[int, _Fold]:
+    """The element nodes ``a ± s b``, ``a ± s (b c)`` (or ``a ± (s b) c``, ``a ± b c``) and
+    ``a ± s (b / c)`` (``s`` a scalar, the products used once), by id. One ``torch.add(a, b, alpha=±s)``,
+    ``torch.addcmul(a, b, c, value=±s)`` or ``torch.addcdiv`` computes each: a pass over
+    memory and a full-size temporary fewer per folded operation (torch may round them as fused
+    multiply-adds, or multiply in another order: the paths agree to rounding, as tested)."""
     uses: dict[int, int] = {}
     for node in program.nodes:
         for a in node.args:
             uses[id(a)] = uses.get(id(a), 0) + 1
-    found: dict[int, tuple[Node, Node, str]] = {}
+
+    def element(n: Node) -> bool:
+        return not (n.scalar or n.boolean)
+
+    def once(n: Node) -> bool:  # a temporary read only by the node folding it
+        return element(n) and uses.get(id(n)) == 1 and id(n) not in outputs
+
+    def scaled(m: Node) -> tuple[Node, Node] | None:
+        """``m = s y`` (in either order), read once: (s, y)."""
+        if m.op != "mul" or not once(m) or sum(x.scalar for x in m.args) != 1:
+            return None
+        s, y = sorted(m.args, key=lambda x: not x.scalar)
+        return (s, y) if element(y) else None
+
+    found: dict[int, _Fold] = {}
     for node in program.nodes:
-        if node.op not in ("add", "sub") or node.scalar or node.boolean:
+        if node.op not in ("add", "sub") or not element(node):
             continue
+        sign = "-" if node.op == "sub" else ""
         for position in (1, 0) if node.op == "add" else (1,):
             m, a = node.args[position], node.args[1 - position]
-            if (
-                m.op == "mul"
-                and not m.scalar
-                and sum(x.scalar for x in m.args) == 1
-                and uses.get(id(m)) == 1
-                and id(m) not in outputs
-                and not a.scalar
-                and not a.boolean
-                and not any(x.boolean for x in m.args)
-            ):
-                found[id(node)] = (a, m, "-" if node.op == "sub" else "")
+            if not element(a) or m.op != "mul" or not once(m):
+                continue
+            pair = scaled(m)
+            if pair is not None:
+                s, y = pair
+                if y.op in ("mul", "div") and once(y) and all(map(element, y.args)):
+                    call = "torch.addcmul" if y.op == "mul" else "torch.addcdiv"
+                    found[id(node)] = _Fold(call, [a, *y.args], s, sign, [m, y])
+                else:
+                    found[id(node)] = _Fold("torch.add", [a, y], s, sign, [m])
+                break
+            if all(map(element, m.args)):  # a ± (s b) c
+                for k in (0, 1):
+                    inner = scaled(m.args[k])
+                    if inner is not None:
+                        s, b = inner
+                        fold = _Fold(
+                            "torch.addcmul", [a, b, m.args[1 - k]], s, sign, [m, m.args[k]]
+                        )
+                        found[id(node)] = fold
+                        break
+                if id(node) not in found:  # a ± b c
+                    found[id(node)] = _Fold("torch.addcmul", [a, *m.args], None, sign, [m])
                 break
     return found
 

@@ -22,8 +22,6 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "adagrad",
-    "adam",
     "lookahead_sync",
     "momentum_sgd",
     "noise_add",
@@ -39,17 +37,9 @@ def _each(values: Tensor) -> tuple[Tensor, ...]:
 
 
 def _gradients(
-    params: list[Tensor],
-    grads: list[Tensor],
-    *,
-    weight_decay: float,
-    maximize: bool,
-    decay: Scalar = 1.0,
+    params: list[Tensor], grads: list[Tensor], *, weight_decay: float, maximize: bool
 ) -> list[Tensor]:
-    """The gradients the update reads: negated (``maximize``) and with L2 added, as new tensors;
-    the decoupled factor ``decay`` (``1 - lr wd``) is applied to the parameters."""
-    if isinstance(decay, Tensor) or decay != 1.0:
-        torch._foreach_mul_(params, decay)
+    """The gradients the update reads: negated (``maximize``) and with L2 added, as new tensors."""
     if maximize:
         grads = torch._foreach_neg(grads)
         if weight_decay != 0:
@@ -57,67 +47,6 @@ def _gradients(
     elif weight_decay != 0:
         grads = torch._foreach_add(grads, params, alpha=weight_decay)
     return grads
-
-
-def _add_scaled(params: list[Tensor], update: list[Tensor], scale: Scalar) -> None:
-    """``p += scale * u`` with a float or 0-d tensor ``scale``."""
-    if isinstance(scale, Tensor):
-        torch._foreach_add_(params, torch._foreach_mul(update, scale))
-    else:
-        torch._foreach_add_(params, update, alpha=scale)
-
-
-def adam(
-    params: list[Tensor],
-    grads: list[Tensor],
-    exp_avg: list[Tensor],
-    exp_avg_sq: list[Tensor],
-    max_exp_avg_sq: list[Tensor],
-    *,
-    bc1: Tensor,
-    bc2: Tensor,
-    lr: Scalar,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    l2_weight_decay: float,
-    decay: Scalar,
-    amsgrad: bool,
-    maximize: bool,
-) -> None:
-    """Adam / AMSGrad / AdamW; ``bc1``, ``bc2``: ``1 - beta^t`` per tensor."""
-    g = _gradients(params, grads, weight_decay=l2_weight_decay, maximize=maximize, decay=decay)
-    torch._foreach_lerp_(exp_avg, g, 1 - beta1)  # (1)
-    torch._foreach_mul_(exp_avg_sq, beta2)
-    torch._foreach_addcmul_(exp_avg_sq, g, g, value=1 - beta2)  # (2)
-    v = exp_avg_sq
-    if amsgrad:
-        torch._foreach_maximum_(max_exp_avg_sq, exp_avg_sq)  # (3)
-        v = max_exp_avg_sq
-    denom = torch._foreach_sqrt(v)
-    torch._foreach_div_(denom, _each(bc2.sqrt()))
-    torch._foreach_add_(denom, eps)
-    torch._foreach_div_(denom, _each(-lr / bc1))  # the step size, folded into the denominator
-    torch._foreach_addcdiv_(params, exp_avg, denom)  # (4)
-
-
-def adagrad(
-    params: list[Tensor],
-    grads: list[Tensor],
-    state_sums: list[Tensor],
-    *,
-    clr: Tensor,
-    eps: float,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
-    """Adagrad; ``clr``: the decayed learning rate (1) per tensor."""
-    g = _gradients(params, grads, weight_decay=weight_decay, maximize=maximize)
-    torch._foreach_addcmul_(state_sums, g, g, value=1)  # (2)
-    std = torch._foreach_sqrt(state_sums)
-    torch._foreach_add_(std, eps)
-    torch._foreach_div_(std, _each(-clr))
-    torch._foreach_addcdiv_(params, g, std)  # (3)
 
 
 def momentum_sgd(
