@@ -35,7 +35,7 @@ from ..checks import HyperparameterError, Interval
 from . import _checks as c
 from . import _checks as checks  # the checks a rule's class may name
 from ._rules.graph import Node, RuleError, _apply
-from ._rules.rule import BUILTIN, Rule
+from ._rules.rule import BUILTIN, DECAY_FLAGS, Rule
 from ._rules.run import run_tensor
 from .base import OPTIONS, Optimizer, split_options, zeros
 from .kernels import _scalars, cpu, rules
@@ -109,13 +109,6 @@ def where(condition: Node, a: Value, b: Value) -> Value:
     """``a`` where ``condition`` (a comparison) holds, else ``b``."""
     return _apply("where", condition, a, b)
 
-
-# The derived flags of a ``weight_decay`` that is L2 (``h.l2``: added to the gradient) or, with
-# ``decoupled_weight_decay=True``, decoupled (``h.decay``: the weights scaled by 1 - lr wd)
-DECAY_FLAGS: dict[str, Callable[[Any], bool]] = {
-    "l2": lambda h: h.weight_decay != 0 and not h.decoupled_weight_decay,
-    "decay": lambda h: h.weight_decay != 0 and h.decoupled_weight_decay,
-}
 
 _ANY_REAL = c.number(Interval())
 

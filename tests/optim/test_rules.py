@@ -5,6 +5,7 @@ algorithm written here, against each other, and the rules the generator refuses.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 from pathlib import Path
 
@@ -166,8 +167,34 @@ def test_every_built_in_rule_is_a_checked_operator(name, flags):
     group = dict(rule.defaults)
     t = torch.full((len(shapes),), 3.0, dtype=torch.float64)
     kwargs = {**rule.vectors(group, t), **rule.hypers(group)}
-    kwargs.update({f: flags for f in rule.flags})
+    on = max(rule.programs, key=sum)  # the most flags a group can have on at once
+    kwargs.update(dict(zip(rule.flags, on if flags else [False] * len(on))))
     torch.library.opcheck(kernel.op, tuple(lists), kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_each_setting_a_group_can_have_has_a_loop(name):
+    """The C++ has a case for every setting of the flags that has a program, and a program
+    for every setting but those where L2 and decoupled weight decay contradict
+    ``decoupled_weight_decay``; settings with the same loop share it (no two loops alike)."""
+    import re
+
+    from descentlab.optim.elementwise import DECAY_FLAGS
+
+    rule = BUILTIN[name]
+    code = rule.unit.code
+    cases = {int(c) for c in re.findall(r"case (\d+):", code)}
+    assert cases == {sum(1 << i for i, on in enumerate(k) if on) for k in rule.programs}
+    decay_flags = all(rule.derived.get(k) is f for k, f in DECAY_FLAGS.items())
+    for combo in itertools.product((False, True), repeat=len(rule.flags)):
+        flags = dict(zip(rule.flags, combo))
+        coupled = not flags.get("decoupled_weight_decay", False)
+        contradicts = decay_flags and (
+            (flags["l2"] and not coupled) or (flags["decay"] and coupled)
+        )
+        assert (combo in rule.programs) is not contradicts, flags
+    loops = re.findall(r"void loop_\d+(\(.*?\n)}\n", code, flags=re.DOTALL)
+    assert loops and len(set(loops)) == len(loops)
 
 
 def test_compile_takes_the_step_without_recompiling():

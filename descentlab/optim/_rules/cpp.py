@@ -172,16 +172,24 @@ class Unit:
     name: str
     code: str
     binding: str
+    declaration: str  # its entry point's, for the source that binds it
 
 
 def unit(name: str, title: str, programs: list[Program], sig: Signature) -> Unit:
     """The C++ of a rule: one loop per program (setting of the flags) and the entry point
     ``<name>::step``."""
     lists = tuple(("param", "grad", *sig.lists[2:]))
-    loops, cases = [], []
-    for index, program in enumerate(programs):
+    loops: list[str] = []
+    cases: dict[str, list[int]] = {}  # a case's body -> its flag settings (one loop each)
+    for program in programs:
+        index = len(loops)
         text, printer = _loop(index, program, lists)
-        loops.append(text)
+        try:  # a setting whose loop is another's (a flag read by no operation): that loop
+            index = [loop.replace(f"loop_{i}(", "loop(") for i, loop in enumerate(loops)].index(
+                text.replace(f"loop_{index}(", "loop(")
+            )
+        except ValueError:
+            loops.append(text)
         scalars = printer.scalars()
         used = [n for n in lists if n in program.inputs or n in program.outputs]
         args = [f"ptr<scalar_t>({_list(n, sig)}, t)" for n in used]
@@ -198,18 +206,16 @@ def unit(name: str, title: str, programs: list[Program], sig: Signature) -> Unit
             ),
         ]
         combo = sum(1 << i for i, f in enumerate(sig.flags) if program.flags.get(f))
-        cases.append(
-            "\n".join(
-                [
-                    f"      case {combo}:",
-                    "        for_chunks(L_params, [&](int64_t, int64_t t, int64_t b, int64_t e) {",
-                    *(f"          {line}" for line in scalars),
-                    f"          loop_{index}<scalar_t, T>({', '.join(args)});",
-                    "        });",
-                    "        break;",
-                ]
-            )
+        body = "\n".join(
+            [
+                "        for_chunks(L_params, [&](int64_t, int64_t t, int64_t b, int64_t e) {",
+                *(f"          {line}" for line in scalars),
+                f"          loop_{index}<scalar_t, T>({', '.join(args)});",
+                "        });",
+                "        break;",
+            ]
         )
+        cases.setdefault(body, []).append(combo)
     params = [
         *(f"const TensorList& L_{n}" for n in sig.lists),
         *(f"const Scalars& V_{n}" for n in sig.vectors),
@@ -249,7 +255,10 @@ def unit(name: str, title: str, programs: list[Program], sig: Signature) -> Unit
             f' "{title}", [&] {{',
             "    using T = at::opmath_type<scalar_t>;",
             "    switch (combo) {",
-            *cases,
+            *(
+                "\n".join([*(f"      case {c}:" for c in combos), body])
+                for body, combos in cases.items()
+            ),
             "      default:",
             '        TORCH_CHECK(false, "descentlab: no loop for these flags");',
             "    }",
@@ -264,7 +273,10 @@ def unit(name: str, title: str, programs: list[Program], sig: Signature) -> Unit
         f'  m.def("{name}", &{name}::step, "{title}\'s step over lists of tensors", '
         f"{', '.join(arguments)});"
     )
-    return Unit(name, code, binding)
+    declaration = (
+        f"namespace {name} {{\nusing namespace descentlab;\nvoid step({', '.join(params)});\n}}"
+    )
+    return Unit(name, code, binding, declaration)
 
 
 _HEAD = [
@@ -278,6 +290,7 @@ def module(units: list[Unit]) -> str:
     """A C++ extension of its own for ``units`` (a rule defined outside descentlab)."""
     return "\n".join(
         [
+            "#include <torch/extension.h>",
             *_HEAD,
             *(u.code for u in units),
             "PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {",
@@ -289,24 +302,39 @@ def module(units: list[Unit]) -> str:
     )
 
 
-def bundle(units: list[Unit]) -> str:
-    """A translation unit of the hand-written kernels' extension (``csrc/kernels.cpp`` calls
-    ``descentlab::bind_rules``): descentlab's own rules, built with it in one build."""
-    return "\n".join(
+def bundle(units: list[Unit], parts: int = 1) -> tuple[list[str], str]:
+    """descentlab's own rules in the hand-written kernels' extension, built with it in one
+    build: the sources of their loops, shared out over ``parts`` translation units of about
+    equal size that the build compiles in parallel (with ATen's headers only: torch's
+    extension header alone takes half a minute to compile), and the header that
+    ``csrc/kernels.cpp`` includes to bind them (``descentlab::bind_rules``)."""
+    shares: list[list[Unit]] = [[] for _ in range(max(1, min(parts, len(units))))]
+    for u in sorted(units, key=lambda u: -len(u.code)):  # the largest first, to the smallest
+        min(shares, key=lambda share: sum(len(x.code) for x in share)).append(u)
+    sources = [
+        "\n".join([*_HEAD, *(u.code for u in sorted(share, key=lambda u: u.name))])
+        for share in shares
+    ]
+    ordered = sorted(units, key=lambda u: u.name)
+    header = "\n".join(
         [
-            *_HEAD,
-            *(u.code for u in units),
+            "// Generated by descentlab from optimizers' rules: do not edit.",
+            "#pragma once",
+            "",
+            *(u.declaration for u in ordered),
+            "",
             "namespace descentlab {",
             "",
-            "void bind_rules(pybind11::module_& m) {",
+            "inline void bind_rules(pybind11::module_& m) {",
             "  using py::arg;",
-            *(u.binding for u in units),
+            *(u.binding for u in ordered),
             "}",
             "",
             "}  // namespace descentlab",
             "",
         ]
     )
+    return sources, header
 
 
 def _list(name: str, sig: Signature) -> str:

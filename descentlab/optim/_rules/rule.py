@@ -18,16 +18,34 @@ from . import tri
 from .cpp import Signature, Unit, bundle, module, unit
 from .graph import Program, RuleError, trace
 
-__all__ = ["BUILTIN", "Rule", "bundled"]
+__all__ = ["BUILTIN", "DECAY_FLAGS", "Rule", "bundled"]
 
 # The rules of descentlab's own optimizers, by name (registered when their classes are
 # defined): built into the hand-written kernels' extension, in the same build.
 BUILTIN: dict[str, Rule] = {}
 
 
-def bundled() -> str:
-    """The C++ of the built-in rules, one translation unit (:func:`.cpp.bundle`)."""
-    return bundle([BUILTIN[name].unit for name in sorted(BUILTIN)])
+# The derived flags of a ``weight_decay`` that is L2 (``h.l2``: added to the gradient) or, with
+# ``decoupled_weight_decay=True``, decoupled (``h.decay``: the weights scaled by 1 - lr wd)
+DECAY_FLAGS: dict[str, Callable[[Any], bool]] = {
+    "l2": lambda h: h.weight_decay != 0 and not h.decoupled_weight_decay,
+    "decay": lambda h: h.weight_decay != 0 and h.decoupled_weight_decay,
+}
+
+
+def _reachable(setting: dict[str, bool], derived: dict[str, Callable[[Any], bool]]) -> bool:
+    """Whether a group can have this setting of the flags: not where :data:`DECAY_FLAGS`
+    contradict ``decoupled_weight_decay`` or each other (no kernel loop is made for it)."""
+    coupled = not setting.get("decoupled_weight_decay", False)
+    if derived.get("l2") is DECAY_FLAGS["l2"] and setting["l2"] and not coupled:
+        return False
+    return not (derived.get("decay") is DECAY_FLAGS["decay"] and setting["decay"] and coupled)
+
+
+def bundled(parts: int = 1) -> tuple[list[str], str]:
+    """The C++ of the built-in rules: ``parts`` translation units and the header that binds
+    them (:func:`.cpp.bundle`)."""
+    return bundle([BUILTIN[name].unit for name in sorted(BUILTIN)], parts)
 
 
 class Setting(NamedTuple):
@@ -150,6 +168,8 @@ class Rule:
         programs = {}
         for combo in itertools.product((False, True), repeat=len(flags)):
             setting = dict(zip(flags, combo))
+            if not _reachable(setting, derived):
+                continue
             present = tuple(k for k in state if setting.get(state_when.get(k, ""), True))
             programs[combo] = trace(
                 update, state=present, defaults=defaults, vectors=vectors, flags=setting

@@ -78,16 +78,21 @@ def _name() -> str:
 
 @functools.cache
 def _digest() -> str:
-    return _hash(SOURCE.read_bytes() + _bundled().encode(), _flags())
+    sources, header = _bundled()
+    return _hash(SOURCE.read_bytes() + "".join([*sources, header]).encode(), _flags())
+
+
+# sources the generated rules are shared out over: the build compiles them in parallel
+_RULE_SOURCES = 3
 
 
 @functools.cache
-def _bundled() -> str:
+def _bundled() -> tuple[list[str], str]:
     """The C++ generated from descentlab's own optimizers' rules, built into this extension
-    (``kernels.cpp`` binds it): every algorithm in one build."""
+    (``kernels.cpp`` includes the header that binds them): every algorithm in one build."""
     from .._rules.rule import bundled
 
-    return bundled()
+    return bundled(_RULE_SOURCES)
 
 
 def _flags() -> list[str]:
@@ -156,8 +161,10 @@ def _announce(directory: Path) -> Path | None:
 
 def _load(verbose: bool = False) -> ModuleType:
     directory = build_directory()
-    rules = _write(directory / "rules.cpp", _bundled())
-    return _load_extension(_name(), directory, [SOURCE, rules], _flags(), verbose)
+    sources, header = _bundled()
+    _write(directory / "rules.h", header)  # kernels.cpp includes it
+    rules = [_write(directory / f"rules_{k}.cpp", c) for k, c in enumerate(sources)]
+    return _load_extension(_name(), directory, [SOURCE, *rules], _flags(), verbose)
 
 
 def _write(path: Path, source: str) -> Path:
@@ -187,7 +194,7 @@ def _load_extension(
             sources=[str(s) for s in sources],
             extra_cflags=flags,
             extra_ldflags=["-fopenmp"],
-            extra_include_paths=[str(RUNTIME.parent)],
+            extra_include_paths=[str(RUNTIME.parent), str(directory)],
             verbose=verbose,
         )
     finally:

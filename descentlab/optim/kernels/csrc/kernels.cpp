@@ -14,7 +14,10 @@
 // The arithmetic follows the order of the readable per-tensor path (descentlab/optim/*.py,
 // torch's pointwise ops) so that both give the same results up to rounding.
 
+#include <torch/extension.h>
+
 #include "runtime.h"
+#include "rules.h"  // the built-in rules' kernels and their bindings (generated: rules_*.cpp)
 
 namespace {
 
@@ -100,8 +103,8 @@ std::pair<double, double> swats_loop(S* __restrict__ P, const S* __restrict__ G,
     const double step = static_cast<S>(m / (std::sqrt(a) + e) * c);
     const double gd = static_cast<S>(g);
     P[i] = p + T(step);
-    pg += step * gd;
-    pp += step * step;
+    pg = std::fma(step, gd, pg);  // one rounding per term (an FMA: half the float64 work)
+    pp = std::fma(step, step, pp);
   }
   return {pg, pp};
 }
@@ -354,10 +357,6 @@ void set_scalars(const TensorList& scalars, const Scalars& new_values) {
 }
 
 }  // namespace
-
-namespace descentlab {
-void bind_rules(pybind11::module_& m);  // the built-in rules' kernels (generated: rules.cpp)
-}  // namespace descentlab
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   // Tensor lists first, then keyword-only arguments: nothing can be passed by position by
