@@ -44,6 +44,9 @@ STATE_TENSORS = {
     "lookahead(adam)": 2,
     "adopt": 2,
     "ademamix": 3,
+    "lion": 1,
+    "schedule-free-adamw": 2,
+    "schedule-free-sgd": 1,
 }
 EXTRA_BYTES = {"lookahead(adam)": 16 / 5}
 
@@ -90,6 +93,7 @@ PEERS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "lookahead(adam)": [(f"{_PO}.Lookahead", {}), (f"{_TO}.Lookahead", {})],
     "adopt": [("adopt.ADOPT", {}), (f"{_PO}.ADOPT", {})],  # the authors' package; a peer
     "ademamix": [(f"{_PO}.AdEMAMix", {})],
+    "lion": [("lion_pytorch.Lion", {}), (f"{_PO}.Lion", {})],
 }
 
 # (a) one flat tensor; (b) about 200 tensors shaped like a conv net (conv, bias, norm weight

@@ -58,8 +58,11 @@ from step import _copy, _paired
 import descentlab
 
 F64 = torch.float64
+# every optimizer with descentlab's Triton kernels (those torch also has included: on CUDA
+# they take torch's fused kernel, so the parity table forces the Triton path for them)
 DIRECT = ("rmsprop", "nadam", "radam", "adabound", "amsbound", "sgd", "sgdm", "nag", "sgdw",
-          "sgdwm", "swats", "adopt", "ademamix", "lookahead(adam)")  # fmt: skip
+          "sgdwm", "adagrad", "adam", "amsgrad", "adamw", "swats", "adopt", "ademamix", "lion",
+          "schedule-free-adamw", "schedule-free-sgd", "lookahead(adam)")  # fmt: skip
 WD = 5e-4
 
 

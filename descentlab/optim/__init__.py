@@ -7,6 +7,7 @@ from .adam import Adam, AdamW
 from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .base import NonFiniteGradientError, Optimizer
+from .lion import Lion
 from .lookahead import Lookahead
 from .nadam import NAdam
 from .noise import GradientNoise
@@ -14,6 +15,7 @@ from .param_groups import param_groups
 from .radam import RAdam
 from .registry import REGISTRY, WRAPPERS, Entry, create, names, register, unregister
 from .rmsprop import RMSprop
+from .schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
 from .sgd import SGD, SGDW
 from .swats import SWATS
 
@@ -32,12 +34,15 @@ __all__ = [
     "Entry",
     "GradientNoise",
     "HyperparameterError",
+    "Lion",
     "Lookahead",
     "NAdam",
     "NonFiniteGradientError",
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
     "create",
     "names",
     "param_groups",

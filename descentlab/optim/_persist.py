@@ -52,7 +52,7 @@ class Persistence:
     """The state-dict methods of :class:`.base.Optimizer` (a mixin before
     ``torch.optim.Optimizer``: ``super()`` reaches torch's)."""
 
-    _float32_state: ClassVar[tuple[str, ...]] = ()  # 0-d float32 state kept as such on load
+    _scalar_dtypes: ClassVar[dict[str, torch.dtype]] = {}  # 0-d state kept in its dtype on load
     _missing_step: ClassVar[float | None] = None  # the step given to saved state lacking one
 
     def state_dict(self) -> dict[str, Any]:
@@ -97,8 +97,10 @@ class Persistence:
             for key, value in state.items():
                 if not torch.is_tensor(value):
                     continue
-                if key == "step" or key in self._float32_state:
+                if key == "step":
                     value = value.to(torch.float32)
+                elif key in self._scalar_dtypes:
+                    value = value.to(self._scalar_dtypes[key])
                 if key == "step" and isinstance(p, torch.Tensor):
                     value = value.to(p.device)
                 state[key] = value.clone() if id(value) in saved else value

@@ -9,6 +9,7 @@ import torch
 
 from ..checks import HyperparameterError
 from ._persist import copy_state, describe, hooked_load, hooked_state_dict, restore_state
+from .schedule_free import has_modes
 
 __all__ = ["Wrapper", "capturable", "inner_step", "set_count"]
 
@@ -96,6 +97,16 @@ class Wrapper(torch.optim.Optimizer):
         noise drawn), so ``nonfinite="skip"`` acts the same through any stack of wrappers.
         """
         return getattr(self.base_optimizer, "skipped_steps", 0)
+
+    def train(self) -> None:
+        """The base optimizer's ``train()`` where it has modes (Schedule-Free), else nothing."""
+        if has_modes(self.base_optimizer):
+            self.base_optimizer.train()
+
+    def eval(self) -> None:
+        """The base optimizer's ``eval()`` where it has modes (Schedule-Free), else nothing."""
+        if has_modes(self.base_optimizer):
+            self.base_optimizer.eval()
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group to the base optimizer (the list is shared) and set up its wrapper state."""

@@ -145,9 +145,12 @@ class Elementwise(Optimizer):
     * ``update(x, h)``: the rule; ``scalars(h, t)`` (optional): step-dependent scalars, a
       dict of values computed with tensor ops from the vector ``t`` of step counts (one per
       tensor), read in the rule as ``h.<name>``;
-    * ``scalar_state``: per-tensor scalars kept in the state (0-d float32, e.g. NAdam's
-      ``{"mu_product": 1.0}``); ``scalars(h, t, s)`` then reads them as ``s.<name>`` (float32
-      vectors) and returns their new values under the same names.
+    * ``scalar_state``: per-tensor scalars kept in the state (0-d tensors of ``scalar_dtype``,
+      float32 by default, e.g. NAdam's ``{"mu_product": 1.0}``); ``scalars(h, t, s)`` then
+      reads them as ``s.<name>`` (vectors of that dtype) and returns their new values under
+      the same names;
+    * ``group_entries``: entries of every parameter group that are not hyperparameters
+      (Schedule-Free's ``{"train_mode": True}``), with their defaults.
     """
 
     hyperparameters: ClassVar[dict[str, Any]] = {}
@@ -157,6 +160,8 @@ class Elementwise(Optimizer):
     derived: ClassVar[dict[str, Callable[[Any], bool]]] = {}
     state_when: ClassVar[dict[str, str]] = {}
     scalar_state: ClassVar[dict[str, float]] = {}
+    scalar_dtype: ClassVar[torch.dtype] = torch.float32
+    group_entries: ClassVar[dict[str, Any]] = {}
     _rule: ClassVar[Rule]
     _compiled = True
 
@@ -188,8 +193,9 @@ class Elementwise(Optimizer):
             derived=cls.derived,
             state_when=cls.state_when,
             scalar_state=cls.scalar_state,
+            scalar_dtype=cls.scalar_dtype,
         )
-        cls._float32_state = tuple(cls.scalar_state)  # kept float32 when a state dict loads
+        cls._scalar_dtypes = dict.fromkeys(cls.scalar_state, cls.scalar_dtype)  # kept on load
         ours = cls.__module__.startswith("descentlab.")  # built into the kernels' extension
         if ours and BUILTIN.setdefault(cls._rule.name, cls._rule) is not cls._rule:
             raise RuleError(f"two of descentlab's rules are named {cls._rule.name}")
@@ -229,11 +235,12 @@ class Elementwise(Optimizer):
             defaults[name] = value
         for name in [k for k in kwargs if k in defaults]:
             defaults[name] = kwargs.pop(name)
-        super().__init__(params, defaults, **split_options(kwargs))
+        options = split_options(kwargs)
+        super().__init__(params, {**defaults, **self.group_entries}, **options)
 
     def _init_state(self, group: dict[str, Any], p: torch.Tensor, state: dict[str, Any]) -> None:
-        for key, value in self.scalar_state.items():  # 0-d float32 on the device, as torch's
-            state[key] = torch.tensor(value, dtype=torch.float32, device=p.device)
+        for key, value in self.scalar_state.items():  # 0-d on the device, as torch's
+            state[key] = torch.tensor(value, dtype=self.scalar_dtype, device=p.device)
         zeros(state, p, *self._rule.present(group))
 
     def _reference(self, group, p, g, state, t):

@@ -16,11 +16,13 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .ademamix import AdEMAMix
 from .adopt import ADOPT
+from .lion import Lion
 from .lookahead import Lookahead
 from .nadam import NAdam
 from .noise import GradientNoise
 from .radam import RAdam
 from .rmsprop import RMSprop
+from .schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
 from .sgd import SGD, SGDW
 from .swats import SWATS
 
@@ -99,6 +101,23 @@ REGISTRY: dict[str, Entry] = {
             1e-3,
             "Pagliardini et al. 2024",
             "Algorithm 1 (test); pytorch_optimizer.AdEMAMix",
+        ),
+        Entry("lion", Lion, {}, 3e-4, "Chen et al. 2023", "Algorithm 2 (test); lion_pytorch.Lion"),
+        Entry(
+            "schedule-free-adamw",
+            ScheduleFreeAdamW,
+            {},
+            2.5e-3,
+            "Defazio et al. 2024",
+            "schedulefree.AdamWScheduleFree",
+        ),
+        Entry(
+            "schedule-free-sgd",
+            ScheduleFreeSGD,
+            {},
+            1.0,
+            "Defazio et al. 2024",
+            "schedulefree.SGDScheduleFree",
         ),
     )
 }

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..optim import create
+from ..optim.schedule_free import evaluating, has_modes
 from ._base import SPLITS, Task
 
 __all__ = ["History", "optimizers_for", "train"]
@@ -86,6 +87,9 @@ def train(
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     history = History()
     start = time.perf_counter()
+    for o in optimizers.values():  # steps are taken in train mode (Schedule-Free's)
+        if has_modes(o):
+            o.train()
     for _ in range(epochs):
         for batch in task.epoch_batches():
             t0 = time.perf_counter()
@@ -100,7 +104,9 @@ def train(
                 break
         if history.diverged:
             break
-        history.epochs.append({s: task.evaluate(s) for s in eval_splits})
-    history.final = {s: task.evaluate(s) for s in final_splits}
+        with evaluating(*optimizers.values()):  # the average, where an optimizer keeps one
+            history.epochs.append({s: task.evaluate(s) for s in eval_splits})
+    with evaluating(*optimizers.values()):
+        history.final = {s: task.evaluate(s) for s in final_splits}
     history.wall_time = time.perf_counter() - start
     return history

@@ -25,6 +25,7 @@ from ..checks import (
     check_int,
     check_number,
 )
+from ..optim.schedule_free import evaluating
 from ._suggest import METHODS, usable
 
 if TYPE_CHECKING:
@@ -252,9 +253,11 @@ def lr_range_test(
             loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
-            value = (
-                loss.item() if val_loader is None else _evaluate(model, loss_fn, val_loader, device)
-            )
+            if val_loader is None:
+                value = loss.item()
+            else:
+                with evaluating(optimizer):  # Schedule-Free's average, where it keeps one
+                    value = _evaluate(model, loss_fn, val_loader, device)
             avg = beta * avg + (1.0 - beta) * value  # (2)
             smoothed = avg / (1.0 - beta ** (i + 1))
             lrs.append(lr)

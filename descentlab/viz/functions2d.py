@@ -83,6 +83,9 @@ LR_FAMILY: dict[str, str] = {
     "swats": "adam",
     "adopt": "adam",
     "ademamix": "adam",
+    "lion": "adam",  # sign steps: lr per coordinate
+    "schedule-free-adamw": "adam",
+    "schedule-free-sgd": "sgdm",
 }
 
 

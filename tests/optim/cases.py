@@ -176,6 +176,27 @@ CASES = [
         ),
         ref.AdEMAMixReference,
     ),
+    Case(
+        "lion",
+        ({"lr": 0.003, "weight_decay": 0.1}, {"lr": 0.001, "betas": (0.8, 0.95), "maximize": True}),
+        ref.LionReference,
+    ),
+    Case(
+        "schedule-free-adamw",
+        (
+            {"lr": 0.01, "weight_decay": 0.01, "warmup_steps": 10},
+            {"lr": 0.003, "betas": (0.8, 0.99), "r": 0.5, "weight_lr_power": 1.0, "maximize": True},
+        ),
+        ref.AuthorsScheduleFreeAdamW,
+    ),
+    Case(
+        "schedule-free-sgd",
+        (
+            {"lr": 0.05, "weight_decay": 0.01, "warmup_steps": 10},
+            {"lr": 0.02, "momentum": 0.8, "r": 0.5, "maximize": True},
+        ),
+        ref.AuthorsScheduleFreeSGD,
+    ),
 ]
 
 CASE_IDS = [c.name for c in CASES]

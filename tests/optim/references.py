@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import adopt
+import schedulefree
 import torch
 
 
@@ -157,3 +158,66 @@ class AdEMAMixReference(torch.optim.Optimizer):
                 nu_hat = st["exp_avg_sq"] / (1 - b2**t)
                 update = (m_hat + alpha * st["exp_avg_slow"]) / (nu_hat.sqrt() + group["eps"])
                 p.sub_(group["lr"] * (update + group["weight_decay"] * p))
+
+
+class LionReference(torch.optim.Optimizer):
+    """Chen et al. 2023, Algorithm 2, per parameter tensor, in the paper's variables."""
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False):
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay,
+                                      maximize=maximize))  # fmt: skip
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            lr, lam = group["lr"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = -p.grad if group["maximize"] else p.grad
+                m = self.state[p].setdefault("exp_avg", torch.zeros_like(p))
+                c = b1 * m + (1 - b1) * g  # update = interp(g_t, m_{t-1}, beta1)
+                p.sub_(
+                    lr * (torch.sign(c) + lam * p)
+                )  # theta_t = theta_{t-1} - lr (sign + lam theta)
+                m.copy_(b2 * m + (1 - b2) * g)  # m_t = interp(g_t, m_{t-1}, beta2)
+
+
+class _TrainMode:
+    """The authors' Schedule-Free optimizer in train mode from the start (descentlab's starts
+    there; theirs starts in eval mode and refuses a step there), on its per-tensor path, with
+    ``maximize`` (which they lack) as a negated gradient of its own (theirs is changed in place:
+    ``grad.div_``)."""
+
+    def __init__(self, params, maximize=False, **kwargs):
+        self._maximize = maximize
+        super().__init__(params, foreach=False, **kwargs)
+        self.train()
+
+    def add_param_group(self, param_group):
+        group = dict(param_group)
+        group.setdefault("maximize", self._maximize)
+        super().add_param_group(group)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        grads = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    grads[p] = p.grad
+                    p.grad = -p.grad if group["maximize"] else p.grad.clone()
+        try:
+            return super().step(closure)
+        finally:
+            for p, g in grads.items():
+                p.grad = g
+
+
+class AuthorsScheduleFreeAdamW(_TrainMode, schedulefree.AdamWScheduleFree):
+    """``schedulefree.AdamWScheduleFree`` (Defazio et al. 2024)."""
+
+
+class AuthorsScheduleFreeSGD(_TrainMode, schedulefree.SGDScheduleFree):
+    """``schedulefree.SGDScheduleFree`` (Defazio et al. 2024)."""

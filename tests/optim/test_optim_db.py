@@ -218,8 +218,11 @@ OWN_CLASSES = (
     "ADOPT",
     "AdEMAMix",
     "AdaBound",
+    "Lion",
     "SGDW",
     "SWATS",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeSGD",
 )  # the wrappers take an optimizer, not parameters
 OWN_ERRORS = generic_error_inputs(OWN_CLASSES)
 

@@ -353,9 +353,9 @@ def test_flags_step_scalars_and_where_in_one_rule():
 def lion_registered():
     from descentlab.optim import Entry, register, unregister
 
-    register(Entry("lion", Lion, {}, 1e-4, "Chen et al. 2023", "Algorithm 2, in the tests"))
+    register(Entry("my-lion", Lion, {}, 1e-4, "Chen et al. 2023", "Algorithm 2, in the tests"))
     yield
-    unregister("lion")
+    unregister("my-lion")
 
 
 def test_a_rule_optimizer_joins_the_registry(lion_registered):
@@ -363,12 +363,12 @@ def test_a_rule_optimizer_joins_the_registry(lion_registered):
     from descentlab.optim import Entry, HyperparameterError, register
 
     model = torch.nn.Linear(3, 2)
-    opt = descentlab.create("lookahead(lion)", model.parameters(), lr=1e-3, k=2)
+    opt = descentlab.create("lookahead(my-lion)", model.parameters(), lr=1e-3, k=2)
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
-    assert "lion" in descentlab.names()
+    assert "my-lion" in descentlab.names()
     with pytest.raises(HyperparameterError, match="already registered"):
-        register(Entry("lion", Lion))
+        register(Entry("my-lion", Lion))
     with pytest.raises(HyperparameterError, match="Invalid optimizer name"):
         register(Entry("Lion!", Lion))
 
@@ -481,3 +481,27 @@ def test_the_readable_path_keeps_scalars_per_group_values():
         runs[impl] = [p.detach() for p in ps]
     for a, b in zip(runs["forloop"], runs["auto"]):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+class _PlainScale(Elementwise):
+    """A rule whose step-dependent scalar is a Python float (not a tensor)."""
+
+    hyperparameters = {"lr": 0.003}
+    state_tensors = ()
+
+    @staticmethod
+    def scalars(h, t):
+        return {"c": h.lr * 1.0}
+
+    def update(x, h):
+        x.param = x.param - h.c * x.grad
+
+
+@pytest.mark.parametrize("impl", ["forloop", "foreach", "fused"])
+def test_a_scalar_given_as_a_python_float_keeps_its_precision(impl):
+    """float64 parameters: ``c = 0.003`` reaches every path as the float64 0.003, not rounded
+    through float32 (the readable path once read it with ``torch.as_tensor``: 2.6e-11 off)."""
+    p = torch.nn.Parameter(torch.ones(5, dtype=torch.float64))
+    p.grad = torch.ones(5, dtype=torch.float64)
+    _PlainScale([p], impl=impl).step()
+    assert torch.equal(p.detach(), torch.full((5,), 1 - 0.003, dtype=torch.float64))

@@ -89,7 +89,8 @@ class Rule:
     programs: dict[tuple[bool, ...], Program]
     signature: Signature
     sources: dict[str, tuple[str, int | None]]  # a kernel's float argument -> (name, index)
-    scalar_state: dict[str, float] = field(default_factory=dict)  # per-tensor float32 state
+    scalar_state: dict[str, float] = field(default_factory=dict)  # per-tensor 0-d state
+    scalar_dtype: torch.dtype = torch.float32  # the scalar state's
     _settings: dict[tuple[Any, ...], Setting] = field(default_factory=dict, repr=False)
     _filled: dict[tuple[Any, ...], torch.Tensor] = field(default_factory=dict, repr=False)
     _made_numbers: dict[tuple[Any, ...], dict[str, float]] = field(default_factory=dict, repr=False)
@@ -108,6 +109,7 @@ class Rule:
         derived: dict[str, Callable[[Any], bool]] | None = None,
         state_when: dict[str, str] | None = None,
         scalar_state: dict[str, float] | None = None,
+        scalar_dtype: torch.dtype = torch.float32,
     ) -> Rule:
         """Check and trace a rule; :class:`RuleError` naming what is wrong."""
         if len(inspect.signature(update).parameters) != 2:
@@ -154,7 +156,9 @@ class Rule:
                 f"{'s, the scalar state, ' if scalar_state else ''}not {inspect.signature(scalars)}"
             )
         try:
-            made = scalars(Values(defaults), _scalars.at(1), *_initial(scalar_state, 1))
+            made = scalars(
+                Values(defaults), _scalars.at(1), *_initial(scalar_state, 1, dtype=scalar_dtype)
+            )
         except Exception as exc:
             raise RuleError(f"{name}.scalars(h, t) failed: {type(exc).__name__}: {exc}") from exc
         made = {k: v for k, v in made.items() if k not in scalar_state}  # its new values
@@ -195,6 +199,7 @@ class Rule:
             sig,
             sources,
             scalar_state,
+            scalar_dtype,
         )
 
     def setting(self, group: dict[str, Any]) -> Setting:
@@ -316,9 +321,11 @@ class Rule:
             device = next(iter(current.values())).device if current else "cpu"
             for key, value in self._made(group, _scalars.at(t, device), current or None).items():
                 if key in self.scalar_state:
-                    state[key].copy_(torch.as_tensor(value).reshape(()))
+                    state[key].copy_(torch.as_tensor(value, dtype=state[key].dtype).reshape(()))
+                elif isinstance(value, (int, float)):  # (as_tensor would round it to float32)
+                    out[key] = float(value)
                 else:
-                    out[key] = float(torch.as_tensor(value).reshape(-1)[0])
+                    out[key] = float(value.reshape(-1)[0])
         return out
 
     def _made(self, group: dict[str, Any], t: torch.Tensor, current: Any) -> dict[str, Any]:
@@ -326,7 +333,7 @@ class Rule:
         if not self.scalar_state:
             return self.scalars(Values(group), t)
         if current is None:
-            (state,) = _initial(self.scalar_state, len(t), t.device)
+            (state,) = _initial(self.scalar_state, len(t), t.device, self.scalar_dtype)
         else:
             state = Values(current)
         return self.scalars(Values(group), t, state)
@@ -353,14 +360,19 @@ class Rule:
         return f"rule_{self.name.lower()}_{digest}"
 
 
-def _initial(scalar_state: dict[str, float], n: int, device: Any = "cpu") -> list[Values]:
-    """The scalar state's initial values as 1-D float32 vectors of ``n`` (none: [])."""
+def _initial(
+    scalar_state: dict[str, float],
+    n: int,
+    device: Any = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> list[Values]:
+    """The scalar state's initial values as 1-D vectors of ``n`` (none: [])."""
     if not scalar_state:
         return []
     return [
         Values(
             {
-                k: torch.full((n,), float(v), dtype=torch.float32, device=device)
+                k: torch.full((n,), float(v), dtype=dtype, device=device)
                 for k, v in scalar_state.items()
             }
         )
