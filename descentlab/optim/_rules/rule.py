@@ -17,29 +17,21 @@ from ..kernels import _scalars
 from . import tri
 from .cpp import Signature, Unit, bundle, module, unit
 from .graph import Program, RuleError, trace
+from .values import (
+    DECAY_FLAGS,
+    Values,
+    check_hyperparameter,
+    initial,
+    kept,
+    reachable,
+    vector,
+)
 
 __all__ = ["BUILTIN", "DECAY_FLAGS", "Rule", "bundled"]
 
 # The rules of descentlab's own optimizers, by name (registered when their classes are
 # defined): built into the hand-written kernels' extension, in the same build.
 BUILTIN: dict[str, Rule] = {}
-
-
-# The derived flags of a ``weight_decay`` that is L2 (``h.l2``: added to the gradient) or, with
-# ``decoupled_weight_decay=True``, decoupled (``h.decay``: the weights scaled by 1 - lr wd)
-DECAY_FLAGS: dict[str, Callable[[Any], bool]] = {
-    "l2": lambda h: h.weight_decay != 0 and not h.decoupled_weight_decay,
-    "decay": lambda h: h.weight_decay != 0 and h.decoupled_weight_decay,
-}
-
-
-def _reachable(setting: dict[str, bool], derived: dict[str, Callable[[Any], bool]]) -> bool:
-    """Whether a group can have this setting of the flags: not where :data:`DECAY_FLAGS`
-    contradict ``decoupled_weight_decay`` or each other (no kernel loop is made for it)."""
-    coupled = not setting.get("decoupled_weight_decay", False)
-    if derived.get("l2") is DECAY_FLAGS["l2"] and setting["l2"] and not coupled:
-        return False
-    return not (derived.get("decay") is DECAY_FLAGS["decay"] and setting["decay"] and coupled)
 
 
 def bundled(parts: int = 1) -> tuple[list[str], str]:
@@ -56,22 +48,6 @@ class Setting(NamedTuple):
     present: tuple[str, ...]  # the state tensors
     program: Program
     readable: Program  # the readable path's: its gradient arrives negated under maximize
-
-
-class Values:
-    """Attribute access to a group's (or the defaults') hyperparameters, for ``scalars(h, t)``."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = values
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self._values[name]
-        except KeyError:
-            known = ", ".join(k for k in self._values if k != "params")
-            raise AttributeError(f"no hyperparameter {name!r}; there are {known}") from None
 
 
 @dataclass(eq=False)
@@ -118,7 +94,7 @@ class Rule:
         defaults.setdefault("maximize", False)
         taken = {"param", "grad", "step", *reserved}
         for key, value in defaults.items():
-            _check_hyperparameter(name, key, value, taken)
+            check_hyperparameter(name, key, value, taken)
         for key in state:
             if not key.isidentifier() or key in taken or key in defaults:
                 raise RuleError(
@@ -157,7 +133,7 @@ class Rule:
             )
         try:
             made = scalars(
-                Values(defaults), _scalars.at(1), *_initial(scalar_state, 1, dtype=scalar_dtype)
+                Values(defaults), _scalars.at(1), *initial(scalar_state, 1, dtype=scalar_dtype)
             )
         except Exception as exc:
             raise RuleError(f"{name}.scalars(h, t) failed: {type(exc).__name__}: {exc}") from exc
@@ -172,7 +148,7 @@ class Rule:
         programs = {}
         for combo in itertools.product((False, True), repeat=len(flags)):
             setting = dict(zip(flags, combo))
-            if not _reachable(setting, derived):
+            if not reachable(setting, derived):
                 continue
             present = tuple(k for k in state if setting.get(state_when.get(k, ""), True))
             programs[combo] = trace(
@@ -207,7 +183,7 @@ class Rule:
         per distinct set of values (a step reads them every time: about 0.1 ms of Python on
         caches that the kernel's pass over memory has emptied)."""
         key = tuple(map(group.get, self._keyed))
-        return _kept(self._settings, key, lambda: self._setting(group))
+        return kept(self._settings, key, lambda: self._setting(group))
 
     @functools.cached_property
     def _keyed(self) -> tuple[str, ...]:
@@ -266,7 +242,7 @@ class Rule:
         out = {n: self._filled_like(group[n], t) for n in self.per_tensor}
         for key, value in self._made(group, t, current).items():
             if key not in self.scalar_state:
-                out[key] = _vector(value, t)
+                out[key] = vector(value, t)
             elif updates is not None:
                 updates[key] = value
         return out
@@ -287,7 +263,7 @@ class Rule:
         updates: dict[str, torch.Tensor] = {}
         out = self.vectors(group, t, current, updates)
         for key, new in updates.items():
-            new = _vector(new, current[key]).to(current[key].dtype)
+            new = vector(new, current[key]).to(current[key].dtype)
             if found_inf is not None:
                 new = torch.where(found_inf.to(new.device) != 0, current[key], new)
             _scalars.assign([s[key] for s in states], new)
@@ -297,9 +273,9 @@ class Rule:
         """``value`` as a vector like ``t``; a float's vector kept for the next step with the
         same value (a constant ``lr``: one tensor op less a step)."""
         if torch.is_tensor(value) or torch.compiler.is_compiling():
-            return _vector(value, t)
+            return vector(value, t)
         key = (float(value), len(t), t.device, t.dtype)
-        return _kept(self._filled, key, lambda: _vector(value, t))
+        return kept(self._filled, key, lambda: vector(value, t))
 
     def numbers(self, group: dict[str, Any], t: int, state: dict[str, Any]) -> dict[str, float]:
         """The per-tensor scalars of one tensor at step ``t`` as Python floats (the readable
@@ -311,7 +287,7 @@ class Rule:
         # of them: ``scalars`` may read one that is not a hyperparameter, AdaBound's base_lr)
         values = [v for k, v in group.items() if k != "params" and k not in self.per_tensor]
         key = (*group.keys(), *values, *out.values(), t)
-        return _kept(self._made_numbers, key, lambda: self._numbers(group, t, state, out))
+        return kept(self._made_numbers, key, lambda: self._numbers(group, t, state, out))
 
     def _numbers(
         self, group: dict[str, Any], t: int, state: dict[str, Any], out: dict[str, float]
@@ -333,7 +309,7 @@ class Rule:
         if not self.scalar_state:
             return self.scalars(Values(group), t)
         if current is None:
-            (state,) = _initial(self.scalar_state, len(t), t.device, self.scalar_dtype)
+            (state,) = initial(self.scalar_state, len(t), t.device, self.scalar_dtype)
         else:
             state = Values(current)
         return self.scalars(Values(group), t, state)
@@ -358,67 +334,3 @@ class Rule:
         """The name of its operator and builds: the rule's name and a digest of its kernel."""
         digest = hashlib.sha256(self.unit.code.encode()).hexdigest()[:10]
         return f"rule_{self.name.lower()}_{digest}"
-
-
-def _initial(
-    scalar_state: dict[str, float],
-    n: int,
-    device: Any = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> list[Values]:
-    """The scalar state's initial values as 1-D vectors of ``n`` (none: [])."""
-    if not scalar_state:
-        return []
-    return [
-        Values(
-            {
-                k: torch.full((n,), float(v), dtype=dtype, device=device)
-                for k, v in scalar_state.items()
-            }
-        )
-    ]
-
-
-def _kept(cache: dict[tuple[Any, ...], Any], key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
-    """``make()``, kept in ``cache`` under ``key`` (at most 64 entries: a schedule's values
-    clear it); made afresh where the key holds a tensor (it may change in place) or a value
-    that cannot be hashed."""
-    if any(map(torch.is_tensor, key)):
-        return make()
-    try:
-        found = cache.get(key)
-    except TypeError:
-        return make()
-    if found is None:
-        if len(cache) >= 64:
-            cache.clear()
-        found = cache[key] = make()
-    return found
-
-
-def _vector(value: Any, t: torch.Tensor) -> torch.Tensor:
-    if value is t:  # the step counts themselves (SGD's)
-        return t
-    if isinstance(value, torch.Tensor):
-        value = value.to(device=t.device, dtype=t.dtype)
-        return value if value.shape == t.shape else torch.zeros_like(t) + value
-    return torch.full_like(t, float(value))
-
-
-def _check_hyperparameter(name: str, key: str, value: Any, taken: set[str]) -> None:
-    if not key.isidentifier() or key in taken:
-        raise RuleError(
-            f"{name}: hyperparameter {key!r} must be an identifier other than "
-            f"{', '.join(sorted(taken))}"
-        )
-    numbers = (int, float)
-    ok = isinstance(value, (bool, *numbers)) or (
-        isinstance(value, tuple)
-        and value
-        and all(isinstance(v, numbers) and not isinstance(v, bool) for v in value)
-    )
-    if not ok:
-        raise RuleError(
-            f"{name}: hyperparameter {key}={value!r} must default to a number, a bool (a flag) "
-            "or a tuple of numbers"
-        )
