@@ -63,6 +63,7 @@ class Stepping:
                     )
             if not step.skip_rest and plan.slow:
                 reference = _readable_step(self)
+                self._readable = None  # what the readable path keeps for this group's loop
                 for i, state in plan.slow:
                     reference(self, group, plan.params[i], g[i], state)
         return loss

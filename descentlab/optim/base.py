@@ -116,7 +116,7 @@ class Optimizer(Stepping, Persistence, torch.optim.Optimizer):
 
     def __getstate__(self) -> dict[str, Any]:
         """What a copy (deepcopy, pickle, ``torch.save(opt)``) keeps: all but plans and hooks."""
-        return copy_state(self, "_plans", "_traced_plans")
+        return copy_state(self, "_plans", "_traced_plans", "_readable")
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """torch's ``load_state_dict`` and unpickling come here: every plan is dropped."""

@@ -245,9 +245,15 @@ class Elementwise(Optimizer):
 
     def _reference(self, group, p, g, state, t):
         rule = self._rule
-        setting = rule.setting(group)
+        key = (id(group), t)  # within one group's loop of one step (see Stepping.step)
+        memo = self.__dict__.get("_readable")
+        if memo is not None and memo[0] == key and not rule.scalar_state:
+            setting, scalars = memo[1], memo[2]  # the group's values do not change in a step
+        else:
+            setting = rule.setting(group)
+            scalars = {**setting.hypers, **rule.numbers(group, t, state)}
+            self._readable = (key, setting, scalars)
         program = setting.readable  # g arrives negated under maximize
-        scalars = {**setting.hypers, **rule.numbers(group, t, state)}
         tensors = {"param": p, "grad": g, **{n: state[n] for n in setting.present}}
         for piece in _pieces(tensors):
             for name, value in run_tensor(program, {**piece, **scalars}, piece["param"]).items():
