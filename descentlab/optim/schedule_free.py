@@ -31,6 +31,7 @@ class _ScheduleFree(Elementwise):
     group_entries = {"train_mode": True}
     scalar_state = {"lr_max": -1.0, "weight_sum": 0.0}
     scalar_dtype = torch.float64  # Python floats in the authors' code: ckp1 to 1e-16
+    derived = {"decay": lambda h: h.weight_decay != 0}
 
     @staticmethod
     def _weights(h: Any, t: torch.Tensor, s: Any) -> dict[str, Any]:
@@ -119,7 +120,6 @@ class ScheduleFreeAdamW(_ScheduleFree):
     hyperparameters = {"lr": 0.0025, "betas": (0.9, 0.999), "eps": 1e-8, **_COMMON}
     checks = {**_CHECKS, "betas": c.betas, "eps": c.nonnegative}
     state_tensors = ("z", "exp_avg_sq")
-    derived = {"decay": lambda h: h.weight_decay != 0}
 
     @staticmethod
     def scalars(h: Any, t: torch.Tensor, s: Any) -> dict[str, Any]:
@@ -150,7 +150,6 @@ class ScheduleFreeSGD(_ScheduleFree):
     hyperparameters = {"lr": 1.0, "momentum": 0.9, **_COMMON}
     checks = {**_CHECKS, "momentum": c.number(c.Interval(0.0, 1.0, False, False))}
     state_tensors = ("z",)
-    derived = {"decay": lambda h: h.weight_decay != 0}
 
     @staticmethod
     def scalars(h: Any, t: torch.Tensor, s: Any) -> dict[str, Any]:

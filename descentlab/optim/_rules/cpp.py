@@ -179,17 +179,15 @@ def unit(name: str, title: str, programs: list[Program], sig: Signature) -> Unit
     """The C++ of a rule: one loop per program (setting of the flags) and the entry point
     ``<name>::step``."""
     lists = tuple(("param", "grad", *sig.lists[2:]))
-    loops: list[str] = []
+    loops: dict[str, int] = {}  # a loop's text (unnamed) -> its index
+    texts: list[str] = []
     cases: dict[str, list[int]] = {}  # a case's body -> its flag settings (one loop each)
     for program in programs:
-        index = len(loops)
-        text, printer = _loop(index, program, lists)
-        try:  # a setting whose loop is another's (a flag read by no operation): that loop
-            index = [loop.replace(f"loop_{i}(", "loop(") for i, loop in enumerate(loops)].index(
-                text.replace(f"loop_{index}(", "loop(")
-            )
-        except ValueError:
-            loops.append(text)
+        text, printer = _loop(len(texts), program, lists)
+        # a setting whose loop is another's (a flag read by no operation) takes that loop
+        index = loops.setdefault(text.replace(f"loop_{len(texts)}(", "loop("), len(texts))
+        if index == len(texts):
+            texts.append(text)
         scalars = printer.scalars()
         used = [n for n in lists if n in program.inputs or n in program.outputs]
         args = [f"ptr<scalar_t>({_list(n, sig)}, t)" for n in used]
@@ -244,7 +242,7 @@ def unit(name: str, title: str, programs: list[Program], sig: Signature) -> Unit
             "",
             "using namespace descentlab;",
             "",
-            *(f"{loop}\n" for loop in loops),
+            *(f"{loop}\n" for loop in texts),
             f"void step({', '.join(params)}) {{",
             f"  check_lists(L_params, {{{others}}});",
             *checks,
